@@ -1,0 +1,5 @@
+"""The ``hpsearch`` command line."""
+
+from hpsearch.cli._main import main
+
+__all__ = ["main"]

@@ -1,0 +1,60 @@
+"""Typed errors of the core library.
+
+Every error a user can cause or meet carries a message that names what is wrong and, where there is
+one, what to do about it. Front ends (the CLI, later the API) map these types to exit codes or HTTP
+statuses; the core never formats for a particular front end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class HPSearchError(Exception):
+    """Base class of every error hpsearch raises on purpose."""
+
+
+class SpecError(HPSearchError):
+    """A study spec is invalid. ``problems`` holds one ``(field path, message)`` pair per fault."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        where = f" in {source}" if source else ""
+        lines = [f"invalid study spec{where}:"]
+        lines += [f"  {path}: {message}" if path else f"  {message}" for path, message in problems]
+        super().__init__("\n".join(lines))
+
+
+class DatasetNotFoundError(HPSearchError):
+    """Dataset files are missing from the data directory and downloading is off."""
+
+    def __init__(self, dataset: str, looked_in: Path, missing: list[str], how_to_get: str) -> None:
+        self.dataset = dataset
+        self.looked_in = looked_in
+        self.missing = missing
+        super().__init__(
+            f"dataset {dataset!r} not found: looked in {looked_in} for {', '.join(missing)}. "
+            f"{how_to_get}"
+        )
+
+
+class DatasetFormatError(HPSearchError):
+    """A dataset file exists but is not in the format it should be."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {problem}")
+
+
+class DivergedError(HPSearchError):
+    """Training blew up: a non-finite loss, or a loss far above chance. ``epoch`` is 1-based."""
+
+    def __init__(self, epoch: int, reason: str, lr: float) -> None:
+        self.epoch = epoch
+        self.reason = reason
+        self.lr = lr
+        super().__init__(
+            f"training diverged at epoch {epoch}: {reason} with train.lr = {lr:g}; "
+            "lower the learning rate or add warmup"
+        )

@@ -1,0 +1,142 @@
+"""Reading a study spec from YAML or JSON, with ``--set a.b=value`` overrides.
+
+All failures become one :class:`SpecError` listing every problem with its dotted field path, so a
+user fixes the whole file in one go instead of one error per attempt.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from hpsearch.errors import SpecError
+from hpsearch.spec._model import FieldProblem, StudySpec
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent.parent / "studies"
+
+
+def parse_spec(data: object, source: str | None = None) -> StudySpec:
+    """Validate already-parsed spec data (a mapping) into a :class:`StudySpec`."""
+    if not isinstance(data, Mapping):
+        kind = type(data).__name__ if data is not None else "nothing"
+        problem = f"a spec must be a mapping of sections (dataset, model, train, ...), got {kind}"
+        raise SpecError([("", problem)], source)
+    try:
+        return StudySpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_describe(exc), source) from None
+
+
+def read_spec_text(text: str, source: str, *, is_json: bool = False) -> object:
+    """Parse spec text as JSON or YAML; a syntax error names the line and column."""
+    try:
+        if is_json:
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(
+            [("", f"not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}")], source
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError([("", f"not valid YAML{where}: {problem}")], source) from None
+
+
+def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> StudySpec:
+    """Load a spec file (YAML, or JSON by suffix) and apply ``key.path=value`` overrides.
+
+    A bare name such as ``digits`` that is not a file refers to the spec shipped in ``studies/``.
+    """
+    file = resolve_spec_path(path)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise SpecError([("", f"cannot read the file: {exc.strerror}")], str(file)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError([("", "not valid YAML: the file is not UTF-8 text")], str(file)) from None
+    data = read_spec_text(text, str(file), is_json=file.suffix.lower() == ".json")
+    if isinstance(data, dict):
+        data = apply_overrides(data, overrides, str(file))
+    return parse_spec(data, str(file))
+
+
+def resolve_spec_path(path: str | Path) -> Path:
+    file = Path(path).expanduser()
+    if file.exists():
+        return file
+    bundled = BUNDLED_DIR / f"{path}.yaml"
+    if bundled.exists():
+        return bundled
+    names = ", ".join(sorted(p.stem for p in BUNDLED_DIR.glob("*.yaml")))
+    raise SpecError([("", f"no such file (bundled specs: {names})")], str(file))
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str], source: str) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``a.b.c=value`` set; values are parsed as YAML."""
+    result: dict[str, Any] = json.loads(json.dumps(data))  # deep copy of plain data
+    problems: list[tuple[str, str]] = []
+    for item in overrides:
+        key, sep, value_text = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(("--set", f"{item!r} is not of the form key.path=value"))
+            continue
+        try:
+            value = yaml.safe_load(value_text)
+        except yaml.YAMLError:
+            value = value_text
+        parts = key.strip().split(".")
+        node = result
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                problems.append((".".join(parts[: depth + 1]), "is a value, not a section"))
+                break
+            node = child
+        else:
+            node[parts[-1]] = value
+    if problems:
+        raise SpecError(problems, source)
+    return result
+
+
+def _describe(exc: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldProblem):
+            problems.append((".".join([*loc, cause.path]), str(cause)))
+            continue
+        path = ".".join(loc)
+        if error["type"] == "extra_forbidden":
+            problems.append((path, _unknown_field_message(loc)))
+            continue
+        message = error["msg"]
+        value = error.get("input")
+        if not isinstance(value, dict | list) and error["type"] != "missing":
+            message += f" (got {value!r})"
+        problems.append((path, message))
+    return problems
+
+
+def _unknown_field_message(loc: list[str]) -> str:
+    """Name the unknown field and suggest the closest real one, if any is close."""
+    model: type[BaseModel] = StudySpec
+    for part in loc[:-1]:
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return "unknown field"
+        model = annotation
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown field{hint}; known fields: {', '.join(model.model_fields)}"

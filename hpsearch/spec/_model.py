@@ -1,0 +1,235 @@
+"""The study spec: one pydantic model holding everything a study needs to run.
+
+Every number the recipe uses is a field here with RECIPE.md's default, so a spec file only has to
+name what differs. Unknown fields are errors (a typo must never silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hpsearch.catalog import DATASETS
+
+DatasetName = Literal["digits", "shapes", "mnist", "fashion_mnist", "cifar10"]
+NormName = Literal["batch", "group", "layer", "instance", "none"]
+OptimizerName = Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
+ScheduleName = Literal["constant", "step", "cosine", "linear"]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+
+
+class FieldProblem(ValueError):
+    """A cross-field check failed; ``path`` is the dotted field the user has to change."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSpec(_Section):
+    name: DatasetName = "digits"
+    data_dir: str = "~/.cache/hpsearch/data"  # mnist / fashion_mnist / cifar10 files live here
+    download: bool = False  # fetch missing files through torchvision (needs network)
+    size: int = Field(12_000, ge=100)  # shapes only: number of images generated
+    val_fraction: float = Field(0.15, gt=0.0, lt=0.5)
+    test_fraction: float = Field(0.15, gt=0.0, lt=0.5)  # sets without an official test split
+    train_subset: int | None = Field(None, ge=10)  # keep only this many training images
+
+
+class ModelSpec(_Section):
+    widths: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
+        default_factory=lambda: [32, 64], min_length=1, max_length=6
+    )  # channels of each stage; every stage after the first halves the resolution
+    depth: int = Field(1, ge=1, le=8)  # blocks per stage
+    residual: bool = False
+    norm: NormName = "batch"
+    groups: int = Field(8, ge=1)  # group norm only
+    dropout: Fraction = 0.0  # before the linear head
+    stochastic_depth: Fraction = 0.0  # drop rate of the last residual block (linear in depth)
+
+
+class AugmentSpec(_Section):
+    crop_padding: int = Field(0, ge=0)  # random crop after reflect-padding by this many pixels
+    flip: bool = False  # horizontal flip with p=0.5
+    translate: int = Field(0, ge=0)  # random shift of up to this many pixels, zero fill
+    brightness: float = Field(0.0, ge=0.0, le=1.0)  # factor drawn from [1-b, 1+b]
+    contrast: float = Field(0.0, ge=0.0, le=1.0)  # factor drawn from [1-c, 1+c]
+    cutout: int = Field(0, ge=0)  # side of the square zeroed at a random place
+    mixup_alpha: float = Field(0.0, ge=0.0)  # Beta(a, a) mixing; 0 turns it off
+    cutmix_alpha: float = Field(0.0, ge=0.0)  # Beta(a, a) patch area; 0 turns it off
+
+
+class TrainSpec(_Section):
+    epochs: int = Field(20, ge=1, le=10_000)
+    batch_size: int = Field(128, ge=1, le=65_536)
+    eval_batch_size: int = Field(1024, ge=1)
+    optimizer: OptimizerName = "nesterov"
+    lr: PositiveFloat = 0.05
+    momentum: Fraction = 0.9  # momentum / nesterov / rmsprop
+    betas: tuple[Fraction, Fraction] = (0.9, 0.999)  # adam / adamw
+    weight_decay: float = Field(5e-4, ge=0.0)  # not applied to norm and bias parameters
+    l1: float = Field(0.0, ge=0.0)  # explicit penalty l1 * sum|w| added to the loss
+    l2: float = Field(0.0, ge=0.0)  # explicit penalty l2 * sum w^2; both set = elastic net
+    schedule: ScheduleName = "cosine"
+    warmup_epochs: float = Field(0.0, ge=0.0)  # linear warmup from 0 before the schedule
+    step_size: int = Field(10, ge=1)  # step schedule: epochs between decays
+    step_gamma: float = Field(0.1, gt=0.0, le=1.0)  # step schedule: decay factor
+    min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0)  # cosine / linear: final LR / lr
+    label_smoothing: Fraction = 0.0
+    early_stopping_patience: int | None = Field(None, ge=1)  # epochs without val gain
+    min_delta: float = Field(0.0, ge=0.0)  # val accuracy gain that counts as improvement
+    tta_flip: bool = False  # average predictions over the image and its mirror
+    divergence_factor: float = Field(10.0, gt=1.0)  # train loss > this x ln(C): diverged
+    compile: bool = False  # torch.compile the model (CUDA only)
+
+
+class Dimension(_Section):
+    low: float
+    high: float
+    log: bool = True
+
+    @model_validator(mode="after")
+    def _check_range(self) -> Dimension:
+        if not self.low < self.high:
+            raise FieldProblem("high", f"must be above low ({self.low} >= {self.high})")
+        if self.log and self.low <= 0:
+            raise FieldProblem("low", f"must be > 0 on a log scale (got {self.low})")
+        return self
+
+
+class SearchSpec(_Section):
+    lr: Dimension = Dimension(low=1e-4, high=1.0)  # outer bounds; the range test narrows them
+    weight_decay: Dimension = Dimension(low=1e-6, high=1e-2)
+    extra: dict[str, Dimension] = Field(default_factory=dict)  # e.g. "model.dropout"
+
+
+class SanitySpec(_Section):
+    initial_loss_batches: int = Field(4, ge=1)
+    initial_loss_tolerance: float = Field(0.15, gt=0.0, lt=1.0)  # relative to ln(C)
+    overfit_batches: int = Field(5, ge=1)
+    overfit_steps: int = Field(300, ge=1)
+    overfit_pass_accuracy: float = Field(0.99, gt=0.0, le=1.0)
+    continue_on_failure: bool = False
+
+
+class RangeTestSpec(_Section):
+    min_lr: PositiveFloat = 1e-6
+    max_lr: PositiveFloat = 10.0
+    steps: int = Field(150, ge=10)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    smoothing: Fraction = 0.98  # EMA factor of the smoothed loss (bias-corrected)
+    stop_factor: float = Field(4.0, gt=1.0)  # stop once smoothed loss > factor * its minimum
+    decades_below: float = Field(1.0, ge=0.0)  # coarse range: steepest-descent LR / 10**this
+    decades_above: float = Field(0.5, ge=0.0)  # ... up to steepest-descent LR * 10**this
+    check_iterations: int = Field(100, ge=1)
+
+
+class CoarseSpec(_Section):
+    trials: int = Field(30, ge=1)
+    epochs: int = Field(3, ge=1)
+    sampler: Literal["random", "sobol"] = "random"
+    pruner: Literal["median", "successive_halving", "hyperband"] = "median"
+
+
+class RefineSpec(_Section):
+    trials: int = Field(15, ge=1)
+    epochs_factor: float = Field(3.0, ge=1.0)  # refine epochs = coarse epochs * this
+    top_fraction: float = Field(0.2, gt=0.0, le=1.0)
+    top_min: int = Field(3, ge=1)
+    margin: float = Field(2.0, ge=1.0)  # widen the narrowed range by this factor each side
+    rounds: int = Field(2, ge=0)
+    min_gain: float = Field(0.005, ge=0.0)  # another round only if best val acc grew this much
+    sampler: Literal["random", "tpe"] = "random"
+    pruner: Literal["median", "successive_halving", "hyperband"] = "median"
+
+
+class FinalSpec(_Section):
+    epochs: int = Field(30, ge=1)
+    schedule: ScheduleName = "cosine"
+    early_stopping_patience: int | None = Field(10, ge=1)
+    overfit_gap: float = Field(0.10, gt=0.0, lt=1.0)  # train - val accuracy gap
+    tta_flip: bool = False
+    ensemble_top_k: int = Field(1, ge=1)  # > 1 averages the probabilities of the top-k configs
+    targeted_stage: bool = True  # one more stage when the diagnosis calls for it
+
+
+class RecipeSpec(_Section):
+    sanity: SanitySpec = SanitySpec()
+    range_test: RangeTestSpec = RangeTestSpec()
+    coarse: CoarseSpec = CoarseSpec()
+    refine: RefineSpec = RefineSpec()
+    final: FinalSpec = FinalSpec()
+
+
+class BudgetSpec(_Section):
+    trial_epochs: int | None = Field(None, ge=1)  # total epochs over all trials of the study
+    seconds: float | None = Field(None, gt=0.0)
+
+
+class StudySpec(_Section):
+    name: str = Field("study", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+    description: str = ""
+    seed: int = Field(0, ge=0, lt=2**31)
+    dataset: DatasetSpec = DatasetSpec()
+    model: ModelSpec = ModelSpec()
+    augment: AugmentSpec = AugmentSpec()
+    train: TrainSpec = TrainSpec()
+    search: SearchSpec = SearchSpec()
+    recipe: RecipeSpec = RecipeSpec()
+    budget: BudgetSpec = BudgetSpec()
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> StudySpec:
+        info = DATASETS[self.dataset.name]
+        if not info.flip_invariant:
+            for path, on in (
+                ("augment.flip", self.augment.flip),
+                ("train.tta_flip", self.train.tta_flip),
+                ("recipe.final.tta_flip", self.recipe.final.tta_flip),
+            ):
+                if on:
+                    raise FieldProblem(
+                        path, f"horizontal flips do not preserve {info.name} labels; set it false"
+                    )
+        side = info.image_size
+        for path, pixels in (
+            ("augment.crop_padding", self.augment.crop_padding),
+            ("augment.translate", self.augment.translate),
+            ("augment.cutout", self.augment.cutout),
+        ):
+            if pixels >= side:
+                raise FieldProblem(
+                    path, f"{pixels} px must be smaller than the {side}x{side} images"
+                )
+        if 2 ** (len(self.model.widths) - 1) > side:
+            raise FieldProblem(
+                "model.widths", f"{len(self.model.widths)} stages pool {side}px images below 1px"
+            )
+        if self.model.stochastic_depth > 0 and not self.model.residual:
+            raise FieldProblem("model.stochastic_depth", "needs model.residual: true")
+        if self.model.norm == "group":
+            bad = [w for w in self.model.widths if w % self.model.groups]
+            if bad:
+                raise FieldProblem(
+                    "model.groups", f"{self.model.groups} does not divide widths {bad}"
+                )
+        for key in self.search.extra:
+            _check_extra_dimension(self, key)
+        return self
+
+
+def _check_extra_dimension(spec: StudySpec, key: str) -> None:
+    """An extra search dimension must name a numeric field of the spec, such as model.dropout."""
+    node: object = spec
+    for part in key.split("."):
+        if not isinstance(node, BaseModel) or part not in type(node).model_fields:
+            raise FieldProblem(f"search.extra.{key}", "does not name a field of the spec")
+        node = getattr(node, part)
+    if isinstance(node, bool) or not isinstance(node, int | float):
+        raise FieldProblem(f"search.extra.{key}", "names a field that is not a number")

@@ -1,0 +1,256 @@
+"""The training loop: one model, one spec, per-epoch metrics, one host sync per epoch.
+
+Losses and correct counts are summed on the device and read back together once an epoch (with the
+validation numbers), so a GPU never waits on Python between steps. Divergence is therefore noticed
+at the end of the epoch in which it happened; the epoch is named in the error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hpsearch.augment import Augmenter
+from hpsearch.data import DataBundle, Split, TrainBatches, eval_batches
+from hpsearch.errors import DivergedError
+from hpsearch.model import build_model
+from hpsearch.spec import StudySpec
+from hpsearch.training._optim import build_optimizer, decayed_parameters, explicit_penalty
+from hpsearch.training._schedule import learning_rate
+
+ReportFn = Callable[[int, dict[str, float]], bool]
+"""``report(epoch, metrics)``: called after every epoch (1-based); returning True stops the run."""
+StepFn = Callable[[int, int], None]
+"""``on_step(step, steps)``: called after each optimizer step of an epoch; for progress bars."""
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    lr: float
+    seconds: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items() if k != "epoch"}
+
+
+@dataclass
+class TrainResult:
+    history: list[EpochMetrics]
+    best_epoch: int  # epoch with the highest validation accuracy
+    weights_epoch: int  # epoch whose weights the model holds (best_epoch when restored)
+    stopped: str | None  # "early_stopping", "report", or None when every epoch ran
+    seconds: float
+    model: nn.Module = field(repr=False)
+
+    @property
+    def val_accuracy(self) -> float:
+        return self.history[self.weights_epoch - 1].val_accuracy
+
+    @property
+    def train_accuracy(self) -> float:
+        return self.history[self.weights_epoch - 1].train_accuracy
+
+    def summary(self) -> dict[str, object]:
+        """JSON-ready summary: accuracies of the kept weights, epochs run, seconds, history."""
+        return {
+            "val_accuracy": self.val_accuracy,
+            "train_accuracy": self.train_accuracy,
+            "epochs": len(self.history),
+            "best_epoch": self.best_epoch,
+            "weights_epoch": self.weights_epoch,
+            "stopped": self.stopped,
+            "seconds": self.seconds,
+            "history": [asdict(m) for m in self.history],
+        }
+
+
+class Trainer:
+    """Builds the model, optimizer and batches a spec describes, and trains them."""
+
+    def __init__(self, spec: StudySpec, data: DataBundle, device: torch.device) -> None:
+        self.spec = spec
+        self.data = data
+        self.cuda = device.type == "cuda"
+        torch.manual_seed(spec.seed)  # the model's initial weights and dropout masks
+        model = build_model(spec.model, data.info).to(device)
+        if self.cuda:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.forward: Callable[[Tensor], Tensor] = (
+            torch.compile(model) if spec.train.compile else model
+        )
+        self.optimizer = build_optimizer(model, spec.train)
+        self.weights, _ = decayed_parameters(model)
+        augmenter = Augmenter(spec.augment, data.info.num_classes, spec.seed, device)
+        self.batches = TrainBatches(
+            data, spec.train.batch_size, augmenter, spec.seed, channels_last=self.cuda
+        )
+
+    def autocast(self) -> contextlib.AbstractContextManager[object]:
+        if self.cuda:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def step(self, x: Tensor, labels: Tensor, targets: Tensor | None) -> tuple[Tensor, Tensor]:
+        """One optimizer step; returns the (detached) data loss and the logits."""
+        t = self.spec.train
+        with self.autocast():
+            logits = self.forward(x)
+        loss = F.cross_entropy(
+            logits.float(),
+            labels if targets is None else targets,
+            label_smoothing=t.label_smoothing,
+        )
+        objective = loss
+        penalty = explicit_penalty(self.weights, t.l1, t.l2)
+        if penalty is not None:
+            objective = loss + penalty
+        self.optimizer.zero_grad(set_to_none=True)
+        objective.backward()  # type: ignore[no-untyped-call]
+        self.optimizer.step()
+        return loss.detach(), logits.detach()
+
+    def train_epoch(self, epoch: int, total_epochs: int, on_step: StepFn | None = None) -> Tensor:
+        """Train one epoch (0-based); returns device sums ``[loss * n, correct, n]``."""
+        self.model.train()
+        steps = len(self.batches)
+        totals = torch.zeros(3, device=self.data.train.labels.device)
+        for i, (x, labels, targets) in enumerate(self.batches.epoch()):
+            self.set_lr(learning_rate(self.spec.train, epoch + (i + 1) / steps, total_epochs))
+            loss, logits = self.step(x, labels, targets)
+            n = labels.shape[0]
+            totals[0] += loss * n
+            totals[1] += (logits.argmax(1) == labels).sum()
+            totals[2] += n
+            if on_step is not None:
+                on_step(i + 1, steps)
+        return totals
+
+    @torch.no_grad()
+    def evaluate(self, split: Split, tta_flip: bool = False) -> Tensor:
+        """Device sums ``[loss * n, correct]`` over ``split`` in eval mode (flip TTA optional)."""
+        self.model.eval()
+        totals = torch.zeros(2, device=split.labels.device)
+        batch_size = self.spec.train.eval_batch_size
+        for x, labels in eval_batches(self.data, split, batch_size, channels_last=self.cuda):
+            with self.autocast():
+                probs = self.forward(x).float().softmax(1)
+                if tta_flip:
+                    probs = (probs + self.forward(x.flip(3)).float().softmax(1)) / 2
+            log_probs = probs.clamp_min(1e-12).log()
+            totals[0] += F.nll_loss(log_probs, labels, reduction="sum")
+            totals[1] += (probs.argmax(1) == labels).sum()
+        return totals
+
+    def fit(
+        self,
+        report: ReportFn | None = None,
+        epochs: int | None = None,
+        on_step: StepFn | None = None,
+    ) -> TrainResult:
+        """Train ``epochs`` (default: the spec's) with early stopping and the report callback."""
+        t = self.spec.train
+        total = epochs or t.epochs
+        tracker = _BestTracker(self.model, t.early_stopping_patience, t.min_delta)
+        history: list[EpochMetrics] = []
+        stopped: str | None = None
+        start = time.perf_counter()
+        for epoch in range(total):
+            began = time.perf_counter()
+            lr = learning_rate(t, epoch + 1 / len(self.batches), total)
+            train_sums = self.train_epoch(epoch, total, on_step)
+            sums = torch.cat([train_sums, self.evaluate(self.data.val, t.tta_flip)])
+            loss_sum, correct, n, val_loss_sum, val_correct = sums.tolist()  # the one host sync
+            metrics = EpochMetrics(
+                epoch=epoch + 1,
+                train_loss=loss_sum / n,
+                train_accuracy=correct / n,
+                val_loss=val_loss_sum / len(self.data.val),
+                val_accuracy=val_correct / len(self.data.val),
+                lr=lr,
+                seconds=time.perf_counter() - began,
+            )
+            _check_diverged(metrics, self.data.info.num_classes, t.divergence_factor, t.lr)
+            history.append(metrics)
+            tracker.update(metrics)
+            if report is not None and report(metrics.epoch, metrics.as_dict()):
+                stopped = "report"
+                break
+            if tracker.exhausted:
+                stopped = "early_stopping"
+                break
+        weights_epoch = tracker.restore() or len(history)
+        return TrainResult(
+            history=history,
+            best_epoch=tracker.best_epoch,
+            weights_epoch=weights_epoch,
+            stopped=stopped,
+            seconds=time.perf_counter() - start,
+            model=self.model,
+        )
+
+
+def _check_diverged(m: EpochMetrics, num_classes: int, factor: float, lr: float) -> None:
+    """Raise if a loss is NaN/inf, or the training loss is ``factor`` times that of a uniform guess.
+
+    With batch norm a far too high learning rate often gives huge but finite losses (1e20 and
+    more), so finiteness alone would let such a run spend its whole budget.
+    """
+    limit = factor * math.log(num_classes)
+    for name, value in (("training loss", m.train_loss), ("validation loss", m.val_loss)):
+        if not math.isfinite(value):
+            raise DivergedError(m.epoch, f"the {name} is {value}", lr)
+    if m.train_loss > limit:
+        raise DivergedError(
+            m.epoch,
+            f"the training loss {m.train_loss:.3g} is above {factor:g} x ln({num_classes})",
+            lr,
+        )
+
+
+class _BestTracker:
+    """Remembers the best epoch by validation accuracy; with a patience, keeps its weights too."""
+
+    def __init__(self, model: nn.Module, patience: int | None, min_delta: float) -> None:
+        self.model = model
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best_accuracy = -math.inf
+        self.best_epoch = 0
+        self.waited = 0
+        self._state: dict[str, Tensor] | None = None
+
+    def update(self, m: EpochMetrics) -> None:
+        if m.val_accuracy > self.best_accuracy + self.min_delta or self.best_epoch == 0:
+            self.best_accuracy, self.best_epoch, self.waited = m.val_accuracy, m.epoch, 0
+            if self.patience is not None:
+                self._state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        else:
+            self.waited += 1
+
+    @property
+    def exhausted(self) -> bool:
+        return self.patience is not None and self.waited >= self.patience
+
+    def restore(self) -> int | None:
+        """Load the best weights if they were kept; returns their epoch."""
+        if self._state is None:
+            return None
+        self.model.load_state_dict(self._state)
+        return self.best_epoch

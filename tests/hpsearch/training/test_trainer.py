@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from hpsearch.data import DataBundle
+from hpsearch.errors import DivergedError
+from hpsearch.training import Trainer
+from tests.conftest import CPU, make_spec
+
+METRICS = {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
+
+
+def test_every_epoch_reports_its_metrics_in_order(digits_data: DataBundle) -> None:
+    seen: list[tuple[int, dict[str, float]]] = []
+
+    def record(epoch: int, metrics: dict[str, float]) -> bool:
+        seen.append((epoch, metrics))
+        return False
+
+    trainer = Trainer(make_spec(train={"epochs": 4}), digits_data, CPU)
+    result = trainer.fit(report=record)
+    assert [e for e, _ in seen] == [1, 2, 3, 4]
+    assert all(set(m) == METRICS for _, m in seen)
+    assert [m.epoch for m in result.history] == [1, 2, 3, 4]
+    assert result.history[-1].val_accuracy > 0.8
+    assert result.stopped is None
+    assert result.weights_epoch == 4
+    assert all(m.seconds > 0 for m in result.history)
+
+
+def test_report_returning_true_stops_the_run(digits_data: DataBundle) -> None:
+    trainer = Trainer(make_spec(train={"epochs": 6}), digits_data, CPU)
+    result = trainer.fit(report=lambda epoch, metrics: epoch == 2)
+    assert len(result.history) == 2
+    assert result.stopped == "report"
+
+
+def test_early_stopping_restores_the_best_epochs_weights(digits_data: DataBundle) -> None:
+    spec = make_spec(train={"epochs": 12, "early_stopping_patience": 2, "schedule": "constant"})
+    trainer = Trainer(spec, digits_data, CPU)
+
+    def sabotage(epoch: int, metrics: dict[str, float]) -> bool:
+        if epoch >= 3:  # from now on every epoch ends with ruined weights
+            with torch.no_grad():
+                for p in trainer.model.head.parameters():
+                    p.add_(torch.randn_like(p) * 5)
+        return False
+
+    result = trainer.fit(report=sabotage)
+    assert result.stopped == "early_stopping"
+    assert len(result.history) < 12
+    best = max(result.history, key=lambda m: m.val_accuracy)
+    assert result.best_epoch == result.weights_epoch == best.epoch
+    assert result.history[-1].val_accuracy < best.val_accuracy
+    _, correct = trainer.evaluate(digits_data.val).tolist()
+    assert correct / len(digits_data.val) == pytest.approx(best.val_accuracy)
+    assert result.val_accuracy == best.val_accuracy
+
+
+def test_far_too_high_lr_raises_diverged_with_the_epoch(digits_data: DataBundle) -> None:
+    trainer = Trainer(make_spec(train={"lr": 1000.0}), digits_data, CPU)
+    with pytest.raises(DivergedError) as info:
+        trainer.fit()
+    assert info.value.epoch == 1
+    assert "train.lr = 1000" in str(info.value)
+    assert "nan" not in str(info.value).lower()
+
+
+def test_nan_weights_raise_diverged_naming_the_epoch(digits_data: DataBundle) -> None:
+    trainer = Trainer(make_spec(train={"epochs": 5}), digits_data, CPU)
+
+    def poison(epoch: int, metrics: dict[str, float]) -> bool:
+        if epoch == 2:
+            with torch.no_grad():
+                trainer.model.head.weight.fill_(math.nan)
+        return False
+
+    with pytest.raises(DivergedError, match="epoch 3: the training loss is nan"):
+        trainer.fit(report=poison)
+
+
+def test_label_smoothing_makes_predictions_less_confident(digits_data: DataBundle) -> None:
+    def confidence(smoothing: float) -> float:
+        trainer = Trainer(
+            make_spec(train={"epochs": 5, "label_smoothing": smoothing}), digits_data, CPU
+        )
+        trainer.fit()
+        trainer.model.eval()
+        with torch.no_grad():
+            probs = trainer.model(digits_data.normalize(digits_data.val.images)).softmax(1)
+        return float(probs.max(1).values.mean())
+
+    assert confidence(0.3) < confidence(0.0) - 0.1
+
+
+def test_flip_tta_averages_the_image_and_its_mirror(digits_data: DataBundle) -> None:
+    trainer = Trainer(make_spec(train={"epochs": 1}), digits_data, CPU)
+    trainer.fit()
+    loss_sum, correct = trainer.evaluate(digits_data.val, tta_flip=True).tolist()
+    trainer.model.eval()
+    x = digits_data.normalize(digits_data.val.images)
+    with torch.no_grad():
+        probs = (trainer.model(x).softmax(1) + trainer.model(x.flip(3)).softmax(1)) / 2
+    labels = digits_data.val.labels
+    assert correct == (probs.argmax(1) == labels).sum().item()
+    expected = -probs.log().gather(1, labels[:, None]).sum().item()
+    assert loss_sum == pytest.approx(expected, rel=1e-4)
+    plain_loss, _ = trainer.evaluate(digits_data.val).tolist()
+    assert plain_loss != pytest.approx(loss_sum)
+
+
+def test_mixup_training_uses_soft_targets_and_still_learns(digits_data: DataBundle) -> None:
+    spec = make_spec(train={"epochs": 4}, augment={"mixup_alpha": 0.2, "cutmix_alpha": 1.0})
+    trainer = Trainer(spec, digits_data, CPU)
+    _, _, targets = next(iter(trainer.batches.epoch()))
+    assert targets is not None
+    assert torch.allclose(targets.sum(1), torch.ones(len(targets)))
+    assert trainer.fit().val_accuracy > 0.7
+
+
+def test_same_seed_same_run(digits_data: DataBundle) -> None:
+    spec = make_spec(train={"epochs": 2}, augment={"translate": 1}, model={"dropout": 0.2})
+    first = Trainer(spec, digits_data, CPU).fit().history
+    second = Trainer(spec, digits_data, CPU).fit().history
+    assert [m.train_loss for m in first] == [m.train_loss for m in second]
+    assert [m.val_accuracy for m in first] == [m.val_accuracy for m in second]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_run_uses_bf16_channels_last_and_learns(digits_data: DataBundle) -> None:
+    from hpsearch.data import load_data
+    from hpsearch.device import resolve_device
+
+    device = resolve_device("cuda")
+    spec = make_spec(train={"epochs": 4})
+    data = load_data(spec.dataset, spec.seed, device)
+    trainer = Trainer(spec, data, device)
+    x, _, _ = next(iter(trainer.batches.epoch()))
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    with trainer.autocast():
+        assert trainer.model(x).dtype == torch.bfloat16
+    assert torch.backends.cudnn.benchmark
+    assert trainer.fit().val_accuracy > 0.8
