@@ -56,7 +56,3 @@ def _print_error(exc: HPSearchError, as_json: bool) -> None:
 def _error_type(exc: HPSearchError) -> str:
     name = type(exc).__name__.removesuffix("Error")
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_") or "error"
-
-
-# Commands register themselves on ``main`` when their modules are imported.
-from hpsearch.cli import _train  # noqa: E402, F401

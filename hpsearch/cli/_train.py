@@ -6,6 +6,7 @@ import json
 import time
 
 import click
+import torch
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -42,16 +43,16 @@ def train(
     started = time.perf_counter()
     extra = [*overrides, *([f"train.epochs={epochs}"] if epochs else [])]
     spec = run_reporting_errors(lambda: load_spec(spec_path, extra), as_json)
-    result = run_reporting_errors(lambda: _train(spec, device, as_json), as_json)
-    summary = {"spec": spec.name, "device": str(result[1]), **result[0].summary()}
+    result, used = run_reporting_errors(lambda: _train(spec, device, as_json), as_json)
+    summary = {"spec": spec.name, "device": str(used), **result.summary()}
     summary["wall_seconds"] = time.perf_counter() - started
     if as_json:
         click.echo(json.dumps(summary))
     else:
-        _print_summary(result[0])
+        _print_summary(result)
 
 
-def _train(spec: StudySpec, device_name: str, quiet: bool) -> tuple[TrainResult, object]:
+def _train(spec: StudySpec, device_name: str, quiet: bool) -> tuple[TrainResult, torch.device]:
     device = resolve_device(device_name)
     data = load_data(spec.dataset, spec.seed, device)
     trainer = Trainer(spec, data, device)

@@ -237,7 +237,7 @@ class _BestTracker:
         self._state: dict[str, Tensor] | None = None
 
     def update(self, m: EpochMetrics) -> None:
-        if m.val_accuracy > self.best_accuracy + self.min_delta or self.best_epoch == 0:
+        if m.val_accuracy > self.best_accuracy + self.min_delta:
             self.best_accuracy, self.best_epoch, self.waited = m.val_accuracy, m.epoch, 0
             if self.patience is not None:
                 self._state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
