@@ -62,6 +62,8 @@ def _train(spec: StudySpec, device_name: str, quiet: bool) -> tuple[TrainResult,
     with view.live:
         result = trainer.fit(report=view.epoch_done, on_step=view.step_done)
         view.live.update(view.table)  # the finished run keeps its table, not a full progress bar
+    if not view.console.is_terminal:
+        view.console.line()  # off a terminal, Live leaves its last line open
     return result, device
 
 
@@ -112,6 +114,7 @@ def _print_summary(result: TrainResult) -> None:
     ended = why.get(result.stopped or "", "all epochs run")
     click.echo(
         f"val accuracy {best.val_accuracy:.4f} (train {best.train_accuracy:.4f}) with the weights "
-        f"of epoch {result.weights_epoch}; {len(result.history)} epochs ({ended}) in "
+        f"of epoch {result.weights_epoch}; {len(result.history)} epoch"
+        f"{'' if len(result.history) == 1 else 's'} ({ended}) in "
         f"{result.seconds:.1f}s"
     )
