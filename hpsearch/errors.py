@@ -58,3 +58,27 @@ class DivergedError(HPSearchError):
             f"training diverged at epoch {epoch}: {reason} with train.lr = {lr:g}; "
             "lower the learning rate or add warmup"
         )
+
+
+class StudyExistsError(HPSearchError):
+    """A study of that name is already in the storage."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"a study named {name!r} already exists")
+
+
+class StudyNotFoundError(HPSearchError):
+    """No study of that name or id is in the storage."""
+
+    def __init__(self, key: str | int) -> None:
+        self.key = key
+        super().__init__(f"no study {key!r} in this storage")
+
+
+class StorageError(HPSearchError):
+    """The storage URL is malformed or its database cannot be reached."""
+
+    def __init__(self, url: str, problem: str) -> None:
+        self.url = url
+        super().__init__(f"cannot open storage {url!r}: {problem}")

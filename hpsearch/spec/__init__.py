@@ -1,6 +1,6 @@
 """The study spec: pydantic models, loading from YAML/JSON, and overrides."""
 
-from hpsearch.spec._load import apply_overrides, load_spec, parse_spec, read_spec_text
+from hpsearch.spec._load import apply_overrides, load_spec, parse_spec, read_spec_text, spec_with
 from hpsearch.spec._model import (
     AugmentSpec,
     BudgetSpec,
@@ -37,4 +37,5 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "read_spec_text",
+    "spec_with",
 ]

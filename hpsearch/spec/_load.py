@@ -83,7 +83,7 @@ def resolve_spec_path(path: str | Path) -> Path:
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str], source: str) -> dict[str, Any]:
     """Return a copy of ``data`` with each ``a.b.c=value`` set; values are parsed as YAML."""
-    result: dict[str, Any] = json.loads(json.dumps(data))  # deep copy of plain data
+    updates: dict[str, Any] = {}
     problems: list[tuple[str, str]] = []
     for item in overrides:
         key, sep, value_text = item.partition("=")
@@ -91,10 +91,24 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str], source: str)
             problems.append(("--set", f"{item!r} is not of the form key.path=value"))
             continue
         try:
-            value = yaml.safe_load(value_text)
+            updates[key.strip()] = yaml.safe_load(value_text)
         except yaml.YAMLError:
-            value = value_text
-        parts = key.strip().split(".")
+            updates[key.strip()] = value_text
+    if problems:
+        raise SpecError(problems, source)
+    return _set_paths(data, updates, source)
+
+
+def spec_with(spec: StudySpec, updates: Mapping[str, Any]) -> StudySpec:
+    """A copy of ``spec`` with dotted fields replaced (``{"train.lr": 0.1}``), validated again."""
+    return parse_spec(_set_paths(spec.model_dump(mode="json"), updates, spec.name), spec.name)
+
+
+def _set_paths(data: Mapping[str, Any], updates: Mapping[str, Any], source: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(json.dumps(data))  # deep copy of plain data
+    problems: list[tuple[str, str]] = []
+    for key, value in updates.items():
+        parts = key.split(".")
         node = result
         for depth, part in enumerate(parts[:-1]):
             child = node.setdefault(part, {})

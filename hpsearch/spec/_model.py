@@ -115,6 +115,8 @@ class SanitySpec(_Section):
     overfit_batches: int = Field(5, ge=1)
     overfit_steps: int = Field(300, ge=1)
     overfit_pass_accuracy: float = Field(0.99, gt=0.0, le=1.0)
+    overfit_min_drop: float = Field(0.1, gt=0.0, lt=1.0)  # below this loss drop: "not learning"
+    chance_z: float = Field(3.0, gt=0.0)  # val acc within this many std errors of chance: labels
     continue_on_failure: bool = False
 
 
@@ -123,11 +125,14 @@ class RangeTestSpec(_Section):
     max_lr: PositiveFloat = 10.0
     steps: int = Field(150, ge=10)
     weight_decay: float = Field(1e-4, ge=0.0)
-    smoothing: Fraction = 0.98  # EMA factor of the smoothed loss (bias-corrected)
+    # EMA factor of the smoothed loss (bias-corrected). 0.9 (half-life ~7 steps) rather than the
+    # usual 0.98: with 150 steps over 7 decades, 0.98 lags the curve by more than a decade of LR.
+    smoothing: Fraction = 0.9
     stop_factor: float = Field(4.0, gt=1.0)  # stop once smoothed loss > factor * its minimum
     decades_below: float = Field(1.0, ge=0.0)  # coarse range: steepest-descent LR / 10**this
     decades_above: float = Field(0.5, ge=0.0)  # ... up to steepest-descent LR * 10**this
-    check_iterations: int = Field(100, ge=1)
+    check_iterations: int = Field(100, ge=20)
+    check_drop: float = Field(0.2, gt=0.0, lt=1.0)  # the loss must fall by this share to pass
 
 
 class CoarseSpec(_Section):
@@ -154,6 +159,8 @@ class FinalSpec(_Section):
     schedule: ScheduleName = "cosine"
     early_stopping_patience: int | None = Field(10, ge=1)
     overfit_gap: float = Field(0.10, gt=0.0, lt=1.0)  # train - val accuracy gap
+    underfit_train_accuracy: float = Field(0.9, gt=0.0, le=1.0)  # below: underfitting
+    improving_gain: float = Field(0.005, ge=0.0)  # val acc gain over the last epochs: improving
     tta_flip: bool = False
     ensemble_top_k: int = Field(1, ge=1)  # > 1 averages the probabilities of the top-k configs
     targeted_stage: bool = True  # one more stage when the diagnosis calls for it

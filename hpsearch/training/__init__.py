@@ -7,7 +7,14 @@ from hpsearch.device import resolve_device
 from hpsearch.spec import StudySpec
 from hpsearch.training._optim import build_optimizer, decayed_parameters, explicit_penalty
 from hpsearch.training._schedule import learning_rate
-from hpsearch.training._trainer import EpochMetrics, ReportFn, StepFn, Trainer, TrainResult
+from hpsearch.training._trainer import (
+    EpochMetrics,
+    ReportFn,
+    StepFn,
+    Trainer,
+    TrainResult,
+    probability_sums,
+)
 
 
 def train(
@@ -34,5 +41,6 @@ __all__ = [
     "decayed_parameters",
     "explicit_penalty",
     "learning_rate",
+    "probability_sums",
     "train",
 ]

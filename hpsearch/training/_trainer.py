@@ -79,12 +79,19 @@ class TrainResult:
 class Trainer:
     """Builds the model, optimizer and batches a spec describes, and trains them."""
 
-    def __init__(self, spec: StudySpec, data: DataBundle, device: torch.device) -> None:
+    def __init__(
+        self,
+        spec: StudySpec,
+        data: DataBundle,
+        device: torch.device,
+        model: nn.Module | None = None,
+    ) -> None:
+        """``model`` replaces the one the spec describes (the sanity checks probe broken ones)."""
         self.spec = spec
         self.data = data
         self.cuda = device.type == "cuda"
         torch.manual_seed(spec.seed)  # the model's initial weights and dropout masks
-        model = build_model(spec.model, data.info).to(device)
+        model = (model or build_model(spec.model, data.info)).to(device)
         if self.cuda:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
@@ -143,20 +150,22 @@ class Trainer:
         return totals
 
     @torch.no_grad()
-    def evaluate(self, split: Split, tta_flip: bool = False) -> Tensor:
-        """Device sums ``[loss * n, correct]`` over ``split`` in eval mode (flip TTA optional)."""
+    def predict(self, split: Split, tta_flip: bool = False) -> Tensor:
+        """Class probabilities ``(N, C)`` for ``split`` in eval mode (flip TTA optional)."""
         self.model.eval()
-        totals = torch.zeros(2, device=split.labels.device)
         batch_size = self.spec.train.eval_batch_size
-        for x, labels in eval_batches(self.data, split, batch_size, channels_last=self.cuda):
+        chunks = []
+        for x, _ in eval_batches(self.data, split, batch_size, channels_last=self.cuda):
             with self.autocast():
                 probs = self.forward(x).float().softmax(1)
                 if tta_flip:
                     probs = (probs + self.forward(x.flip(3)).float().softmax(1)) / 2
-            log_probs = probs.clamp_min(1e-12).log()
-            totals[0] += F.nll_loss(log_probs, labels, reduction="sum")
-            totals[1] += (probs.argmax(1) == labels).sum()
-        return totals
+            chunks.append(probs)
+        return torch.cat(chunks)
+
+    def evaluate(self, split: Split, tta_flip: bool = False) -> Tensor:
+        """Device sums ``[loss * n, correct]`` over ``split`` in eval mode (flip TTA optional)."""
+        return probability_sums(self.predict(split, tta_flip), split.labels)
 
     def fit(
         self,
@@ -206,6 +215,12 @@ class Trainer:
         )
 
 
+def probability_sums(probs: Tensor, labels: Tensor) -> Tensor:
+    """Device sums ``[negative log-likelihood, correct]`` of class probabilities ``(N, C)``."""
+    nll = F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum")
+    return torch.stack([nll, (probs.argmax(1) == labels).sum().float()])
+
+
 def _check_diverged(m: EpochMetrics, num_classes: int, factor: float, lr: float) -> None:
     """Raise if a loss is NaN/inf, or the training loss is ``factor`` times that of a uniform guess.
 
@@ -225,20 +240,29 @@ def _check_diverged(m: EpochMetrics, num_classes: int, factor: float, lr: float)
 
 
 class _BestTracker:
-    """Remembers the best epoch by validation accuracy; with a patience, keeps its weights too."""
+    """Remembers the best epoch by validation accuracy; with a patience, keeps its weights too.
+
+    An epoch with the same accuracy but a lower validation loss also counts as better: on a small
+    validation set accuracy plateaus while the model still improves, and without the tie-break
+    early stopping would restore an early, high-learning-rate epoch.
+    """
 
     def __init__(self, model: nn.Module, patience: int | None, min_delta: float) -> None:
         self.model = model
         self.patience = patience
         self.min_delta = min_delta
         self.best_accuracy = -math.inf
+        self.best_loss = math.inf
         self.best_epoch = 0
         self.waited = 0
         self._state: dict[str, Tensor] | None = None
 
     def update(self, m: EpochMetrics) -> None:
-        if m.val_accuracy > self.best_accuracy + self.min_delta:
-            self.best_accuracy, self.best_epoch, self.waited = m.val_accuracy, m.epoch, 0
+        better = m.val_accuracy > self.best_accuracy + self.min_delta
+        tied = m.val_accuracy >= self.best_accuracy and m.val_loss < self.best_loss
+        if better or tied:
+            self.best_accuracy, self.best_loss = m.val_accuracy, m.val_loss
+            self.best_epoch, self.waited = m.epoch, 0
             if self.patience is not None:
                 self._state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         else:

@@ -1,0 +1,67 @@
+"""What the stage machine hands out and what comes back: plain, JSON-ready data.
+
+A :class:`WorkItem` carries everything needed to do the work (the full spec for this item, with
+the trial's parameters applied), so whoever executes it needs no database access; an
+:class:`Outcome` is what the executor reports back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["sanity", "range_test", "trial", "final"]
+OutcomeState = Literal["passed", "failed", "completed", "pruned"]
+
+# Searched parameters are named as Optuna sees them; the spec path they set:
+PARAM_PATHS = {"lr": "train.lr", "weight_decay": "train.weight_decay"}
+
+
+def param_path(name: str) -> str:
+    """The spec field an Optuna parameter sets (``lr`` -> ``train.lr``; extra dims are paths)."""
+    return PARAM_PATHS.get(name, name)
+
+
+def param_name(path: str) -> str:
+    """The Optuna parameter name of a spec field (``train.lr`` -> ``lr``)."""
+    return next((name for name, p in PARAM_PATHS.items() if p == path), path)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    study_id: int
+    study: str
+    stage: str
+    kind: Kind
+    spec: dict[str, Any]  # the full study spec for this item, parameters applied
+    params: dict[str, float] = field(default_factory=dict)  # trial: by Optuna parameter name
+    trial_id: int | None = None
+    trial_number: int | None = None
+    configs: list[dict[str, float]] = field(default_factory=list)  # final: by spec path, best first
+    epoch_budget: float | None = None  # final: trial-epochs left for a targeted stage
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkItem:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: OutcomeState
+    value: float | None = None  # trial: best validation accuracy
+    result: dict[str, Any] = field(default_factory=dict)  # stage items: the stage's result
+    history: list[dict[str, float]] = field(default_factory=list)  # trial: per-epoch metrics
+    reason: str | None = None  # failed: why, in words
+    retryable: bool = False  # failed for a reason that is not the configuration's fault
+    trial_epochs: float = 0.0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Outcome:
+        return cls(**data)

@@ -1,0 +1,199 @@
+"""Stage 1, the sanity checks: initial loss against ln(C), and overfitting a small sample.
+
+Both run with every regularizer and augmentation off. Verdicts (``verdict`` of each check):
+
+- initial loss: ``passed``, ``head mismatch`` (the model's outputs are not one per class),
+  ``initial loss off`` (further than the tolerance from ln(C));
+- overfit: ``passed``, ``diverged`` (loss NaN/inf or exploding: LR too high or bad init),
+  ``not learning`` (loss not going down: LR too low or bad init), ``labels look random`` (the sample
+  is learnt but validation stays at chance: shuffled or misaligned labels), ``not memorizing``
+  (loss falls but the sample is not fitted within the step budget).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hpsearch.data import DataBundle
+from hpsearch.recipe._common import without_regularization
+from hpsearch.spec import StudySpec
+from hpsearch.training import Trainer
+
+
+def check_initial_loss(
+    spec: StudySpec, data: DataBundle, device: torch.device, model: nn.Module | None = None
+) -> dict[str, Any]:
+    """Mean cross-entropy of a fresh model over a few batches, against ln(C)."""
+    cfg = spec.recipe.sanity
+    trainer = Trainer(without_regularization(spec), data, device, model)
+    classes = data.info.num_classes
+    expected = math.log(classes)
+    result: dict[str, Any] = {"check": "initial_loss", "expected": expected, "classes": classes}
+    losses = []
+    trainer.model.train()
+    with torch.no_grad():
+        for i, (x, labels, _) in enumerate(trainer.batches.epoch()):
+            if i == cfg.initial_loss_batches:
+                break
+            with trainer.autocast():
+                logits = trainer.forward(x).float()
+            if logits.shape[1] != classes:
+                return result | _verdict(
+                    "head mismatch",
+                    f"the model has {logits.shape[1]} outputs but {data.info.name} has "
+                    f"{classes} classes: the head must have one output per class",
+                )
+            losses.append(F.cross_entropy(logits, labels).item())
+    measured = sum(losses) / len(losses)
+    off = abs(measured - expected) / expected
+    result |= {"measured": measured, "relative_error": off, "tolerance": cfg.initial_loss_tolerance}
+    if off <= cfg.initial_loss_tolerance:
+        return result | _verdict("passed", "")
+    why = (
+        "too high: the outputs are confident at initialization (head init too large) "
+        "or the labels do not match the outputs"
+        if measured > expected
+        else "below chance before any training: labels may leak into the inputs"
+    )
+    return result | _verdict(
+        "initial loss off",
+        f"initial loss {measured:.3f} vs ln({classes}) = {expected:.3f} is {why}",
+    )
+
+
+def check_overfit(
+    spec: StudySpec, data: DataBundle, device: torch.device, model: nn.Module | None = None
+) -> dict[str, Any]:
+    """Train on a fixed small sample until it is fitted, then see whether anything generalizes."""
+    cfg = spec.recipe.sanity
+    quiet = without_regularization(spec)
+    trainer = Trainer(quiet, data, device, model)
+    lr = quiet.train.lr
+    sample = list(_sample_batches(trainer, cfg.overfit_batches))
+    n_images = sum(len(y) for _, y in sample)
+    limit = quiet.train.divergence_factor * math.log(data.info.num_classes)
+    losses: list[float] = []
+    accuracy = 0.0
+    diverged = False
+    trainer.model.train()
+    for step in range(cfg.overfit_steps):
+        x, labels = sample[step % len(sample)]
+        loss = trainer.step(x, labels, None)[0].item()  # a sync per step: 300 steps at most
+        losses.append(loss)
+        if not math.isfinite(loss) or loss > limit:
+            diverged = True
+            break
+        if (step + 1) % len(sample) == 0:
+            accuracy = _accuracy(trainer, sample)
+            trainer.model.train()
+            if accuracy >= cfg.overfit_pass_accuracy:
+                break
+    result: dict[str, Any] = {
+        "check": "overfit",
+        "lr": lr,
+        "images": n_images,
+        "steps": len(losses),
+        "curve": [loss if math.isfinite(loss) else None for loss in losses],
+        "train_accuracy": accuracy,
+        "pass_accuracy": cfg.overfit_pass_accuracy,
+    }
+    if diverged:
+        return result | _verdict(
+            "diverged",
+            f"the loss blew up at step {len(losses)}: the learning rate (train.lr = {lr:g}) is "
+            "too high, or the initialization is bad",
+        )
+    window = len(sample)
+    first, last = _mean(losses[:window]), _mean(losses[-window:])
+    result |= {"first_loss": first, "last_loss": last}
+    if last > (1 - cfg.overfit_min_drop) * first:
+        return result | _verdict(
+            "not learning",
+            f"the loss went from {first:.3f} to only {last:.3f}: the learning rate "
+            f"(train.lr = {lr:g}) is too low, or the initialization is bad",
+        )
+    val_accuracy = _accuracy(trainer, _split_batches(trainer, data))
+    chance = 1 / data.info.num_classes
+    z = (val_accuracy - chance) / math.sqrt(chance * (1 - chance) / len(data.val))
+    result |= {"val_accuracy": val_accuracy, "chance": chance, "val_z": z}
+    if z < cfg.chance_z:
+        return result | _verdict(
+            "labels look random",
+            f"the sample is learnt (train accuracy {accuracy:.2f}) but validation stays at chance "
+            f"({val_accuracy:.3f} vs {chance:.3f}): the labels look unrelated to the images "
+            "(shuffled or misaligned?)",
+        )
+    if accuracy < cfg.overfit_pass_accuracy:
+        return result | _verdict(
+            "not memorizing",
+            f"{n_images} images were not fitted in {len(losses)} steps (train accuracy "
+            f"{accuracy:.3f} < {cfg.overfit_pass_accuracy}): the model is too small, the learning "
+            "rate is off, or the data pipeline is broken",
+        )
+    return result | _verdict("passed", "")
+
+
+def run_sanity(
+    spec: StudySpec, data: DataBundle, device: torch.device, model: nn.Module | None = None
+) -> dict[str, Any]:
+    """Both checks; ``passed`` is True only if both pass. ``verdict`` is the first failure's."""
+    checks = [check_initial_loss(spec, data, device, model)]
+    if checks[0]["verdict"] != "head mismatch":  # a wrong head cannot be trained at all
+        checks.append(check_overfit(spec, data, device, model))
+    failed = [c for c in checks if c["verdict"] != "passed"]
+    steps_per_epoch = max(1, len(data.train) // min(spec.train.batch_size, len(data.train)))
+    return {
+        "passed": not failed,
+        "verdict": failed[0]["verdict"] if failed else "passed",
+        "advice": failed[0]["advice"] if failed else "",
+        "checks": checks,
+        "trial_epochs": sum(c.get("steps", 0) for c in checks) / steps_per_epoch,
+    }
+
+
+def _verdict(verdict: str, advice: str) -> dict[str, Any]:
+    return {"verdict": verdict, "passed": verdict == "passed", "advice": advice}
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _sample_batches(trainer: Trainer, count: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """The first ``count`` batches of the (already shuffled) training split, unaugmented."""
+    data, size = trainer.data, trainer.batches.batch_size
+    for i in range(min(count, max(1, len(data.train) // size))):
+        x = data.normalize(data.train.images[i * size : (i + 1) * size])
+        yield _layout(trainer, x), data.train.labels[i * size : (i + 1) * size]
+
+
+def _split_batches(trainer: Trainer, data: DataBundle) -> list[tuple[Tensor, Tensor]]:
+    size = trainer.spec.train.eval_batch_size
+    return [
+        (
+            _layout(trainer, data.normalize(data.val.images[i : i + size])),
+            data.val.labels[i : i + size],
+        )
+        for i in range(0, len(data.val), size)
+    ]
+
+
+def _layout(trainer: Trainer, x: Tensor) -> Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if trainer.cuda else x
+
+
+@torch.no_grad()
+def _accuracy(trainer: Trainer, batches: list[tuple[Tensor, Tensor]]) -> float:
+    trainer.model.eval()
+    correct, total = 0, 0
+    for x, labels in batches:
+        with trainer.autocast():
+            correct += int((trainer.forward(x).argmax(1) == labels).sum())
+        total += len(labels)
+    return correct / total

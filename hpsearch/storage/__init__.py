@@ -1,0 +1,20 @@
+"""Storage: our tables (studies, stage results) beside Optuna's, over one SQLAlchemy URL."""
+
+from hpsearch.storage._engine import create_engine, normalize_url
+from hpsearch.storage._store import (
+    FINISHED_STAGE,
+    StageRecord,
+    Store,
+    StudyRecord,
+    utcnow,
+)
+
+__all__ = [
+    "FINISHED_STAGE",
+    "StageRecord",
+    "Store",
+    "StudyRecord",
+    "create_engine",
+    "normalize_url",
+    "utcnow",
+]

@@ -1,0 +1,266 @@
+"""The store: our tables plus Optuna's RDB storage, over one database URL.
+
+Every read and write of search state goes through here, so the recipe's stage machine can be driven
+by any process (the local runner, an API server) that can open the same URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import optuna
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from hpsearch.errors import StorageError, StudyExistsError, StudyNotFoundError
+from hpsearch.spec import StudySpec, parse_spec
+from hpsearch.storage._engine import create_engine, engine_kwargs, normalize_url
+from hpsearch.storage._tables import metadata, stages, studies
+
+STUDY_STATES = ("running", "stopped", "completed", "failed")
+STAGE_STATUSES = ("pending", "running", "passed", "failed", "skipped", "completed")
+FINISHED_STAGE = ("passed", "failed", "skipped", "completed")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    id: int
+    name: str
+    spec: StudySpec
+    state: str
+    message: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    name: str
+    position: int
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    trial_epochs: float
+    seconds: float
+    result: dict[str, Any]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STAGE
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "trial_epochs": self.trial_epochs,
+            "seconds": self.seconds,
+            **self.result,
+        }
+
+
+class Store:
+    """Our tables and Optuna's storage in the database at ``url`` (created when missing)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        try:
+            self.engine = create_engine(self.url)
+            metadata.create_all(self.engine)
+        except (sa.exc.ArgumentError, sa.exc.OperationalError, ImportError) as exc:
+            raise StorageError(url, _first_line(exc)) from None
+        self._optuna: optuna.storages.RDBStorage | None = None
+
+    @property
+    def optuna(self) -> optuna.storages.RDBStorage:
+        """Optuna's storage on the same database (opened on first use)."""
+        if self._optuna is None:
+            self._optuna = optuna.storages.RDBStorage(
+                self.url, engine_kwargs=engine_kwargs(self.url)
+            )
+        return self._optuna
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self._optuna is not None:
+            self._optuna.engine.dispose()
+
+    # --- studies -----------------------------------------------------------------------------
+
+    def create_study(self, spec: StudySpec) -> StudyRecord:
+        """Insert a new running study; a taken name raises :class:`StudyExistsError`."""
+        now = utcnow()
+        row = {
+            "name": spec.name,
+            "spec": spec.model_dump(mode="json"),
+            "state": "running",
+            "message": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(studies.insert().values(**row))
+        except IntegrityError:
+            raise StudyExistsError(spec.name) from None
+        return self.get_study(spec.name)
+
+    def find_study(self, key: str | int) -> StudyRecord | None:
+        column = studies.c.id if isinstance(key, int) else studies.c.name
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(studies).where(column == key)).mappings().first()
+        if row is None:
+            return None
+        return StudyRecord(
+            id=row["id"],
+            name=row["name"],
+            spec=parse_spec(row["spec"], f"stored spec of {row['name']}"),
+            state=row["state"],
+            message=row["message"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def get_study(self, key: str | int) -> StudyRecord:
+        record = self.find_study(key)
+        if record is None:
+            raise StudyNotFoundError(key)
+        return record
+
+    def set_study_state(self, study_id: int, state: str, message: str | None = None) -> None:
+        assert state in STUDY_STATES, state
+        with self.engine.begin() as conn:
+            conn.execute(
+                studies.update()
+                .where(studies.c.id == study_id)
+                .values(state=state, message=message, updated_at=utcnow())
+            )
+
+    # --- stages ------------------------------------------------------------------------------
+
+    def stages(self, study_id: int) -> list[StageRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(stages).where(stages.c.study_id == study_id).order_by(stages.c.position)
+            ).mappings()
+            return [_stage_record(r) for r in rows]
+
+    def stage(self, study_id: int, name: str) -> StageRecord | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    sa.select(stages).where(stages.c.study_id == study_id, stages.c.name == name)
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else _stage_record(row)
+
+    def start_stage(
+        self, study_id: int, name: str, position: int, result: dict[str, Any] | None = None
+    ) -> StageRecord:
+        """Create the stage's row as running, or return it as it is if it exists already."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    stages.insert().values(
+                        study_id=study_id,
+                        name=name,
+                        position=position,
+                        status="running",
+                        started_at=utcnow(),
+                        trial_epochs=0.0,
+                        seconds=0.0,
+                        result=result or {},
+                    )
+                )
+        except IntegrityError:
+            pass  # another driver created it first: theirs stands
+        record = self.stage(study_id, name)
+        assert record is not None
+        return record
+
+    def claim_stage(self, study_id: int, name: str, position: int) -> bool:
+        """Mark a single-item stage running; True only for the one caller that claimed it.
+
+        Two drivers racing for the same stage both try; the unique (study, name) row, or the
+        ``pending -> running`` update matching one row, lets exactly one of them win.
+        """
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    stages.insert().values(
+                        study_id=study_id,
+                        name=name,
+                        position=position,
+                        status="running",
+                        started_at=utcnow(),
+                        trial_epochs=0.0,
+                        seconds=0.0,
+                        result={},
+                    )
+                )
+            return True
+        except IntegrityError:
+            pass
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                stages.update()
+                .where(
+                    stages.c.study_id == study_id,
+                    stages.c.name == name,
+                    stages.c.status == "pending",
+                )
+                .values(status="running", started_at=utcnow())
+            )
+        return claimed.rowcount == 1
+
+    def add_stage_compute(
+        self, study_id: int, name: str, trial_epochs: float, seconds: float
+    ) -> None:
+        """Add to a stage's compute in one statement, so concurrent finishes never lose any."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                stages.update()
+                .where(stages.c.study_id == study_id, stages.c.name == name)
+                .values(
+                    trial_epochs=stages.c.trial_epochs + trial_epochs,
+                    seconds=stages.c.seconds + seconds,
+                )
+            )
+
+    def update_stage(self, study_id: int, name: str, **values: Any) -> None:
+        """Set columns of a stage row (``status``, ``result``, ``trial_epochs``, ...)."""
+        if values.get("status") in FINISHED_STAGE and "finished_at" not in values:
+            values["finished_at"] = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(
+                stages.update()
+                .where(stages.c.study_id == study_id, stages.c.name == name)
+                .values(**values)
+            )
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _stage_record(row: Any) -> StageRecord:
+    return StageRecord(
+        name=row["name"],
+        position=row["position"],
+        status=row["status"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        trial_epochs=row["trial_epochs"],
+        seconds=row["seconds"],
+        result=dict(row["result"]),
+    )
