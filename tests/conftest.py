@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +27,8 @@ def make_spec(**sections: Any) -> StudySpec:
         "train": {"epochs": 3, "batch_size": 64, "lr": 0.1, "warmup_epochs": 0},
     }
     for key, value in sections.items():
-        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+        merged = isinstance(value, dict) and isinstance(data.get(key), dict)
+        data[key] = {**data[key], **value} if merged else value
     return parse_spec(data)
 
 
@@ -30,3 +36,55 @@ def make_spec(**sections: Any) -> StudySpec:
 def digits_data() -> DataBundle:
     """The digits splits on the CPU (read-only: tests must not modify the tensors)."""
     return load_data(make_spec().dataset, seed=0, device=CPU)
+
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "HPSEARCH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+# A whole recipe in seconds: a small model, few short trials, short sweeps.
+TINY_RECIPE: dict[str, Any] = {
+    "sanity": {"overfit_steps": 150},
+    "range_test": {"steps": 60, "check_iterations": 40},
+    "coarse": {"trials": 10, "epochs": 2},
+    "refine": {"trials": 4, "epochs_factor": 2, "rounds": 2, "min_gain": 0.0},
+    "final": {"epochs": 6, "early_stopping_patience": 3},
+}
+
+
+def tiny_study(name: str = "tiny", **sections: Any) -> StudySpec:
+    """A digits study whose whole recipe runs in seconds; ``recipe`` merges per stage."""
+    extra = sections.pop("recipe", {})
+    recipe = {k: {**v, **extra.get(k, {})} for k, v in TINY_RECIPE.items()}
+    return make_spec(name=name, recipe=recipe, **sections)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database per test: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hpsearch.db'}"
+        return
+    with _postgres_database() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _postgres_database() -> Iterator[str]:
+    import psycopg
+
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        message = f"PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # in CI the PostgreSQL tests must run
+        pytest.skip(message)
+    name = f"hpsearch_test_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+            yield f"{base}/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState
+
+from hpsearch.recipe import DONE, Outcome, Range, StageMachine, WorkItem, run_search
+from hpsearch.recipe._machine import plan
+from hpsearch.storage import Store
+from tests.conftest import tiny_study
+
+
+def test_a_study_runs_every_stage_and_plain_optuna_reads_it(storage_url: str) -> None:
+    spec = tiny_study()
+    result = run_search(spec, storage_url)
+    assert result["state"] == "completed"
+    statuses = {s["name"]: s["status"] for s in result["stages"]}
+    # a short final run is often "still improving": the targeted stage then trains longer
+    assert statuses.pop("targeted", "completed") in ("completed", "skipped")
+    assert statuses == {
+        "sanity": "passed",
+        "range_test": "passed",
+        "coarse": "completed",
+        "refine-1": "completed",
+        "refine-2": "completed",
+        "final": "completed",
+    }
+    assert result["best"]["test_accuracy"] > 0.8
+    assert set(result["best"]["params"]) == {"lr", "weight_decay"}
+    assert result["diagnosis"]["verdict"] in (
+        "good fit",
+        "overfitting",
+        "still improving",
+        "underfitting",
+    )
+
+    names = {
+        s.study_name
+        for s in optuna.get_all_study_summaries(
+            storage_url.replace("postgresql://", "postgresql+psycopg://")
+        )
+    }
+    assert {"tiny:coarse", "tiny:refine-1", "tiny:refine-2"} <= names
+    states = []
+    for stage in ("coarse", "refine-1", "refine-2"):
+        study = optuna.load_study(study_name=f"tiny:{stage}", storage=Store(storage_url).url)
+        for trial in study.trials:
+            states.append(trial.state)
+            assert set(trial.params) == {"lr", "weight_decay"}
+            assert trial.user_attrs["stage"] == stage
+            if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+                epochs = sorted(trial.intermediate_values)
+                assert epochs == list(range(1, len(epochs) + 1))
+                assert len(trial.user_attrs["history"]) == len(epochs)
+    assert TrialState.PRUNED in states
+    assert TrialState.RUNNING not in states
+    assert states.count(TrialState.COMPLETE) >= 3
+
+
+def test_refine_ranges_nest_and_keep_the_best_trial(storage_url: str) -> None:
+    result = run_search(tiny_study(), storage_url)
+    stages = {s["name"]: s for s in result["stages"]}
+    previous = stages["coarse"]["ranges"]
+    for name in ("refine-1", "refine-2"):
+        stage = stages[name]
+        assert stage["previous_ranges"] == previous
+        best = stage["best_so_far"]["params"]
+        for dim, r in stage["ranges"].items():
+            assert previous[dim]["low"] <= r["low"] < r["high"] <= previous[dim]["high"]
+            assert Range.from_dict(r).contains(best[dim])
+        previous = stage["ranges"]
+
+
+def test_the_same_spec_and_seed_sample_the_same_params(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/same.db"
+    runs = [run_search(tiny_study(name), url) for name in ("first", "second")]
+    params = []
+    for name in ("first", "second"):
+        study = optuna.load_study(study_name=f"{name}:coarse", storage=url)
+        params.append([t.params for t in sorted(study.trials, key=lambda t: t.number)])
+    assert params[0] == params[1]
+    assert runs[0]["best"] == runs[1]["best"]
+    other = run_search(tiny_study("third", seed=7), url)
+    third = optuna.load_study(study_name="third:coarse", storage=url).trials
+    assert [t.params for t in third][:3] != params[0][:3]
+    assert other["state"] == "completed"
+
+
+def test_a_failed_sanity_check_stops_the_study(storage_url: str) -> None:
+    result = run_search(tiny_study("broken", train={"lr": 1000.0}), storage_url)
+    assert result["state"] == "failed"
+    assert "diverged" in result["message"]
+    statuses = {s["name"]: s["status"] for s in result["stages"]}
+    assert statuses["sanity"] == "failed"
+    assert statuses["coarse"] == "pending"
+
+
+def test_a_trial_left_running_is_failed_and_its_params_retried(storage_url: str) -> None:
+    store = Store(storage_url)
+    spec = tiny_study("crashy")
+    study = store.create_study(spec)
+    machine = StageMachine(store)
+    item = machine.next_item(study.id)
+    while isinstance(item, WorkItem) and item.kind != "trial":  # do the single stages quickly
+        machine.finish(item, _fake_outcome(item, machine))
+        item = machine.next_item(study.id)
+    assert isinstance(item, WorkItem)
+    assert item.kind == "trial"
+    assert item.trial_number is not None
+    assert machine.report(item, 1, {"val_accuracy": 0.5}) in (True, False)
+    # the process running it dies; a new driver starts up on the same storage
+    fresh = StageMachine(Store(storage_url))
+    assert fresh.recover(study.id) == 1
+    trials = optuna.load_study(study_name="crashy:coarse", storage=store.url).trials
+    dead = trials[item.trial_number]
+    assert dead.state == TrialState.FAIL
+    assert dead.user_attrs["fail_reason"].startswith("interrupted")
+    retry = fresh.next_item(study.id)
+    assert isinstance(retry, WorkItem)
+    assert retry.params == item.params
+    assert retry.trial_number is not None
+    assert retry.trial_number != item.trial_number
+    # finishing twice changes nothing the second time
+    fresh.finish(retry, Outcome(state="completed", value=0.7, trial_epochs=2))
+    fresh.finish(retry, Outcome(state="completed", value=0.1, trial_epochs=2))
+    again = optuna.load_study(study_name="crashy:coarse", storage=store.url).trials
+    assert again[retry.trial_number].value == 0.7
+    assert again[retry.trial_number].user_attrs["retry_of"] == item.trial_number
+
+
+def test_a_stopped_study_prunes_at_the_next_report(storage_url: str) -> None:
+    store = Store(storage_url)
+    study = store.create_study(tiny_study("stoppable"))
+    machine = StageMachine(store)
+    item = machine.next_item(study.id)
+    while isinstance(item, WorkItem) and item.kind != "trial":
+        machine.finish(item, _fake_outcome(item, machine))
+        item = machine.next_item(study.id)
+    assert isinstance(item, WorkItem)
+    store.set_study_state(study.id, "stopped")
+    assert machine.report(item, 1, {"val_accuracy": 0.9}) is True
+    assert machine.next_item(study.id) == DONE
+
+
+def test_several_local_processes_share_the_storage(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/pool.db"
+    result = run_search(tiny_study("pooled"), url, workers=2)
+    assert result["state"] == "completed"
+    trials = optuna.load_study(study_name="pooled:coarse", storage=url).trials
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 10
+    assert all(t.state != TrialState.RUNNING for t in trials)
+
+
+def _fake_outcome(item: WorkItem, machine: StageMachine) -> Outcome:
+    """A passing result for a single stage without training (the range test needs a range)."""
+    if item.kind == "range_test":
+        return Outcome(state="passed", result={"passed": True, "range": {"low": 0.01, "high": 0.5}})
+    return Outcome(state="passed", result={"passed": True, "verdict": "passed"})
+
+
+def test_plan_follows_the_recipe() -> None:
+    assert plan(tiny_study()) == ["sanity", "range_test", "coarse", "refine-1", "refine-2", "final"]
+    assert plan(tiny_study(recipe={"refine": {"rounds": 0}}))[-2:] == ["coarse", "final"]

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import numpy as np
+
+from hpsearch.data import DataBundle
+from hpsearch.recipe import check_lr, run_range_test
+from hpsearch.spec import load_spec
+from tests.conftest import CPU
+
+DIGITS = load_spec("digits")
+
+
+def test_suggested_lr_lowers_the_training_loss_within_100_iterations(
+    digits_data: DataBundle,
+) -> None:
+    result = run_range_test(DIGITS, digits_data, CPU)
+    lr = result["suggested_lr"]
+    check = check_lr(DIGITS, digits_data, CPU, lr)  # a fresh model, 100 iterations, constant LR
+    assert check["iterations"] == 100
+    assert check["passed"]
+    assert check["loss_after"] < 0.8 * check["loss_before"]
+    assert result["check"]["passed"]
+
+
+def test_curve_suggestion_and_range_are_consistent(digits_data: DataBundle) -> None:
+    result = run_range_test(DIGITS, digits_data, CPU)
+    curve = result["curve"]
+    lrs = np.asarray(curve["lr"])
+    assert len(lrs) == len(curve["loss"]) == len(curve["smoothed"]) > 20
+    assert (np.diff(lrs) > 0).all()
+    assert lrs[0] == DIGITS.recipe.range_test.min_lr
+    low, high = result["range"]["low"], result["range"]["high"]
+    assert DIGITS.search.lr.low <= low < result["suggested_lr"] <= high <= DIGITS.search.lr.high
+    assert result["lr_steepest"] <= result["lr_min_loss"]
+    # the smoothed loss falls from the start to the suggestion
+    at = int(np.searchsorted(lrs, result["suggested_lr"]))
+    assert curve["smoothed"][at] < curve["smoothed"][0]
