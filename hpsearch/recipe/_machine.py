@@ -119,6 +119,7 @@ class StageMachine:
             record = self.store.start_stage(
                 study.id, stage, position, self._stage_setup(study, stage)
             )
+            self._seed_first_trial(study, stage, record.result)
         setup = record.result
         ostudy = self._optuna_study(study, stage, setup["epochs"])
         trials = ostudy.get_trials(deepcopy=False)
@@ -160,6 +161,33 @@ class StageMachine:
             "epochs": round(spec.recipe.coarse.epochs * ref.epochs_factor),
             "trials": ref.trials,
         }
+
+    def _seed_first_trial(self, study: StudyRecord, stage: str, setup: dict[str, Any]) -> None:
+        """Queue the configuration a careful person would try first, before the random ones.
+
+        Coarse: the range test's suggested LR with the spec's weight decay. Refine: the best
+        configuration so far, now trained longer ("refine, train longer"). Both lie inside the
+        stage's ranges; ``skip_if_exists`` keeps a second driver from queueing it twice.
+        """
+        ranges = {k: Range.from_dict(v) for k, v in setup["ranges"].items()}
+        if stage == "coarse":
+            range_test = self.store.stage(study.id, "range_test")
+            suggested = range_test.result.get("suggested_lr") if range_test else None
+            if suggested is None:
+                return
+            first = {"lr": suggested, "weight_decay": study.spec.train.weight_decay}
+            first |= {p: float(_field_value(study.spec, p)) for p in study.spec.search.extra}  # type: ignore[arg-type]
+        else:
+            best = setup.get("best_so_far")
+            if best is None:
+                return
+            first = dict(best["params"])
+        if not all(name in first and ranges[name].contains(first[name]) for name in ranges):
+            return
+        ostudy = self._optuna_study(study, stage, setup["epochs"])
+        ostudy.enqueue_trial(
+            first, user_attrs={"stage": stage, "seeded": True}, skip_if_exists=True
+        )
 
     def _coarse_ranges(self, study: StudyRecord) -> dict[str, Range]:
         spec = study.spec

@@ -161,3 +161,17 @@ def _fake_outcome(item: WorkItem, machine: StageMachine) -> Outcome:
 def test_plan_follows_the_recipe() -> None:
     assert plan(tiny_study()) == ["sanity", "range_test", "coarse", "refine-1", "refine-2", "final"]
     assert plan(tiny_study(recipe={"refine": {"rounds": 0}}))[-2:] == ["coarse", "final"]
+
+
+def test_first_trials_try_the_suggestion_then_the_best_so_far_longer(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/seeded.db"
+    result = run_search(tiny_study("seeded"), url)
+    stages = {s["name"]: s for s in result["stages"]}
+    coarse = optuna.load_study(study_name="seeded:coarse", storage=url).trials
+    assert coarse[0].params["lr"] == stages["range_test"]["suggested_lr"]
+    assert coarse[0].user_attrs["seeded"] is True
+    refine = optuna.load_study(study_name="seeded:refine-1", storage=url).trials
+    assert refine[0].params == stages["refine-1"]["best_so_far"]["params"]
+    assert len(refine[0].intermediate_values) > len(coarse[0].intermediate_values) or (
+        refine[0].state == TrialState.PRUNED
+    )
