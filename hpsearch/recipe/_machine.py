@@ -112,6 +112,8 @@ class StageMachine:
         record = self.store.stage(study.id, stage)
         if record is None:
             skip = self._refine_skip_reason(study, stage)
+            if skip is None and self._over_budget(study, _stage_epochs(study.spec, stage)):
+                skip = "the study's budget is spent"
             if skip is not None:
                 self.store.start_stage(study.id, stage, position, {"reason": skip})
                 self.store.update_stage(study.id, stage, status="skipped")
@@ -125,8 +127,7 @@ class StageMachine:
         trials = ostudy.get_trials(deepcopy=False)
         counts = _counts(trials)
         done = counts["complete"] + counts["pruned"] + counts["failed"]
-        budget = study.spec.budget.trial_epochs
-        over_budget = budget is not None and self._spent(study.id) + setup["epochs"] > budget
+        over_budget = self._over_budget(study, setup["epochs"])
         if done + counts["running"] < setup["trials"] and not over_budget:
             return self._ask(study, stage, ostudy, setup)
         if counts["running"]:
@@ -141,7 +142,7 @@ class StageMachine:
             ranges = self._coarse_ranges(study)
             return {
                 "ranges": {k: r.as_dict() for k, r in ranges.items()},
-                "epochs": spec.recipe.coarse.epochs,
+                "epochs": _stage_epochs(spec, stage),
                 "trials": spec.recipe.coarse.trials,
             }
         previous_stage = _previous_search_stage(stage)
@@ -158,7 +159,7 @@ class StageMachine:
             "previous_ranges": {k: r.as_dict() for k, r in prev_ranges.items()},
             "narrowed_from": [t.number for t in top],
             "best_so_far": _trial_summary(best[0]) if best else None,
-            "epochs": round(spec.recipe.coarse.epochs * ref.epochs_factor),
+            "epochs": _stage_epochs(spec, stage),
             "trials": ref.trials,
         }
 
@@ -413,6 +414,16 @@ class StageMachine:
     def _spent(self, study_id: int) -> float:
         return sum(r.trial_epochs for r in self.store.stages(study_id))
 
+    def _over_budget(self, study: StudyRecord, next_epochs: float) -> bool:
+        """Would another trial of ``next_epochs`` overrun the study's budget?"""
+        budget = study.spec.budget
+        records = self.store.stages(study.id)
+        epochs = sum(r.trial_epochs for r in records)
+        seconds = sum(r.seconds for r in records)
+        if budget.trial_epochs is not None and epochs + next_epochs > budget.trial_epochs:
+            return True
+        return budget.seconds is not None and seconds >= budget.seconds
+
     def _summarize(
         self, study: StudyRecord, stage: str, trials: list[FrozenTrial], over_budget: bool
     ) -> dict[str, Any]:
@@ -477,6 +488,13 @@ def _distributions(ranges: dict[str, Range]) -> dict[str, BaseDistribution]:
 
 def _spec_params(params: dict[str, Any]) -> dict[str, float]:
     return {param_path(k): v for k, v in params.items()}
+
+
+def _stage_epochs(spec: StudySpec, stage: str) -> int:
+    """Epochs of each trial of a search stage: coarse, or coarse times the refine factor."""
+    if stage == "coarse":
+        return spec.recipe.coarse.epochs
+    return round(spec.recipe.coarse.epochs * spec.recipe.refine.epochs_factor)
 
 
 def _previous_search_stage(stage: str) -> str:

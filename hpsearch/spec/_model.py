@@ -175,8 +175,11 @@ class RecipeSpec(_Section):
 
 
 class BudgetSpec(_Section):
-    trial_epochs: int | None = Field(None, ge=1)  # total epochs over all trials of the study
-    seconds: float | None = Field(None, gt=0.0)
+    """Once spent, no new search trial starts; the final stage still runs (within what is left
+    for its targeted stage)."""
+
+    trial_epochs: int | None = Field(None, ge=1)  # total epochs over all stages of the study
+    seconds: float | None = Field(None, gt=0.0)  # total training seconds over all stages
 
 
 class StudySpec(_Section):

@@ -175,3 +175,28 @@ def test_first_trials_try_the_suggestion_then_the_best_so_far_longer(tmp_path: o
     assert len(refine[0].intermediate_values) > len(coarse[0].intermediate_values) or (
         refine[0].state == TrialState.PRUNED
     )
+
+
+def test_an_epoch_budget_stops_the_search_early_but_not_the_final(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/budget.db"
+    result = run_search(tiny_study("thrifty", budget={"trial_epochs": 20}), url)
+    assert result["state"] == "completed"
+    stages = {s["name"]: s for s in result["stages"]}
+    assert stages["coarse"]["budget_exhausted"]
+    counts = stages["coarse"]["counts"]
+    assert counts["complete"] + counts["pruned"] < 10
+    assert stages["refine-1"]["status"] == "skipped"
+    assert stages["refine-1"]["reason"] == "the study's budget is spent"
+    assert stages["final"]["status"] == "completed"
+    before_final = sum(c["trial_epochs"] for n, c in result["compute"].items() if n != "final")
+    assert before_final <= 20 + 2  # only the last coarse trial (2 epochs) may overrun
+
+
+def test_a_spent_seconds_budget_goes_straight_to_the_final(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/seconds.db"
+    result = run_search(tiny_study("hasty", budget={"seconds": 1e-6}), url)
+    statuses = {s["name"]: s["status"] for s in result["stages"]}
+    assert statuses["coarse"] == "skipped"
+    assert statuses["refine-1"] == "skipped"
+    assert statuses["final"] == "completed"
+    assert result["best"]["params"] == {"lr": 0.1, "weight_decay": 5e-4}  # the spec's own
