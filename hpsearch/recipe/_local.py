@@ -48,7 +48,12 @@ def run_search(
         if workers <= 1:
             _run_inline(machine, study.id, resolve_device(device), report)
         else:
-            _run_pool(machine, study.id, device, workers, report)
+            try:
+                _run_pool(machine, study.id, device, workers, report)
+            except BrokenProcessPool:  # its work items were already recorded as retryable
+                raise HPSearchError(
+                    "a worker process died (out of memory?); run the same command again to resume"
+                ) from None
         return summary(machine, study.id)
     finally:
         store.close()

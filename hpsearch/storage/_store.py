@@ -167,22 +167,7 @@ class Store:
         self, study_id: int, name: str, position: int, result: dict[str, Any] | None = None
     ) -> StageRecord:
         """Create the stage's row as running, or return it as it is if it exists already."""
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    stages.insert().values(
-                        study_id=study_id,
-                        name=name,
-                        position=position,
-                        status="running",
-                        started_at=utcnow(),
-                        trial_epochs=0.0,
-                        seconds=0.0,
-                        result=result or {},
-                    )
-                )
-        except IntegrityError:
-            pass  # another driver created it first: theirs stands
+        self._insert_stage(study_id, name, position, result or {})
         record = self.stage(study_id, name)
         assert record is not None
         return record
@@ -193,23 +178,8 @@ class Store:
         Two drivers racing for the same stage both try; the unique (study, name) row, or the
         ``pending -> running`` update matching one row, lets exactly one of them win.
         """
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    stages.insert().values(
-                        study_id=study_id,
-                        name=name,
-                        position=position,
-                        status="running",
-                        started_at=utcnow(),
-                        trial_epochs=0.0,
-                        seconds=0.0,
-                        result={},
-                    )
-                )
+        if self._insert_stage(study_id, name, position, {}):
             return True
-        except IntegrityError:
-            pass
         with self.engine.begin() as conn:
             claimed = conn.execute(
                 stages.update()
@@ -221,6 +191,28 @@ class Store:
                 .values(status="running", started_at=utcnow())
             )
         return claimed.rowcount == 1
+
+    def _insert_stage(
+        self, study_id: int, name: str, position: int, result: dict[str, Any]
+    ) -> bool:
+        """Insert a running stage row; False if the row exists (another driver was first)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    stages.insert().values(
+                        study_id=study_id,
+                        name=name,
+                        position=position,
+                        status="running",
+                        started_at=utcnow(),
+                        trial_epochs=0.0,
+                        seconds=0.0,
+                        result=result,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
 
     def add_stage_compute(
         self, study_id: int, name: str, trial_epochs: float, seconds: float

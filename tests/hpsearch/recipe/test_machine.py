@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+
 import optuna
+import pytest
 from optuna.trial import TrialState
 
+from hpsearch.errors import HPSearchError
 from hpsearch.recipe import DONE, Outcome, Range, StageMachine, WorkItem, run_search
 from hpsearch.recipe._machine import plan
 from hpsearch.storage import Store
@@ -200,3 +206,23 @@ def test_a_spent_seconds_budget_goes_straight_to_the_final(tmp_path: object) -> 
     assert statuses["refine-1"] == "skipped"
     assert statuses["final"] == "completed"
     assert result["best"]["params"] == {"lr": 0.1, "weight_decay": 5e-4}  # the spec's own
+
+
+def test_a_dead_worker_process_stops_the_run_cleanly_and_it_resumes(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/dead.db"
+    spec = tiny_study("dead")
+
+    def kill_a_worker(summary: dict[str, object], item: object, outcome: object) -> None:
+        stages = {s["name"]: s for s in summary["stages"]}  # type: ignore[attr-defined]
+        counts = stages["coarse"].get("counts") or {}
+        if counts.get("complete", 0) + counts.get("pruned", 0) >= 2:
+            for child in multiprocessing.active_children():
+                os.kill(child.pid or 0, signal.SIGKILL)
+
+    with pytest.raises(HPSearchError, match="worker process died"):
+        run_search(spec, url, workers=2, on_progress=kill_a_worker)
+    result = run_search(spec, url)
+    assert result["state"] == "completed"
+    trials = optuna.load_study(study_name="dead:coarse", storage=url).trials
+    assert all(t.state != TrialState.RUNNING for t in trials)
+    assert any(t.user_attrs.get("retry_of") is not None for t in trials)
