@@ -2,3 +2,8 @@
 
 Imports ``hpsearch``; never imported by it, and never imports ``workers``.
 """
+
+from api.app import create_app
+from api.settings import Settings
+
+__all__ = ["Settings", "create_app"]

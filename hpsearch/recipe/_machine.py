@@ -12,6 +12,7 @@ trials are Optuna trials in one Optuna study per stage, named ``<study>:<stage>`
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Literal
 
 import optuna
@@ -371,6 +372,17 @@ class StageMachine:
                 self._fail_trial(ostudy, frozen, reason, retryable=True)
                 failed += 1
         return failed
+
+    def delete(self, study_id: int) -> None:
+        """Delete a study: its Optuna studies, its stage rows, and itself."""
+        study = self.store.get_study(study_id)
+        for record in self.store.stages(study_id):
+            name = optuna_name(study.name, record.name)
+            self._studies.pop(name, None)
+            # KeyError: a single stage, or a search stage that never asked for a trial
+            with contextlib.suppress(KeyError):
+                optuna.delete_study(study_name=name, storage=self.store.optuna)
+        self.store.delete_study(study_id)
 
     # --- reading -----------------------------------------------------------------------------
 

@@ -116,17 +116,24 @@ class Store:
         column = studies.c.id if isinstance(key, int) else studies.c.name
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(studies).where(column == key)).mappings().first()
-        if row is None:
-            return None
-        return StudyRecord(
-            id=row["id"],
-            name=row["name"],
-            spec=parse_spec(row["spec"], f"stored spec of {row['name']}"),
-            state=row["state"],
-            message=row["message"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
+        return None if row is None else _study_record(row)
+
+    def count_studies(self) -> int:
+        """How many studies there are (also a cheap check that the database answers)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(studies)).scalar_one())
+
+    def list_studies(self) -> list[StudyRecord]:
+        """Every study, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(studies).order_by(studies.c.id)).mappings()
+            return [_study_record(r) for r in rows]
+
+    def delete_study(self, study_id: int) -> None:
+        """Remove the study and its stage rows (Optuna's studies are the machine's to delete)."""
+        with self.engine.begin() as conn:
+            conn.execute(stages.delete().where(stages.c.study_id == study_id))
+            conn.execute(studies.delete().where(studies.c.id == study_id))
 
     def get_study(self, key: str | int) -> StudyRecord:
         record = self.find_study(key)
@@ -238,6 +245,18 @@ class Store:
                 .where(stages.c.study_id == study_id, stages.c.name == name)
                 .values(**values)
             )
+
+
+def _study_record(row: Any) -> StudyRecord:
+    return StudyRecord(
+        id=row["id"],
+        name=row["name"],
+        spec=parse_spec(row["spec"], f"stored spec of {row['name']}"),
+        state=row["state"],
+        message=row["message"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,0 +1,116 @@
+"""The FastAPI application: ``create_app(settings)`` wires the store, the routes and errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.routes import health, studies
+from api.settings import Settings
+from hpsearch import __version__
+from hpsearch.errors import (
+    HPSearchError,
+    SpecError,
+    StorageError,
+    StudyExistsError,
+    StudyNotFoundError,
+)
+from hpsearch.recipe import StageMachine
+from hpsearch.storage import Store
+
+_STATUS = {StudyNotFoundError: 404, StudyExistsError: 409, SpecError: 422, StorageError: 503}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app for ``settings`` (default: from ``HPSEARCH_*`` variables)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings.storage)  # creates our tables when missing
+        app.state.store = store
+        app.state.machine = StageMachine(store)
+        yield
+        store.close()
+
+    app = FastAPI(
+        title="hpsearch",
+        version=__version__,
+        description="Hyperparameter search for regularized CNNs, the coarse-to-fine recipe.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(studies.router)
+    app.add_exception_handler(HPSearchError, _hpsearch_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    return app
+
+
+async def _hpsearch_error(request: Request, exc: Exception) -> JSONResponse:
+    status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+    body: dict[str, Any] = {"detail": str(exc)}
+    if isinstance(exc, SpecError):
+        body["problems"] = [{"field": f, "message": m} for f, m in exc.problems]
+    return JSONResponse(body, status_code=status)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+    ]
+    detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    return JSONResponse({"detail": detail, "problems": problems}, status_code=422)
+
+
+class BodyLimit:
+    """Answer 413 to a request body over ``max_bytes``, declared or streamed, before it is read."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._too_large(send)
+
+    async def _too_large(self, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body larger than {self.max_bytes} bytes"}, status_code=413
+        )
+        await response({"type": "http"}, _no_body, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}

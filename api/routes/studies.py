@@ -1,0 +1,138 @@
+"""Study management: launch, list, inspect, page through trials, stop, resume, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+
+from api.deps import AdminDep, MachineDep, StoreDep
+from api.schemas import StudyCreated, StudyListItem
+from hpsearch.errors import SpecError
+from hpsearch.recipe import TrialSort, TrialStateName, best_trials, list_trials, summary
+from hpsearch.spec import parse_spec, read_spec_text
+from hpsearch.storage import StudyRecord
+
+router = APIRouter(prefix="/api/studies", tags=["studies"], dependencies=[AdminDep])
+
+_JSON = ("application/json",)
+_YAML = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+_SPEC_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A study spec, as JSON or as YAML (Content-Type: application/yaml).",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, openapi_extra=_SPEC_BODY)
+async def create_study(request: Request, store: StoreDep) -> StudyCreated:
+    """Launch a study from a spec; a name already taken is 409."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in _JSON + _YAML:
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"send the spec as application/json or application/yaml, not {media or 'nothing'!r}",
+        )
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError([("", "the body is not UTF-8 text")], "request body") from None
+    data = read_spec_text(text, "request body", is_json=media in _JSON)
+    spec = parse_spec(data, "request body")
+    record = store.create_study(spec)
+    return StudyCreated(id=record.id, name=record.name, state=record.state)
+
+
+@router.get("")
+def list_studies(machine: MachineDep) -> list[StudyListItem]:
+    """Every study with its state, current stage, trial counts and best validation accuracy."""
+    return [_list_item(machine, record) for record in machine.store.list_studies()]
+
+
+@router.get("/{study_id}")
+def get_study(study_id: int, machine: MachineDep) -> dict[str, Any]:
+    """A study: spec, state, and every stage's result (numbers, verdicts, curves)."""
+    record = machine.store.get_study(study_id)
+    return {"id": record.id, "spec": record.spec.model_dump(mode="json")} | summary(
+        machine, study_id
+    )
+
+
+@router.get("/{study_id}/trials")
+def get_trials(
+    study_id: int,
+    machine: MachineDep,
+    state: TrialStateName | None = None,
+    stage: Annotated[str | None, Query(pattern=r"^(coarse|refine-\d+)$")] = None,
+    sort: TrialSort = "number",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """A page of the study's trials; ``sort=value`` puts the best first."""
+    record = machine.store.get_study(study_id)
+    return list_trials(
+        machine, record, state=state, stage=stage, sort=sort, limit=limit, offset=offset
+    )
+
+
+@router.get("/{study_id}/best")
+def get_best(
+    study_id: int, machine: MachineDep, k: Annotated[int, Query(ge=1, le=1000)] = 10
+) -> list[dict[str, Any]]:
+    """The k completed trials with the highest validation accuracy, best first."""
+    return best_trials(machine, machine.store.get_study(study_id), k)
+
+
+@router.post("/{study_id}/stop")
+def stop_study(study_id: int, store: StoreDep) -> StudyCreated:
+    """Stop: running trials are pruned at their next report, nothing new is handed out."""
+    return _transition(store, study_id, frm="running", to="stopped")
+
+
+@router.post("/{study_id}/resume")
+def resume_study(study_id: int, store: StoreDep) -> StudyCreated:
+    """Resume a stopped study where it stopped."""
+    return _transition(store, study_id, frm="stopped", to="running")
+
+
+@router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_study(study_id: int, machine: MachineDep) -> Response:
+    """Delete a study, its stage results and its Optuna studies."""
+    machine.delete(study_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _transition(store: StoreDep, study_id: int, frm: str, to: str) -> StudyCreated:
+    record = store.get_study(study_id)
+    if record.state != frm:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"study {record.name!r} is {record.state}, not {frm}"
+        )
+    store.set_study_state(study_id, to)
+    return StudyCreated(id=record.id, name=record.name, state=to)
+
+
+def _list_item(machine: MachineDep, record: StudyRecord) -> StudyListItem:
+    view = summary(machine, record.id)
+    current = next(
+        (s["name"] for s in view["stages"] if s["status"] in ("running", "pending")), None
+    )
+    counts: dict[str, int] = {}
+    for stage in view["stages"]:
+        for state, n in (stage.get("counts") or {}).items():
+            counts[state] = counts.get(state, 0) + n
+    return StudyListItem(
+        id=record.id,
+        name=record.name,
+        state=record.state,
+        stage=current if record.state == "running" else None,
+        trials=counts,
+        best_val_accuracy=view["best"]["val_accuracy"],
+        created_at=record.created_at.isoformat(),
+    )

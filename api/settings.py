@@ -1,0 +1,45 @@
+"""Server settings, from ``HPSEARCH_*`` environment variables (read when the app is built)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HPSEARCH_", extra="ignore")
+
+    storage: str = "sqlite:///hpsearch.db"  # SQLAlchemy URL of the one database
+    admin_token: str | None = None  # study management
+    worker_token: str | None = None  # the trial protocol
+    lease_seconds: float = Field(60.0, gt=0)  # a claimed item without news this long is reaped
+    max_retries: int = Field(2, ge=0)  # re-enqueues of a reaped trial's parameters
+    max_body_bytes: int = Field(1_048_576, gt=0)  # larger request bodies get 413
+
+    @property
+    def open(self) -> bool:
+        """No tokens configured: every route is open (allowed on a loopback host only)."""
+        return self.admin_token is None and self.worker_token is None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_can_serve(settings: Settings, host: str) -> str | None:
+    """Why the server must not start on ``host`` with these settings, or None if it may."""
+    if settings.open and not is_loopback(host):
+        return (
+            f"refusing to serve on {host} without tokens: set HPSEARCH_ADMIN_TOKEN and "
+            "HPSEARCH_WORKER_TOKEN, or serve on a loopback address such as 127.0.0.1"
+        )
+    if settings.admin_token is not None and settings.admin_token == settings.worker_token:
+        return "HPSEARCH_ADMIN_TOKEN and HPSEARCH_WORKER_TOKEN must differ"
+    return None
