@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.routes import health, studies
+from api.routes import health, studies, trials
 from api.settings import Settings
 from hpsearch import __version__
 from hpsearch.errors import (
@@ -22,9 +26,17 @@ from hpsearch.errors import (
     StudyNotFoundError,
 )
 from hpsearch.recipe import StageMachine
+from hpsearch.scheduling import LeaseNotFoundError, Scheduler
 from hpsearch.storage import Store
 
-_STATUS = {StudyNotFoundError: 404, StudyExistsError: 409, SpecError: 422, StorageError: 503}
+_STATUS = {
+    StudyNotFoundError: 404,
+    LeaseNotFoundError: 404,
+    StudyExistsError: 409,
+    SpecError: 422,
+    StorageError: 503,
+}
+log = logging.getLogger("hpsearch.api")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -35,8 +47,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.storage)  # creates our tables when missing
         app.state.store = store
-        app.state.machine = StageMachine(store)
+        app.state.machine = StageMachine(store, max_retries=settings.max_retries)
+        app.state.scheduler = Scheduler(app.state.machine, settings.lease_seconds)
+        reaper = asyncio.create_task(_reap_forever(app.state.scheduler, settings.lease_seconds))
         yield
+        reaper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reaper
         store.close()
 
     app = FastAPI(
@@ -49,9 +66,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(studies.router)
+    app.include_router(trials.router)
     app.add_exception_handler(HPSearchError, _hpsearch_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app
+
+
+async def _reap_forever(scheduler: Scheduler, lease_seconds: float) -> None:
+    """Fail expired leases a few times per lease period (claims reap too, on the way)."""
+    while True:
+        await asyncio.sleep(min(5.0, lease_seconds / 4))
+        try:
+            reaped = await run_in_threadpool(scheduler.reap)
+        except Exception:  # a database blip must not end the reaper; the next round retries
+            log.exception("reaping expired leases failed")
+            continue
+        if reaped:
+            log.info("reaped %d expired leases", reaped)
 
 
 async def _hpsearch_error(request: Request, exc: Exception) -> JSONResponse:

@@ -9,6 +9,7 @@ from fastapi import Depends, HTTPException, Request, status
 
 from api.settings import Settings
 from hpsearch.recipe import StageMachine
+from hpsearch.scheduling import Scheduler
 from hpsearch.storage import Store
 
 
@@ -22,6 +23,11 @@ def get_store(request: Request) -> Store:
     return store
 
 
+def get_scheduler(request: Request) -> Scheduler:
+    scheduler: Scheduler = request.app.state.scheduler
+    return scheduler
+
+
 def get_machine(request: Request) -> StageMachine:
     machine: StageMachine = request.app.state.machine
     return machine
@@ -30,6 +36,7 @@ def get_machine(request: Request) -> StageMachine:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 MachineDep = Annotated[StageMachine, Depends(get_machine)]
+SchedulerDep = Annotated[Scheduler, Depends(get_scheduler)]
 
 
 def _bearer(request: Request) -> str:

@@ -44,8 +44,9 @@ def optuna_name(study: str, stage: str) -> str:
 class StageMachine:
     """Hands out work items for studies in ``store`` and records what comes back."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, max_retries: int = MAX_RETRIES) -> None:
         self.store = store
+        self.max_retries = max_retries  # re-enqueues of an interrupted trial's parameters
         self._studies: dict[str, optuna.Study] = {}
 
     # --- what next -------------------------------------------------------------------------
@@ -338,7 +339,7 @@ class StageMachine:
         self, ostudy: optuna.Study, frozen: FrozenTrial, reason: str, retryable: bool
     ) -> None:
         retries = int(frozen.user_attrs.get("retries", 0))
-        retry = retryable and retries < MAX_RETRIES
+        retry = retryable and retries < self.max_retries
         storage = self.store.optuna
         storage.set_trial_user_attr(frozen._trial_id, "fail_reason", reason)
         storage.set_trial_user_attr(frozen._trial_id, "retried", retry)

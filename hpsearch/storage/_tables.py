@@ -43,3 +43,23 @@ stages = sa.Table(
     sa.Column("result", sa.JSON, nullable=False),  # numbers, verdicts, curves
     sa.UniqueConstraint("study_id", "name", name="uq_hpsearch_stage"),
 )
+
+leases = sa.Table(
+    "hpsearch_leases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),  # the work item's id in the worker protocol
+    sa.Column(
+        "study_id",
+        sa.Integer,
+        sa.ForeignKey("hpsearch_studies.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("stage", sa.String(32), nullable=False),
+    sa.Column("item", sa.JSON, nullable=False),  # the WorkItem handed out
+    sa.Column("worker", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # active / finished / expired
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("outcome", sa.JSON, nullable=True),  # what the finish delivered
+    sa.Index("ix_hpsearch_leases_active", "state", "expires_at"),
+)
