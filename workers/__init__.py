@@ -2,3 +2,9 @@
 
 Imports ``hpsearch``; never imported by it, and talks to ``api`` over HTTP only.
 """
+
+from workers._client import ProtocolClient, Unreachable
+from workers._daemon import Worker
+from workers._spool import Spool
+
+__all__ = ["ProtocolClient", "Spool", "Unreachable", "Worker"]

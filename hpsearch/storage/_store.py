@@ -6,12 +6,13 @@ by any process (the local runner, an API server) that can open the same URL.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import optuna
 import sqlalchemy as sa
+from optuna.storages import RDBStorage
 from sqlalchemy.exc import IntegrityError
 
 from hpsearch.errors import StorageError, StudyExistsError, StudyNotFoundError
@@ -76,16 +77,27 @@ class Store:
             metadata.create_all(self.engine)
         except (sa.exc.ArgumentError, sa.exc.OperationalError, ImportError) as exc:
             raise StorageError(url, _first_line(exc)) from None
-        self._optuna: optuna.storages.RDBStorage | None = None
+        self._optuna: RDBStorage | None = None
+        self._optuna_lock = threading.Lock()
 
     @property
-    def optuna(self) -> optuna.storages.RDBStorage:
-        """Optuna's storage on the same database (opened on first use)."""
-        if self._optuna is None:
-            self._optuna = optuna.storages.RDBStorage(
-                self.url, engine_kwargs=engine_kwargs(self.url)
-            )
-        return self._optuna
+    def optuna(self) -> RDBStorage:
+        """Optuna's storage on the same database (opened on first use, once per store).
+
+        Opening creates Optuna's tables when missing. Two threads doing that at once collide in
+        PostgreSQL's catalog (a unique violation on pg_type), hence the lock; another process
+        doing it at the same instant (two servers starting) is met with one retry.
+        """
+        with self._optuna_lock:
+            if self._optuna is None:
+                try:
+                    self._optuna = self._open_optuna()
+                except (IntegrityError, sa.exc.ProgrammingError):
+                    self._optuna = self._open_optuna()
+            return self._optuna
+
+    def _open_optuna(self) -> RDBStorage:
+        return RDBStorage(self.url, engine_kwargs=engine_kwargs(self.url))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from hpsearch.device import resolve_device
+from tests.conftest import tiny_study
+from tests.workers.conftest import ADMIN, free_port
+from workers import ProtocolClient, Spool, Worker
+
+
+def test_a_result_the_server_cannot_take_waits_on_disk_until_it_can(
+    server: str, tmp_path: Path
+) -> None:
+    body = tiny_study("spooled").model_dump(mode="json")
+    study_id = httpx.post(f"{server}/api/studies", json=body, headers=ADMIN).json()["id"]
+    online = ProtocolClient(server, "worker-e2e", "w-spool")
+    lease = online.claim("here", ["cpu"])
+    assert lease is not None
+    assert lease["item"]["kind"] == "sanity"
+    outcome = {"state": "passed", "result": {"passed": True, "verdict": "passed"}}
+
+    spool = Spool(tmp_path / "spool")
+    spool.put(lease["id"], outcome)
+    offline = ProtocolClient(f"http://127.0.0.1:{free_port()}", "worker-e2e", "w-spool")
+    Worker(offline, resolve_device("cpu"), spool).deliver_spool()  # the server is unreachable
+    assert [item_id for item_id, _ in spool.pending()] == [lease["id"]]
+
+    Worker(online, resolve_device("cpu"), spool).deliver_spool()  # it is back
+    assert list(spool.pending()) == []
+    stages = httpx.get(f"{server}/api/studies/{study_id}", headers=ADMIN).json()["stages"]
+    assert stages[0]["name"] == "sanity"
+    assert stages[0]["status"] == "passed"
+    assert not online.finish(lease["id"], outcome)  # delivered once; a resend is not applied

@@ -1,0 +1,102 @@
+"""``hpsearch worker`` (also ``python -m workers``): run trials for a server, on this machine.
+
+With several GPUs it starts one process per GPU, each seeing only its own (CUDA_VISIBLE_DEVICES),
+and passes signals on to them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import click
+import torch
+
+from hpsearch.device import resolve_device
+from workers._client import ProtocolClient
+from workers._daemon import Worker
+from workers._spool import Spool
+
+
+@click.command()
+@click.option("--server", required=True, help="The server's URL, e.g. http://10.0.0.5:8000.")
+@click.option(
+    "--token", envvar="HPSEARCH_WORKER_TOKEN", help="Worker token (or HPSEARCH_WORKER_TOKEN)."
+)
+@click.option(
+    "--devices", default="all", show_default=True, help="all, cpu, or GPU indices such as 0,1."
+)
+@click.option("--max-trials", type=click.IntRange(min=1), help="Exit after this many work items.")
+@click.option("--burst", is_flag=True, help="Exit as soon as there is nothing to claim.")
+@click.option(
+    "--spool", "spool_dir", type=click.Path(path_type=Path), help="Where undelivered results wait."
+)
+@click.option("--id", "worker_id", help="Worker id (default: host-pid).")
+def worker(
+    server: str,
+    token: str | None,
+    devices: str,
+    max_trials: int | None,
+    burst: bool,
+    spool_dir: Path | None,
+    worker_id: str | None,
+) -> None:
+    """Claim work items from a server and train them until stopped."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    gpus = _gpu_list(devices)
+    if len(gpus) > 1:
+        sys.exit(_one_process_per_gpu(gpus))
+    worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+    device = resolve_device("cpu" if devices == "cpu" or not gpus else "cuda")
+    spool = Spool(spool_dir or Path.home() / ".cache" / "hpsearch" / "spool" / worker_id)
+    client = ProtocolClient(server, token, worker_id)
+    daemon = Worker(client, device, spool, burst=burst, max_trials=max_trials)
+    daemon.install_signal_handlers()
+    try:
+        done = daemon.run()
+    finally:
+        client.close()
+    click.echo(f"[{worker_id}] exiting after {done} work items")
+
+
+def _gpu_list(devices: str) -> list[str]:
+    if devices == "cpu":
+        return []
+    if devices == "all":
+        return [str(i) for i in range(torch.cuda.device_count())]
+    wanted = [d.strip() for d in devices.split(",") if d.strip()]
+    if not all(d.isdigit() for d in wanted):
+        raise click.BadParameter(f"{devices!r}: use all, cpu, or GPU indices such as 0,1")
+    return wanted
+
+
+def _one_process_per_gpu(gpus: list[str]) -> int:
+    args = [a for a in sys.argv[1:] if not a.startswith("--devices")]
+    children = []
+    for gpu in gpus:
+        env = os.environ | {"CUDA_VISIBLE_DEVICES": gpu}
+        command = [
+            sys.executable,
+            "-m",
+            "workers",
+            *args,
+            "--devices",
+            "0",
+            "--id",
+            f"{socket.gethostname()}-gpu{gpu}-{uuid.uuid4().hex[:6]}",
+        ]
+        children.append(subprocess.Popen(command, env=env))
+
+    def forward(signum: int, frame: object) -> None:
+        for child in children:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return max(child.wait() for child in children)
