@@ -14,8 +14,10 @@ import threading
 from types import FrameType
 from typing import Any
 
+import httpx
 import torch
 
+from hpsearch.errors import HPSearchError
 from hpsearch.recipe import Outcome, WorkItem, execute
 from workers._client import ProtocolClient, Unreachable
 from workers._spool import Spool
@@ -116,9 +118,13 @@ class Worker:
                     return self.client.report(item_id, epoch, metrics)
                 except Unreachable:
                     return False  # train on; the result is spooled at the end
+                except httpx.HTTPStatusError:  # the server no longer knows this item
+                    return True
 
             try:
                 outcome = execute(item, self.device, report)
+            except HPSearchError as exc:  # e.g. the data set is missing on this machine
+                outcome = Outcome(state="failed", reason=str(exc))
             except (RuntimeError, ValueError, OSError) as exc:  # CUDA OOM is a RuntimeError
                 outcome = Outcome(state="failed", reason=f"{type(exc).__name__}: {exc}")
         if self.cold_stop.is_set():
@@ -131,6 +137,10 @@ class Worker:
         for item_id, outcome in self.spool.pending():
             try:
                 applied = self.client.finish(item_id, outcome)
+            except httpx.HTTPStatusError as exc:  # refused for good: resending cannot help
+                log.error("[%s] result %d refused: %s", self.client.worker_id, item_id, exc)
+                self.spool.done(item_id)
+                continue
             except Unreachable as exc:
                 log.warning(
                     "[%s] result %d kept for later: %s", self.client.worker_id, item_id, exc

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import click
+import httpx
 import torch
 
 from hpsearch.device import resolve_device
@@ -60,6 +61,11 @@ def worker(
     daemon.install_signal_handlers()
     try:
         done = daemon.run()
+    except httpx.HTTPStatusError as exc:  # 401/403: a wrong token, not a reason to retry
+        detail = exc.response.json().get("detail", "") if exc.response.content else ""
+        raise click.ClickException(
+            f"the server refused the worker: HTTP {exc.response.status_code} {detail}"
+        ) from None
     finally:
         client.close()
     click.echo(f"[{worker_id}] exiting after {done} work items")

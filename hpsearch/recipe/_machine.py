@@ -79,8 +79,10 @@ class StageMachine:
             return False
         record = self.store.stage(study.id, stage)
         result = record.result if record else {}
-        if stage == "sanity":
-            message = f"sanity checks failed: {result.get('verdict')}: {result.get('advice')}"
+        if stage == "sanity" and "verdict" in result:
+            message = f"sanity checks failed: {result['verdict']}: {result.get('advice')}"
+        elif stage == "sanity":  # the checks could not run at all
+            message = f"sanity checks failed: {result.get('reason')}"
         else:
             message = f"final training failed: {result.get('reason')}"
         self.store.set_study_state(study.id, "failed", message)

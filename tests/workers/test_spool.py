@@ -33,3 +33,29 @@ def test_a_result_the_server_cannot_take_waits_on_disk_until_it_can(
     assert stages[0]["name"] == "sanity"
     assert stages[0]["status"] == "passed"
     assert not online.finish(lease["id"], outcome)  # delivered once; a resend is not applied
+
+
+def test_a_failing_item_is_reported_with_its_reason_and_the_worker_carries_on(
+    server: str, tmp_path: Path
+) -> None:
+    missing = {"name": "mnist", "data_dir": str(tmp_path / "no-data")}
+    body = tiny_study("no-data", dataset=missing).model_dump(mode="json")
+    study_id = httpx.post(f"{server}/api/studies", json=body, headers=ADMIN).json()["id"]
+    client = ProtocolClient(server, "worker-e2e", "w-fail")
+    worker = Worker(client, resolve_device("cpu"), Spool(tmp_path / "spool"), burst=True)
+    assert worker.run() == 1  # the sanity item, failed; then nothing is left: burst exits
+    study = httpx.get(f"{server}/api/studies/{study_id}", headers=ADMIN).json()
+    assert study["state"] == "failed"
+    assert "dataset 'mnist' not found" in study["message"]
+    assert "dataset.download" in study["message"]
+
+
+def test_a_wrong_token_is_a_message_not_a_traceback(server: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hpsearch.cli import main
+
+    args = ["worker", "--server", server, "--token", "nope", "--devices", "cpu", "--burst"]
+    result = CliRunner().invoke(main, [*args, "--spool", str(tmp_path / "s")])
+    assert result.exit_code == 1
+    assert "refused the worker: HTTP 401 invalid token" in result.output
