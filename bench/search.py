@@ -122,7 +122,6 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     totals = {"random": 0.0, "recipe": 0.0}
     bests: dict[str, list[float]] = {"recipe": [], "random": [], "tpe": []}
     with tempfile.TemporaryDirectory() as tmp:

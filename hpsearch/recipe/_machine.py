@@ -92,7 +92,7 @@ class StageMachine:
         spec = study.spec
         if stage != "final":
             return WorkItem(study.id, study.name, stage, stage, spec.model_dump(mode="json"))  # type: ignore[arg-type]
-        configs = [_spec_params(t.params) for t in self._ranked_trials(study)]
+        configs = [_spec_params(t.params) for t in self.ranked_trials(study)]
         configs = configs[: spec.recipe.final.ensemble_top_k] or [
             {"train.lr": spec.train.lr, "train.weight_decay": spec.train.weight_decay}
         ]
@@ -154,8 +154,8 @@ class StageMachine:
         assert previous is not None
         prev_ranges = {k: Range.from_dict(v) for k, v in previous.result["ranges"].items()}
         ref = spec.recipe.refine
-        top = _top(self._trials(study, previous_stage), ref.top_fraction, ref.top_min)
-        best = self._ranked_trials(study)[:1]
+        top = _top(self.trials(study, previous_stage), ref.top_fraction, ref.top_min)
+        best = self.ranked_trials(study)[:1]
         points = [t.params for t in top + best]
         ranges = narrow(points, prev_ranges, ref.margin)
         return {
@@ -410,19 +410,20 @@ class StageMachine:
         assert record is not None, stage
         return record.result
 
-    def _trials(self, study: StudyRecord, stage: str) -> list[FrozenTrial]:
+    def trials(self, study: StudyRecord, stage: str) -> list[FrozenTrial]:
+        """The Optuna trials of one search stage (empty before the stage has started)."""
         record = self.store.stage(study.id, stage)
         if record is None or "epochs" not in record.result:
             return []
         return self._optuna_study(study, stage, record.result["epochs"]).get_trials(deepcopy=False)
 
-    def _ranked_trials(self, study: StudyRecord) -> list[FrozenTrial]:
+    def ranked_trials(self, study: StudyRecord) -> list[FrozenTrial]:
         """Completed search trials of every round, best first; the longer-trained wins ties."""
         trials = []
         for record in self.store.stages(study.id):
             if record.name == "coarse" or record.name.startswith("refine-"):
                 trials += [
-                    t for t in self._trials(study, record.name) if t.state == TrialState.COMPLETE
+                    t for t in self.trials(study, record.name) if t.state == TrialState.COMPLETE
                 ]
         return sorted(trials, key=lambda t: (t.value or 0.0, t.number), reverse=True)
 
@@ -451,7 +452,7 @@ class StageMachine:
             "budget_exhausted": over_budget,
         }
         if stage.startswith("refine-"):
-            overall = self._ranked_trials(study)
+            overall = self.ranked_trials(study)
             this_round = {t._trial_id for t in complete}
             before = [t.value or 0.0 for t in overall if t._trial_id not in this_round]
             best_now = overall[0].value or 0.0 if overall else 0.0
@@ -538,9 +539,9 @@ def summary(machine: StageMachine, study_id: int) -> dict[str, Any]:
             continue
         entry = record.as_dict()
         if (name == "coarse" or name.startswith("refine-")) and "epochs" in record.result:
-            entry["counts"] = _counts(machine._trials(study, name))
+            entry["counts"] = _counts(machine.trials(study, name))
         stages.append(entry)
-    ranked = machine._ranked_trials(study)
+    ranked = machine.ranked_trials(study)
     final = records.get("final")
     if final is not None and final.status == "completed":
         result = final.result

@@ -45,7 +45,7 @@ def search_trials(machine: StageMachine, study: StudyRecord) -> list[dict[str, A
     views = []
     for stage in plan(study.spec):
         if stage == "coarse" or stage.startswith("refine-"):
-            views += [trial_view(stage, t) for t in machine._trials(study, stage)]
+            views += [trial_view(stage, t) for t in machine.trials(study, stage)]
     return views
 
 
@@ -75,5 +75,5 @@ def list_trials(
 
 def best_trials(machine: StageMachine, study: StudyRecord, k: int) -> list[dict[str, Any]]:
     """The ``k`` completed search trials with the highest validation accuracy, best first."""
-    ranked = machine._ranked_trials(study)[:k]
+    ranked = machine.ranked_trials(study)[:k]
     return [trial_view(str(t.user_attrs.get("stage")), t) for t in ranked]

@@ -13,14 +13,13 @@ Both run with every regularizer and augmentation off. Verdicts (``verdict`` of e
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hpsearch.data import DataBundle
+from hpsearch.data import DataBundle, Split, eval_batches
 from hpsearch.recipe._common import without_regularization
 from hpsearch.spec import StudySpec
 from hpsearch.training import Trainer
@@ -75,7 +74,7 @@ def check_overfit(
     quiet = without_regularization(spec)
     trainer = Trainer(quiet, data, device, model)
     lr = quiet.train.lr
-    sample = list(_sample_batches(trainer, cfg.overfit_batches))
+    sample = _sample_batches(trainer, cfg.overfit_batches)
     n_images = sum(len(y) for _, y in sample)
     limit = quiet.train.divergence_factor * math.log(data.info.num_classes)
     losses: list[float] = []
@@ -118,7 +117,8 @@ def check_overfit(
             f"the loss went from {first:.3f} to only {last:.3f}: the learning rate "
             f"(train.lr = {lr:g}) is too low, or the initialization is bad",
         )
-    val_accuracy = _accuracy(trainer, _split_batches(trainer, data))
+    size = trainer.spec.train.eval_batch_size
+    val_accuracy = _accuracy(trainer, list(eval_batches(data, data.val, size, trainer.cuda)))
     chance = 1 / data.info.num_classes
     z = (val_accuracy - chance) / math.sqrt(chance * (1 - chance) / len(data.val))
     result |= {"val_accuracy": val_accuracy, "chance": chance, "val_z": z}
@@ -165,27 +165,12 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def _sample_batches(trainer: Trainer, count: int) -> Iterator[tuple[Tensor, Tensor]]:
+def _sample_batches(trainer: Trainer, count: int) -> list[tuple[Tensor, Tensor]]:
     """The first ``count`` batches of the (already shuffled) training split, unaugmented."""
     data, size = trainer.data, trainer.batches.batch_size
-    for i in range(min(count, max(1, len(data.train) // size))):
-        x = data.normalize(data.train.images[i * size : (i + 1) * size])
-        yield _layout(trainer, x), data.train.labels[i * size : (i + 1) * size]
-
-
-def _split_batches(trainer: Trainer, data: DataBundle) -> list[tuple[Tensor, Tensor]]:
-    size = trainer.spec.train.eval_batch_size
-    return [
-        (
-            _layout(trainer, data.normalize(data.val.images[i : i + size])),
-            data.val.labels[i : i + size],
-        )
-        for i in range(0, len(data.val), size)
-    ]
-
-
-def _layout(trainer: Trainer, x: Tensor) -> Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if trainer.cuda else x
+    n = min(count, max(1, len(data.train) // size)) * size
+    sample = Split(data.train.images[:n], data.train.labels[:n])
+    return list(eval_batches(data, sample, size, trainer.cuda))
 
 
 @torch.no_grad()
