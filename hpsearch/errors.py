@@ -82,3 +82,12 @@ class StorageError(HPSearchError):
     def __init__(self, url: str, problem: str) -> None:
         self.url = url
         super().__init__(f"cannot open storage {url!r}: {problem}")
+
+
+class OutcomeError(HPSearchError):
+    """A finished work item's outcome does not fit the item (wrong state, missing results)."""
+
+    def __init__(self, item: str, problem: str) -> None:
+        self.item = item
+        self.problem = problem
+        super().__init__(f"outcome of {item}: {problem}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from hpsearch.errors import OutcomeError
+
 Kind = Literal["sanity", "range_test", "trial", "final"]
 OutcomeState = Literal["passed", "failed", "completed", "pruned"]
 
@@ -65,3 +67,40 @@ class Outcome:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Outcome:
         return cls(**data)
+
+
+_STATES: dict[str, tuple[str, ...]] = {
+    "trial": ("completed", "pruned", "failed"),
+    "sanity": ("passed", "failed"),
+    "range_test": ("passed", "failed"),
+    "final": ("completed", "failed"),
+}
+_FINAL_KEYS = ("params", "val_accuracy", "test_accuracy", "diagnosis", "trial_epochs", "seconds")
+_TARGETED_KEYS = ("ran", "trial_epochs", "seconds")
+
+
+def check_outcome(item: WorkItem, outcome: Outcome) -> None:
+    """Refuse an outcome that does not fit ``item`` (:class:`OutcomeError` naming the fault), so
+    that nothing half-formed is ever recorded in a study."""
+    where = f"{item.kind} item of {item.study}/{item.stage}"
+    if outcome.state not in _STATES[item.kind]:
+        allowed = ", ".join(_STATES[item.kind])
+        raise OutcomeError(where, f"state {outcome.state!r} is not one of {allowed}")
+    if item.kind == "trial" and outcome.state == "completed" and outcome.value is None:
+        raise OutcomeError(where, "a completed trial needs its value (best validation accuracy)")
+    if item.kind == "final" and outcome.state == "completed":
+        final = outcome.result.get("final")
+        if not isinstance(final, dict):
+            raise OutcomeError(where, "result.final is missing")
+        _require(where, "result.final", final, _FINAL_KEYS)
+        targeted = outcome.result.get("targeted")
+        if targeted is not None:
+            if not isinstance(targeted, dict):
+                raise OutcomeError(where, "result.targeted must be an object or null")
+            _require(where, "result.targeted", targeted, _TARGETED_KEYS)
+
+
+def _require(where: str, name: str, data: dict[str, Any], keys: tuple[str, ...]) -> None:
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise OutcomeError(where, f"{name} lacks {', '.join(missing)}")

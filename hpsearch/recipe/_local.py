@@ -21,7 +21,8 @@ from hpsearch.device import resolve_device
 from hpsearch.errors import HPSearchError, StudyExistsError
 from hpsearch.recipe._execute import execute
 from hpsearch.recipe._items import Outcome, WorkItem
-from hpsearch.recipe._machine import DONE, WAIT, StageMachine, summary
+from hpsearch.recipe._machine import DONE, WAIT, StageMachine
+from hpsearch.recipe._query import summary
 from hpsearch.spec import StudySpec
 from hpsearch.storage import Store, StudyRecord
 
@@ -72,8 +73,13 @@ def open_study(store: Store, spec: StudySpec) -> StudyRecord:
             f"the storage already holds a study named {spec.name!r} with a different spec; "
             "run it with the same spec to resume, or choose another name or --storage"
         )
+    if existing.driver == "server" and existing.state == "running":
+        raise HPSearchError(
+            f"study {spec.name!r} is running on a server's workers; watch it with "
+            "'hpsearch status', or stop it there first to continue it here"
+        )
     if existing.state == "stopped":
-        store.set_study_state(existing.id, "running")
+        store.set_study_state(existing.id, "running", driver="local", only_from="stopped")
     return store.get_study(existing.id)
 
 

@@ -2,33 +2,38 @@
 
 Given what the store holds for a study, :meth:`StageMachine.next_item` answers "what is the next
 work item" and :meth:`StageMachine.finish` records "what follows from this finished one". The
-machine keeps nothing between calls: every decision is read from the store, so the local runner and
-the API server drive the very same machine, and a killed driver resumes where the store says.
+machine keeps nothing between calls that the store does not also hold (it caches only what never
+changes: parsed specs, open Optuna studies), so the local runner and the API server drive the very
+same machine, and a killed driver resumes where the store says.
 
 Stages, in order: ``sanity``, ``range_test``, ``coarse``, ``refine-1`` .. ``refine-R``, ``final``
 (and ``targeted``, written by the final item when the diagnosis called for it). Coarse and refine
 trials are Optuna trials in one Optuna study per stage, named ``<study>:<stage>``.
+
+One driver at a time decides for a study: ``next_item`` must be called under the study's claim
+lock (the local runner is a single driver; the server's scheduler takes a lock per study).
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import optuna
-from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.recipe._items import Outcome, WorkItem, param_name, param_path
+from hpsearch.recipe._items import Outcome, WorkItem, check_outcome, param_path
 from hpsearch.recipe._ranges import Range, narrow, top_count
-from hpsearch.recipe._sampling import make_pruner, make_sampler
-from hpsearch.spec import StudySpec, spec_with
-from hpsearch.storage import Store, StudyRecord
+from hpsearch.recipe._trials import StageTrials, distributions, optuna_name
+from hpsearch.spec import StudySpec, parse_spec, spec_with
+from hpsearch.storage import StageRecord, Store, StudyRecord
 
 WAIT: Literal["wait"] = "wait"  # nothing to hand out until running work finishes
 DONE: Literal["done"] = "done"  # the study is over (completed, failed or stopped)
 SINGLE = ("sanity", "range_test", "final")
 MAX_RETRIES = 2
+Records = Mapping[str, StageRecord]  # the study's stage rows by name, as read for this decision
 
 
 def plan(spec: StudySpec) -> list[str]:
@@ -37,8 +42,8 @@ def plan(spec: StudySpec) -> list[str]:
     return ["sanity", "range_test", "coarse", *rounds, "final"]
 
 
-def optuna_name(study: str, stage: str) -> str:
-    return f"{study}:{stage}"
+def is_search_stage(stage: str) -> bool:
+    return stage == "coarse" or stage.startswith("refine-")
 
 
 class StageMachine:
@@ -47,38 +52,39 @@ class StageMachine:
     def __init__(self, store: Store, max_retries: int = MAX_RETRIES) -> None:
         self.store = store
         self.max_retries = max_retries  # re-enqueues of an interrupted trial's parameters
-        self._studies: dict[str, optuna.Study] = {}
+        self.optuna = StageTrials(store)
 
     # --- what next -------------------------------------------------------------------------
 
     def next_item(self, study_id: int) -> WorkItem | Literal["wait", "done"]:
+        """The study's next work item, WAIT (for running work to finish) or DONE."""
         study = self.store.get_study(study_id)
         if study.state != "running":
             return DONE
+        records = {r.name: r for r in self.store.stages(study_id)}
         for position, name in enumerate(plan(study.spec)):
-            record = self.store.stage(study_id, name)
+            record = records.get(name)
             if record is not None and record.finished:
-                if record.status == "failed" and self._failure_stops(study, name):
+                if record.status == "failed" and self._failure_stops(study, record):
                     return DONE
                 continue
             if name in SINGLE:
                 if not self.store.claim_stage(study_id, name, position):
                     return WAIT  # claimed by another driver, still running
-                return self._single_item(study, name)
-            step = self._trial_stage(study, name, position)
+                return self._single_item(study, name, records)
+            step = self._trial_stage(study, name, position, records)
             if step is not None:
                 return step
         self.store.set_study_state(study_id, "completed")
         return DONE
 
-    def _failure_stops(self, study: StudyRecord, stage: str) -> bool:
+    def _failure_stops(self, study: StudyRecord, record: StageRecord) -> bool:
         """A failed sanity check (unless told to continue) or final training ends the study."""
+        stage, result = record.name, record.result
         if stage == "sanity" and study.spec.recipe.sanity.continue_on_failure:
             return False
         if stage not in ("sanity", "final"):
             return False
-        record = self.store.stage(study.id, stage)
-        result = record.result if record else {}
         if stage == "sanity" and "verdict" in result:
             message = f"sanity checks failed: {result['verdict']}: {result.get('advice')}"
         elif stage == "sanity":  # the checks could not run at all
@@ -88,7 +94,7 @@ class StageMachine:
         self.store.set_study_state(study.id, "failed", message)
         return True
 
-    def _single_item(self, study: StudyRecord, stage: str) -> WorkItem:
+    def _single_item(self, study: StudyRecord, stage: str, records: Records) -> WorkItem:
         spec = study.spec
         if stage != "final":
             return WorkItem(study.id, study.name, stage, stage, spec.model_dump(mode="json"))  # type: ignore[arg-type]
@@ -98,7 +104,8 @@ class StageMachine:
         ]
         left = None
         if spec.budget.trial_epochs is not None:
-            left = max(0.0, spec.budget.trial_epochs - self._spent(study.id))
+            spent = sum(r.trial_epochs for r in records.values())
+            left = max(0.0, spec.budget.trial_epochs - spent)
         return WorkItem(
             study.id,
             study.name,
@@ -110,48 +117,113 @@ class StageMachine:
         )
 
     def _trial_stage(
-        self, study: StudyRecord, stage: str, position: int
+        self,
+        study: StudyRecord,
+        stage: str,
+        position: int,
+        records: dict[str, StageRecord],
     ) -> WorkItem | Literal["wait"] | None:
-        """The next trial of a search stage, WAIT, or None once the stage is finished."""
-        record = self.store.stage(study.id, stage)
+        """The next trial of a search stage, WAIT, or None once the stage is finished (its row
+        in ``records`` then holds the result, for the stages after it to read)."""
+        record = records.get(stage)
         if record is None:
-            skip = self._refine_skip_reason(study, stage)
-            if skip is None and self._over_budget(study, _stage_epochs(study.spec, stage)):
+            skip = self._refine_skip_reason(study, stage, records)
+            if skip is None and _over_budget(study.spec, records, _stage_epochs(study.spec, stage)):
                 skip = "the study's budget is spent"
             if skip is not None:
                 self.store.start_stage(study.id, stage, position, {"reason": skip})
                 self.store.update_stage(study.id, stage, status="skipped")
+                records[stage] = self._stage_record(study.id, stage)
                 return None
             record = self.store.start_stage(
-                study.id, stage, position, self._stage_setup(study, stage)
+                study.id, stage, position, self._stage_setup(study, stage, records)
             )
-            self._seed_first_trial(study, stage, record.result)
+            self._seed_first_trial(study, stage, record.result, records)
         setup = record.result
-        ostudy = self._optuna_study(study, stage, setup["epochs"])
-        trials = ostudy.get_trials(deepcopy=False)
-        counts = _counts(trials)
+        ostudy = self.stage_study(study, stage, setup["epochs"])
+        counts = self.optuna.counts(ostudy)
         done = counts["complete"] + counts["pruned"] + counts["failed"]
-        over_budget = self._over_budget(study, setup["epochs"])
+        over_budget = _over_budget(study.spec, records, setup["epochs"])
         if done + counts["running"] < setup["trials"] and not over_budget:
-            return self._ask(study, stage, ostudy, setup)
+            trial = self._start_trial(study, stage, ostudy, setup, counts)
+            # None: a claim on the fast path took the queued trial meanwhile, so these counts
+            # are stale; decide nothing from them (above all, not that the stage is over)
+            return WAIT if trial is None else self._trial_item(study, stage, setup, trial)
         if counts["running"]:
             return WAIT
+        if counts["waiting"]:  # queued, but the budget ran out before they could start
+            self.optuna.cancel_waiting(ostudy, "the study's budget is spent")
+        trials = ostudy.get_trials(deepcopy=False)
         summary = self._summarize(study, stage, trials, over_budget)
         self.store.update_stage(study.id, stage, status="completed", result=setup | summary)
+        records[stage] = self._stage_record(study.id, stage)
         return None
 
-    def _stage_setup(self, study: StudyRecord, stage: str) -> dict[str, Any]:
+    def _start_trial(
+        self,
+        study: StudyRecord,
+        stage: str,
+        ostudy: optuna.Study,
+        setup: dict[str, Any],
+        counts: Mapping[str, int],
+    ) -> FrozenTrial | None:
+        """Start the next trial: a queued one, or (the random sampler) every trial the stage still
+        needs, queued at once, or one sampled now (TPE, Sobol: they learn from, or keep their place
+        in, the trials before). None if another claim just took the last queued one.
+
+        Queueing the whole stage lets every claim of it take the fast path: in batches, each
+        batch's end sent a burst of claims to this locked path, all but one to come back later.
+        """
+        ranges = {k: Range.from_dict(v) for k, v in setup["ranges"].items()}
+        search = study.spec.recipe.coarse if stage == "coarse" else study.spec.recipe.refine
+        if not counts["waiting"]:
+            if search.sampler != "random":
+                return self.optuna.ask(ostudy, stage, ranges)
+            done = counts["complete"] + counts["pruned"] + counts["failed"]
+            needed = setup["trials"] - done - counts["running"]
+            self.optuna.enqueue_random(ostudy, study.spec, stage, ranges, needed)
+        return self.optuna.pop(ostudy)
+
+    def quick_item(self, study_id: int) -> WorkItem | Literal["wait"] | None:
+        """The fast path of a claim, safe without the claim lock: a queued trial of the current
+        search stage (started now), WAIT when plainly nothing can be handed out (a single stage
+        is being worked on; every trial of the stage is out), or None: ask ``next_item``.
+
+        Most claims end here, so workers are not served one at a time, and idle workers polling
+        a busy study cost a few reads. Studies with a budget always take the careful path,
+        which checks the budget before every trial.
+        """
+        study = self.store.get_study(study_id)
+        budget = study.spec.budget
+        if study.state != "running" or budget.trial_epochs is not None or budget.seconds:
+            return None
+        current = next((r for r in self.store.stages(study_id) if not r.finished), None)
+        if current is None or current.status != "running":
+            return None  # between stages: next_item decides what comes next
+        if not is_search_stage(current.name):
+            return WAIT  # one worker is doing the sanity checks, range test or final training
+        setup = current.result
+        ostudy = self.stage_study(study, current.name, setup["epochs"])
+        trial = self.optuna.pop(ostudy)
+        if trial is not None:
+            return self._trial_item(study, current.name, setup, trial)
+        counts = self.optuna.counts(ostudy)
+        done = counts["complete"] + counts["pruned"] + counts["failed"]
+        if counts["running"] and done + counts["running"] >= setup["trials"]:
+            return WAIT  # the stage's last trials are out; it ends when they come back
+        return None
+
+    def _stage_setup(self, study: StudyRecord, stage: str, records: Records) -> dict[str, Any]:
         spec = study.spec
         if stage == "coarse":
-            ranges = self._coarse_ranges(study)
+            ranges = self._coarse_ranges(study, records)
             return {
                 "ranges": {k: r.as_dict() for k, r in ranges.items()},
                 "epochs": _stage_epochs(spec, stage),
                 "trials": spec.recipe.coarse.trials,
             }
         previous_stage = _previous_search_stage(stage)
-        previous = self.store.stage(study.id, previous_stage)
-        assert previous is not None
+        previous = records[previous_stage]
         prev_ranges = {k: Range.from_dict(v) for k, v in previous.result["ranges"].items()}
         ref = spec.recipe.refine
         top = _top(self.trials(study, previous_stage), ref.top_fraction, ref.top_min)
@@ -167,16 +239,18 @@ class StageMachine:
             "trials": ref.trials,
         }
 
-    def _seed_first_trial(self, study: StudyRecord, stage: str, setup: dict[str, Any]) -> None:
+    def _seed_first_trial(
+        self, study: StudyRecord, stage: str, setup: dict[str, Any], records: Records
+    ) -> None:
         """Queue the configuration a careful person would try first, before the random ones.
 
         Coarse: the range test's suggested LR with the spec's weight decay. Refine: the best
         configuration so far, now trained longer ("refine, train longer"). Both lie inside the
-        stage's ranges; ``skip_if_exists`` keeps a second driver from queueing it twice.
+        stage's ranges. Only the driver that started the stage (under the claim lock) seeds it.
         """
         ranges = {k: Range.from_dict(v) for k, v in setup["ranges"].items()}
         if stage == "coarse":
-            range_test = self.store.stage(study.id, "range_test")
+            range_test = records.get("range_test")
             suggested = range_test.result.get("suggested_lr") if range_test else None
             if suggested is None:
                 return
@@ -189,14 +263,14 @@ class StageMachine:
             first = dict(best["params"])
         if not all(name in first and ranges[name].contains(first[name]) for name in ranges):
             return
-        ostudy = self._optuna_study(study, stage, setup["epochs"])
-        ostudy.enqueue_trial(
-            first, user_attrs={"stage": stage, "seeded": True}, skip_if_exists=True
-        )
+        first = {name: first[name] for name in ranges}
+        ostudy = self.stage_study(study, stage, setup["epochs"])
+        attrs = {"stage": stage, "seeded": True}
+        self.optuna.enqueue(ostudy, [(first, distributions(ranges), attrs)])
 
-    def _coarse_ranges(self, study: StudyRecord) -> dict[str, Range]:
+    def _coarse_ranges(self, study: StudyRecord, records: Records) -> dict[str, Range]:
         spec = study.spec
-        range_test = self.store.stage(study.id, "range_test")
+        range_test = records.get("range_test")
         lr = spec.search.lr
         if range_test is not None and "range" in range_test.result:
             found = range_test.result["range"]
@@ -210,10 +284,10 @@ class StageMachine:
             ranges[path] = Range(dim.low, dim.high, dim.log, integer)
         return ranges
 
-    def _refine_skip_reason(self, study: StudyRecord, stage: str) -> str | None:
+    def _refine_skip_reason(self, study: StudyRecord, stage: str, records: Records) -> str | None:
         if stage in ("coarse", "refine-1"):
             return None
-        previous = self.store.stage(study.id, _previous_search_stage(stage))
+        previous = records.get(_previous_search_stage(stage))
         if previous is None or previous.status == "skipped":
             return "the previous round was skipped"
         gain = previous.result.get("gain", 0.0)
@@ -222,12 +296,9 @@ class StageMachine:
             return f"the previous round gained {gain:.4f} <= min_gain {min_gain}"
         return None
 
-    def _ask(
-        self, study: StudyRecord, stage: str, ostudy: optuna.Study, setup: dict[str, Any]
+    def _trial_item(
+        self, study: StudyRecord, stage: str, setup: dict[str, Any], trial: FrozenTrial
     ) -> WorkItem:
-        ranges = {k: Range.from_dict(v) for k, v in setup["ranges"].items()}
-        trial = ostudy.ask(fixed_distributions=_distributions(ranges))
-        trial.set_user_attr("stage", stage)
         params = dict(trial.params)
         item_spec = spec_with(
             study.spec,
@@ -254,24 +325,22 @@ class StageMachine:
 
     def report(self, item: WorkItem, epoch: int, metrics: dict[str, float]) -> bool:
         """Record a trial's epoch; True means "stop now" (pruned, or the study stopped)."""
-        study = self.store.get_study(item.study_id)
+        running = self.store.study_state(item.study_id) == "running"
         if item.kind != "trial":
-            return study.state != "running"
-        storage = self.store.optuna
-        frozen = storage.get_trial(item.trial_id)  # type: ignore[arg-type]
-        if frozen.state.is_finished():
-            return True
-        history = [*list(frozen.user_attrs.get("history", [])), {"epoch": epoch, **metrics}]
-        storage.set_trial_user_attr(frozen._trial_id, "history", history)
-        setup = self._setup(study, item.stage)
-        trial = optuna.trial.Trial(
-            self._optuna_study(study, item.stage, setup["epochs"]), frozen._trial_id
-        )
-        trial.report(metrics["val_accuracy"], epoch)
-        return study.state != "running" or trial.should_prune()
+            return not running
+        assert item.trial_id is not None
+        assert item.trial_number is not None
+        ostudy = self._item_study(item)
+        value = metrics["val_accuracy"]
+        prune = self.optuna.report(ostudy, item.trial_id, item.trial_number, epoch, value)
+        return prune or not running
 
     def finish(self, item: WorkItem, outcome: Outcome) -> None:
-        """Record a finished item; finishing one twice changes nothing the second time."""
+        """Record a finished item; finishing one twice changes nothing the second time.
+
+        An outcome that does not fit the item raises :class:`OutcomeError` and records nothing.
+        """
+        check_outcome(item, outcome)
         if item.kind == "trial":
             self._finish_trial(item, outcome)
             return
@@ -294,7 +363,7 @@ class StageMachine:
         )
 
     def _finish_final(self, item: WorkItem, outcome: Outcome) -> None:
-        final, targeted = outcome.result["final"], outcome.result["targeted"]
+        final, targeted = outcome.result["final"], outcome.result.get("targeted")
         if targeted is not None:
             position = len(plan(self.store.get_study(item.study_id).spec))
             self.store.start_stage(item.study_id, "targeted", position, targeted)
@@ -316,45 +385,38 @@ class StageMachine:
         )
 
     def _finish_trial(self, item: WorkItem, outcome: Outcome) -> None:
-        study = self.store.get_study(item.study_id)
-        storage = self.store.optuna
         assert item.trial_id is not None
-        assert item.trial_number is not None
-        frozen = storage.get_trial(item.trial_id)
-        if frozen.state.is_finished():
-            return
-        if outcome.history:
-            storage.set_trial_user_attr(item.trial_id, "history", outcome.history)
-        storage.set_trial_user_attr(item.trial_id, "seconds", outcome.seconds)
-        ostudy = self._optuna_study(study, item.stage, self._setup(study, item.stage)["epochs"])
-        if outcome.state == "completed":
-            ostudy.tell(item.trial_number, outcome.value, skip_if_finished=True)
-        elif outcome.state == "pruned":
-            ostudy.tell(item.trial_number, state=TrialState.PRUNED, skip_if_finished=True)
+        attrs: dict[str, Any] = {"history": outcome.history} if outcome.history else {}
+        if outcome.state == "failed":
+            ended = self._fail_trial(item, outcome.reason or "failed", outcome.retryable, attrs)
         else:
-            self._fail_trial(ostudy, frozen, outcome.reason or "failed", outcome.retryable)
-        self.store.add_stage_compute(
-            item.study_id, item.stage, outcome.trial_epochs, outcome.seconds
-        )
+            state = TrialState.COMPLETE if outcome.state == "completed" else TrialState.PRUNED
+            ended = self.optuna.finish(item.trial_id, state, outcome.value, attrs)
+        if ended:
+            self.store.add_stage_compute(
+                item.study_id, item.stage, outcome.trial_epochs, outcome.seconds
+            )
 
     def _fail_trial(
-        self, ostudy: optuna.Study, frozen: FrozenTrial, reason: str, retryable: bool
-    ) -> None:
+        self, item: WorkItem, reason: str, retryable: bool, attrs: dict[str, Any]
+    ) -> bool:
+        """Fail the trial; retry its parameters (a new trial) if the failure was not theirs."""
+        assert item.trial_id is not None
+        frozen = self.store.optuna.get_trial(item.trial_id)
         retries = int(frozen.user_attrs.get("retries", 0))
         retry = retryable and retries < self.max_retries
-        storage = self.store.optuna
-        storage.set_trial_user_attr(frozen._trial_id, "fail_reason", reason)
-        storage.set_trial_user_attr(frozen._trial_id, "retried", retry)
-        ostudy.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
+        attrs = attrs | {"fail_reason": reason, "retried": retry}
+        if not self.optuna.finish(item.trial_id, TrialState.FAIL, None, attrs):
+            return False
         if retry:
-            ostudy.enqueue_trial(
-                frozen.params,
-                user_attrs={
-                    "stage": frozen.user_attrs.get("stage"),
-                    "retry_of": frozen.number,
-                    "retries": retries + 1,
-                },
-            )
+            again = {
+                "stage": frozen.user_attrs.get("stage"),
+                "retry_of": frozen.number,
+                "retries": retries + 1,
+            }
+            entry = (frozen.params, frozen.distributions, again)
+            self.optuna.enqueue(self._item_study(item), [entry])
+        return True
 
     def recover(self, study_id: int, reason: str = "interrupted: its process stopped") -> int:
         """After a crash: fail trials left RUNNING (retrying their params) and reopen stages.
@@ -370,80 +432,90 @@ class StageMachine:
             if record.name in SINGLE:
                 self.store.update_stage(study_id, record.name, status="pending")
                 continue
-            ostudy = self._optuna_study(study, record.name, record.result["epochs"])
+            ostudy = self.stage_study(study, record.name, record.result["epochs"])
             for frozen in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                self._fail_trial(ostudy, frozen, reason, retryable=True)
-                failed += 1
+                item = self.trial_item(study, record.name, frozen)
+                failed += self._fail_trial(item, reason, retryable=True, attrs={})
         return failed
+
+    def fail_orphans(self, study_id: int, held: set[int], older_than: float, reason: str) -> int:
+        """Fail (and retry) the study's server-made RUNNING trials that no lease in ``held``
+        holds and that started over ``older_than`` seconds ago: a claim cut off between making
+        the trial and recording its lease. Returns how many."""
+        study = self.store.get_study(study_id)
+        failed = 0
+        for record in self.store.stages(study_id):
+            if record.status != "running" or not is_search_stage(record.name):
+                continue
+            ostudy = self.stage_study(study, record.name, record.result["epochs"])
+            for trial_id in self.optuna.running_trial_ids(ostudy, older_than):
+                if trial_id not in held:
+                    frozen = self.store.optuna.get_trial(trial_id)
+                    item = self.trial_item(study, record.name, frozen)
+                    failed += self._fail_trial(item, reason, retryable=True, attrs={})
+        return failed
+
+    def trial_item(self, study: StudyRecord, stage: str, trial: FrozenTrial) -> WorkItem:
+        """A work item standing for an existing trial (to fail it as its driver would)."""
+        return WorkItem(
+            study.id,
+            study.name,
+            stage,
+            "trial",
+            study.spec.model_dump(mode="json"),
+            params=dict(trial.params),
+            trial_id=trial._trial_id,
+            trial_number=trial.number,
+        )
 
     def delete(self, study_id: int) -> None:
         """Delete a study: its Optuna studies, its stage rows, and itself."""
         study = self.store.get_study(study_id)
         for record in self.store.stages(study_id):
-            name = optuna_name(study.name, record.name)
-            self._studies.pop(name, None)
             # KeyError: a single stage, or a search stage that never asked for a trial
             with contextlib.suppress(KeyError):
-                optuna.delete_study(study_name=name, storage=self.store.optuna)
+                optuna.delete_study(
+                    study_name=optuna_name(study.name, record.name), storage=self.store.optuna
+                )
+        self.optuna.forget(study_id)
         self.store.delete_study(study_id)
 
     # --- reading -----------------------------------------------------------------------------
 
-    def _optuna_study(self, study: StudyRecord, stage: str, epochs: int) -> optuna.Study:
-        name = optuna_name(study.name, stage)
-        if name not in self._studies:
-            search = study.spec.recipe.coarse if stage == "coarse" else study.spec.recipe.refine
-            self._studies[name] = optuna.create_study(
-                study_name=name,
-                storage=self.store.optuna,
-                sampler=make_sampler(search.sampler, study.spec.seed, stage),
-                pruner=make_pruner(search.pruner, epochs),
-                direction="maximize",
-                load_if_exists=True,
-            )
-            self._studies[name].set_user_attr("hpsearch_study", study.name)
-            self._studies[name].set_user_attr("stage", stage)
-        return self._studies[name]
-
-    def _setup(self, study: StudyRecord, stage: str) -> dict[str, Any]:
-        record = self.store.stage(study.id, stage)
+    def _stage_record(self, study_id: int, stage: str) -> StageRecord:
+        record = self.store.stage(study_id, stage)
         assert record is not None, stage
-        return record.result
+        return record
+
+    def stage_study(self, study: StudyRecord, stage: str, epochs: int) -> optuna.Study:
+        """The Optuna study of one search stage (created on first use)."""
+        return self.optuna.study(study.id, study.name, study.spec, stage, epochs)
+
+    def _item_study(self, item: WorkItem) -> optuna.Study:
+        """The Optuna study of a trial item, without reading the study row when it is open."""
+        spec = parse_spec(item.spec, f"work item {item.study}/{item.stage}")
+        return self.optuna.study(item.study_id, item.study, spec, item.stage, spec.train.epochs)
 
     def trials(self, study: StudyRecord, stage: str) -> list[FrozenTrial]:
         """The Optuna trials of one search stage (empty before the stage has started)."""
         record = self.store.stage(study.id, stage)
         if record is None or "epochs" not in record.result:
             return []
-        return self._optuna_study(study, stage, record.result["epochs"]).get_trials(deepcopy=False)
+        return self.stage_study(study, stage, record.result["epochs"]).get_trials(deepcopy=False)
 
     def ranked_trials(self, study: StudyRecord) -> list[FrozenTrial]:
         """Completed search trials of every round, best first; the longer-trained wins ties."""
         trials = []
         for record in self.store.stages(study.id):
-            if record.name == "coarse" or record.name.startswith("refine-"):
-                trials += [
-                    t for t in self.trials(study, record.name) if t.state == TrialState.COMPLETE
-                ]
+            if is_search_stage(record.name) and "epochs" in record.result:
+                ostudy = self.stage_study(study, record.name, record.result["epochs"])
+                trials += ostudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         return sorted(trials, key=lambda t: (t.value or 0.0, t.number), reverse=True)
-
-    def _spent(self, study_id: int) -> float:
-        return sum(r.trial_epochs for r in self.store.stages(study_id))
-
-    def _over_budget(self, study: StudyRecord, next_epochs: float) -> bool:
-        """Would another trial of ``next_epochs`` overrun the study's budget?"""
-        budget = study.spec.budget
-        records = self.store.stages(study.id)
-        epochs = sum(r.trial_epochs for r in records)
-        seconds = sum(r.seconds for r in records)
-        if budget.trial_epochs is not None and epochs + next_epochs > budget.trial_epochs:
-            return True
-        return budget.seconds is not None and seconds >= budget.seconds
 
     def _summarize(
         self, study: StudyRecord, stage: str, trials: list[FrozenTrial], over_budget: bool
     ) -> dict[str, Any]:
-        counts = _counts(trials)
+        counts = count_states(trials)
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         best = max(complete, key=lambda t: t.value or 0.0, default=None)
         summary: dict[str, Any] = {
@@ -460,7 +532,8 @@ class StageMachine:
         return summary
 
 
-def _counts(trials: list[FrozenTrial]) -> dict[str, int]:
+def count_states(trials: list[FrozenTrial]) -> dict[str, int]:
+    """Trials by state; a failed trial whose parameters were retried counts as ``retried``."""
     counts = {"complete": 0, "pruned": 0, "failed": 0, "retried": 0, "running": 0, "waiting": 0}
     for t in trials:
         if t.state == TrialState.COMPLETE:
@@ -474,6 +547,16 @@ def _counts(trials: list[FrozenTrial]) -> dict[str, int]:
         else:
             counts["waiting"] += 1
     return counts
+
+
+def _over_budget(spec: StudySpec, records: Records, next_epochs: float) -> bool:
+    """Would another trial of ``next_epochs`` overrun the study's budget?"""
+    budget = spec.budget
+    epochs = sum(r.trial_epochs for r in records.values())
+    seconds = sum(r.seconds for r in records.values())
+    if budget.trial_epochs is not None and epochs + next_epochs > budget.trial_epochs:
+        return True
+    return budget.seconds is not None and seconds >= budget.seconds
 
 
 def _top(trials: list[FrozenTrial], fraction: float, minimum: int) -> list[FrozenTrial]:
@@ -490,16 +573,6 @@ def _top(trials: list[FrozenTrial], fraction: float, minimum: int) -> list[Froze
 
 def _trial_summary(trial: FrozenTrial) -> dict[str, Any]:
     return {"number": trial.number, "value": trial.value, "params": dict(trial.params)}
-
-
-def _distributions(ranges: dict[str, Range]) -> dict[str, BaseDistribution]:
-    out: dict[str, BaseDistribution] = {}
-    for name, r in ranges.items():
-        if r.integer:
-            out[name] = IntDistribution(int(-(-r.low // 1)), int(r.high // 1), log=r.log)
-        else:
-            out[name] = FloatDistribution(r.low, r.high, log=r.log)
-    return out
 
 
 def _spec_params(params: dict[str, Any]) -> dict[str, float]:
@@ -523,49 +596,3 @@ def _field_value(spec: StudySpec, path: str) -> object:
     for part in path.split("."):
         node = getattr(node, part)
     return node
-
-
-def summary(machine: StageMachine, study_id: int) -> dict[str, Any]:
-    """What a person or a script wants to know about a study: stages, best, diagnosis, compute."""
-    store = machine.store
-    study = store.get_study(study_id)
-    records = {r.name: r for r in store.stages(study_id)}
-    stages = []
-    for name in [*plan(study.spec), "targeted"]:
-        record = records.get(name)
-        if record is None:
-            if name != "targeted":
-                stages.append({"name": name, "status": "pending"})
-            continue
-        entry = record.as_dict()
-        if (name == "coarse" or name.startswith("refine-")) and "epochs" in record.result:
-            entry["counts"] = _counts(machine.trials(study, name))
-        stages.append(entry)
-    ranked = machine.ranked_trials(study)
-    final = records.get("final")
-    if final is not None and final.status == "completed":
-        result = final.result
-        best = {
-            "params": {param_name(k): v for k, v in result["params"].items()},
-            "val_accuracy": result["val_accuracy"],
-            "test_accuracy": result["test_accuracy"],
-        }
-        diagnosis = result["diagnosis"]
-    else:
-        best = {
-            "params": dict(ranked[0].params) if ranked else {},
-            "val_accuracy": ranked[0].value if ranked else None,
-            "test_accuracy": None,
-        }
-        diagnosis = None
-    return {
-        "study": study.name,
-        "state": study.state,
-        "message": study.message,
-        "stages": stages,
-        "best": best,
-        "diagnosis": diagnosis,
-        "compute": {
-            r.name: {"trial_epochs": r.trial_epochs, "seconds": r.seconds} for r in records.values()
-        },
-    }

@@ -1,52 +1,29 @@
-"""Read-only views of a study's trials for people and scripts (the API's list and best routes)."""
+"""Read-only views of a study for people and scripts: its summary, pages of its trials, one trial.
+
+Everything here reads counts and pages in SQL (``_pages``), never every trial of a study, so a
+study of ten thousand trials is summarized as fast as a small one.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from optuna.trial import FrozenTrial, TrialState
-
-from hpsearch.recipe._machine import StageMachine, plan
+from hpsearch.recipe._items import param_name
+from hpsearch.recipe._machine import StageMachine, is_search_stage, plan
+from hpsearch.recipe._pages import BadQueryError, best_of, trial_detail, trial_page, trial_points
 from hpsearch.storage import StudyRecord
 
 TrialStateName = Literal["complete", "pruned", "failed", "running", "waiting"]
-TrialSort = Literal["value", "-value", "number", "-number", "duration", "-duration"]
-_STATES: dict[TrialState, str] = {
-    TrialState.COMPLETE: "complete",
-    TrialState.PRUNED: "pruned",
-    TrialState.FAIL: "failed",
-    TrialState.RUNNING: "running",
-    TrialState.WAITING: "waiting",
-}
 
-
-def trial_view(stage: str, trial: FrozenTrial) -> dict[str, Any]:
-    """One trial as JSON-ready data: params, state, value, epochs, timing, reason."""
-    duration = None
-    if trial.datetime_start is not None and trial.datetime_complete is not None:
-        duration = (trial.datetime_complete - trial.datetime_start).total_seconds()
-    return {
-        "number": trial.number,
-        "stage": stage,
-        "state": _STATES[trial.state],
-        "value": trial.value,
-        "params": dict(trial.params),
-        "epochs": len(trial.intermediate_values),
-        "duration": duration,
-        "started_at": trial.datetime_start.isoformat() if trial.datetime_start else None,
-        "worker": trial.user_attrs.get("worker"),
-        "reason": trial.user_attrs.get("fail_reason"),
-        "retry_of": trial.user_attrs.get("retry_of"),
-    }
-
-
-def search_trials(machine: StageMachine, study: StudyRecord) -> list[dict[str, Any]]:
-    """Every coarse and refine trial of ``study``, as views, in stage then number order."""
-    views = []
-    for stage in plan(study.spec):
-        if stage == "coarse" or stage.startswith("refine-"):
-            views += [trial_view(stage, t) for t in machine.trials(study, stage)]
-    return views
+__all__ = [
+    "BadQueryError",
+    "TrialStateName",
+    "best_trials",
+    "list_trials",
+    "summary",
+    "trial_detail",
+    "trial_points",
+]
 
 
 def list_trials(
@@ -55,25 +32,63 @@ def list_trials(
     *,
     state: TrialStateName | None = None,
     stage: str | None = None,
-    sort: TrialSort = "number",
+    sort: str = "number",
     limit: int = 100,
     offset: int = 0,
 ) -> dict[str, Any]:
     """A filtered, sorted page of trials and the total count before paging."""
-    views = [
-        v
-        for v in search_trials(machine, study)
-        if (state is None or v["state"] == state) and (stage is None or v["stage"] == stage)
-    ]
-    key = sort.lstrip("-")
-    present = [v for v in views if v[key] is not None]
-    missing = [v for v in views if v[key] is None]  # no value or duration yet: always last
-    present.sort(key=lambda v: v[key], reverse=sort.startswith("-") != (key == "value"))
-    ordered = present + missing
-    return {"total": len(ordered), "trials": ordered[offset : offset + limit]}
+    return trial_page(
+        machine, study, state=state, stage=stage, sort=sort, limit=limit, offset=offset
+    )
 
 
 def best_trials(machine: StageMachine, study: StudyRecord, k: int) -> list[dict[str, Any]]:
     """The ``k`` completed search trials with the highest validation accuracy, best first."""
-    ranked = machine.ranked_trials(study)[:k]
-    return [trial_view(str(t.user_attrs.get("stage")), t) for t in ranked]
+    return best_of(machine, study, k)
+
+
+def summary(machine: StageMachine, study_id: int) -> dict[str, Any]:
+    """What a person or a script wants to know about a study: stages, best, diagnosis, compute."""
+    store = machine.store
+    study = store.get_study(study_id)
+    records = {r.name: r for r in store.stages(study_id)}
+    stages = []
+    for name in [*plan(study.spec), "targeted"]:
+        record = records.get(name)
+        if record is None:
+            if name != "targeted":
+                stages.append({"name": name, "status": "pending"})
+            continue
+        entry = record.as_dict()
+        if is_search_stage(name) and "epochs" in record.result:
+            ostudy = machine.stage_study(study, name, record.result["epochs"])
+            entry["counts"] = machine.optuna.counts(ostudy)
+        stages.append(entry)
+    final = records.get("final")
+    if final is not None and final.status == "completed":
+        result = final.result
+        best = {
+            "params": {param_name(k): v for k, v in result["params"].items()},
+            "val_accuracy": result["val_accuracy"],
+            "test_accuracy": result["test_accuracy"],
+        }
+        diagnosis = result["diagnosis"]
+    else:
+        top = best_of(machine, study, 1)
+        best = {
+            "params": top[0]["params"] if top else {},
+            "val_accuracy": top[0]["value"] if top else None,
+            "test_accuracy": None,
+        }
+        diagnosis = None
+    return {
+        "study": study.name,
+        "state": study.state,
+        "message": study.message,
+        "stages": stages,
+        "best": best,
+        "diagnosis": diagnosis,
+        "compute": {
+            r.name: {"trial_epochs": r.trial_epochs, "seconds": r.seconds} for r in records.values()
+        },
+    }

@@ -6,6 +6,7 @@ from hpsearch.storage._store import (
     StageRecord,
     Store,
     StudyRecord,
+    as_utc,
     utcnow,
 )
 
@@ -14,6 +15,7 @@ __all__ = [
     "StageRecord",
     "Store",
     "StudyRecord",
+    "as_utc",
     "create_engine",
     "normalize_url",
     "utcnow",

@@ -26,8 +26,14 @@ def engine_kwargs(url: str) -> dict[str, Any]:
     """Keyword arguments for ``create_engine`` (ours and Optuna's) suited to the backend."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}}
-    # Dropped connections (a restarted or failed-over server) are noticed before use.
-    return {"pool_pre_ping": True}
+    # No pre-ping: it costs a round trip on every checkout, several per request. A connection
+    # the database dropped (a restart, a failover, pg_terminate_backend) fails the one statement
+    # that meets it; SQLAlchemy then discards every pooled connection of that age, and the
+    # caller retries (the API answers 503, workers resend, the lease design loses nothing).
+    # Up to 20 connections per engine (a store has two: ours and Optuna's), so that a server
+    # process with 16 request threads (api.Settings.threads) fits, and a few server processes
+    # stay under PostgreSQL's default of 100 connections.
+    return {"pool_size": 8, "max_overflow": 12}
 
 
 def create_engine(url: str) -> Engine:

@@ -13,20 +13,28 @@ from typing import Any
 
 import sqlalchemy as sa
 from optuna.storages import RDBStorage
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from hpsearch.errors import StorageError, StudyExistsError, StudyNotFoundError
 from hpsearch.spec import StudySpec, parse_spec
+from hpsearch.storage import migrations
 from hpsearch.storage._engine import create_engine, engine_kwargs, normalize_url
-from hpsearch.storage._tables import metadata, stages, studies
+from hpsearch.storage._tables import leases, stages, studies
 
 STUDY_STATES = ("running", "stopped", "completed", "failed")
+DRIVERS = ("local", "server")
 STAGE_STATUSES = ("pending", "running", "passed", "failed", "skipped", "completed")
 FINISHED_STAGE = ("passed", "failed", "skipped", "completed")
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A stored moment as an aware UTC datetime (SQLite hands back naive ones)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,7 @@ class StudyRecord:
     spec: StudySpec
     state: str
     message: str | None
+    driver: str  # "server" (launched through the API) or "local" (hpsearch run)
     created_at: datetime
     updated_at: datetime
 
@@ -68,36 +77,44 @@ class StageRecord:
 
 
 class Store:
-    """Our tables and Optuna's storage in the database at ``url`` (created when missing)."""
+    """Our tables and Optuna's storage in the database at ``url`` (created or upgraded by the
+    migrations when the store opens)."""
 
     def __init__(self, url: str) -> None:
         self.url = normalize_url(url)
         try:
             self.engine = create_engine(self.url)
-            metadata.create_all(self.engine)
+            migrations.upgrade(self.engine)
         except (sa.exc.ArgumentError, sa.exc.OperationalError, ImportError) as exc:
             raise StorageError(url, _first_line(exc)) from None
         self._optuna: RDBStorage | None = None
         self._optuna_lock = threading.Lock()
+        # Reads need no transaction: in autocommit mode a read is one round trip, not three
+        # (BEGIN, the query, ROLLBACK); under load those trips were much of a server's time.
+        self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._optuna_reader: Engine | None = None
 
     @property
     def optuna(self) -> RDBStorage:
         """Optuna's storage on the same database (opened on first use, once per store).
 
-        Opening creates Optuna's tables when missing. Two threads doing that at once collide in
-        PostgreSQL's catalog (a unique violation on pg_type), hence the lock; another process
-        doing it at the same instant (two servers starting) is met with one retry.
+        Opening creates Optuna's tables when missing. Two threads or processes doing that at once
+        collide in PostgreSQL's catalog (a unique violation on pg_type), hence the thread lock
+        and, across processes (servers starting together), the migrations' advisory lock.
         """
         with self._optuna_lock:
             if self._optuna is None:
-                try:
-                    self._optuna = self._open_optuna()
-                except (IntegrityError, sa.exc.ProgrammingError):
-                    self._optuna = self._open_optuna()
+                with migrations.schema_lock(self.engine):
+                    self._optuna = RDBStorage(self.url, engine_kwargs=engine_kwargs(self.url))
             return self._optuna
 
-    def _open_optuna(self) -> RDBStorage:
-        return RDBStorage(self.url, engine_kwargs=engine_kwargs(self.url))
+    @property
+    def optuna_reader(self) -> Engine:
+        """Optuna's engine in autocommit mode, for reads of Optuna's tables."""
+        if self._optuna_reader is None:
+            engine = self.optuna.engine
+            self._optuna_reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        return self._optuna_reader
 
     def close(self) -> None:
         self.engine.dispose()
@@ -106,14 +123,16 @@ class Store:
 
     # --- studies -----------------------------------------------------------------------------
 
-    def create_study(self, spec: StudySpec) -> StudyRecord:
+    def create_study(self, spec: StudySpec, driver: str = "local") -> StudyRecord:
         """Insert a new running study; a taken name raises :class:`StudyExistsError`."""
+        assert driver in DRIVERS, driver
         now = utcnow()
         row = {
             "name": spec.name,
             "spec": spec.model_dump(mode="json"),
             "state": "running",
             "message": None,
+            "driver": driver,
             "created_at": now,
             "updated_at": now,
         }
@@ -126,18 +145,26 @@ class Store:
 
     def find_study(self, key: str | int) -> StudyRecord | None:
         column = studies.c.id if isinstance(key, int) else studies.c.name
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(sa.select(studies).where(column == key)).mappings().first()
         return None if row is None else _study_record(row)
 
     def count_studies(self) -> int:
         """How many studies there are (also a cheap check that the database answers)."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(studies)).scalar_one())
+
+    def count_studies_by_state(self) -> dict[str, int]:
+        counts = dict.fromkeys(STUDY_STATES, 0)
+        query = sa.select(studies.c.state, sa.func.count()).group_by(studies.c.state)
+        with self.reader.connect() as conn:
+            for state, n in conn.execute(query):
+                counts[state] = n
+        return counts
 
     def list_studies(self) -> list[StudyRecord]:
         """Every study, oldest first."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(sa.select(studies).order_by(studies.c.id)).mappings()
             return [_study_record(r) for r in rows]
 
@@ -153,26 +180,49 @@ class Store:
             raise StudyNotFoundError(key)
         return record
 
-    def set_study_state(self, study_id: int, state: str, message: str | None = None) -> None:
+    def study_state(self, study_id: int) -> str:
+        """Just the study's state (a cheap read for every epoch report)."""
+        with self.reader.connect() as conn:
+            state = conn.execute(
+                sa.select(studies.c.state).where(studies.c.id == study_id)
+            ).scalar()
+        if state is None:
+            raise StudyNotFoundError(study_id)
+        return str(state)
+
+    def set_study_state(
+        self,
+        study_id: int,
+        state: str,
+        message: str | None = None,
+        *,
+        driver: str | None = None,
+        only_from: str | None = None,
+    ) -> bool:
+        """Set the state (and the driver, if given); with ``only_from``, only if the study is in
+        that state now. True if the row changed."""
         assert state in STUDY_STATES, state
+        values: dict[str, Any] = {"state": state, "message": message, "updated_at": utcnow()}
+        if driver is not None:
+            assert driver in DRIVERS, driver
+            values["driver"] = driver
+        query = studies.update().where(studies.c.id == study_id)
+        if only_from is not None:
+            query = query.where(studies.c.state == only_from)
         with self.engine.begin() as conn:
-            conn.execute(
-                studies.update()
-                .where(studies.c.id == study_id)
-                .values(state=state, message=message, updated_at=utcnow())
-            )
+            return bool(conn.execute(query.values(**values)).rowcount == 1)
 
     # --- stages ------------------------------------------------------------------------------
 
     def stages(self, study_id: int) -> list[StageRecord]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(
                 sa.select(stages).where(stages.c.study_id == study_id).order_by(stages.c.position)
             ).mappings()
             return [_stage_record(r) for r in rows]
 
     def stage(self, study_id: int, name: str) -> StageRecord | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = (
                 conn.execute(
                     sa.select(stages).where(stages.c.study_id == study_id, stages.c.name == name)
@@ -233,6 +283,14 @@ class Store:
             return False
         return True
 
+    def trial_workers(self, study_id: int) -> dict[int, str]:
+        """Which worker each of the study's Optuna trials was handed to (by trial id)."""
+        query = sa.select(leases.c.trial_id, leases.c.worker).where(
+            leases.c.study_id == study_id, leases.c.trial_id.is_not(None)
+        )
+        with self.reader.connect() as conn:
+            return {int(trial_id): worker for trial_id, worker in conn.execute(query)}
+
     def add_stage_compute(
         self, study_id: int, name: str, trial_epochs: float, seconds: float
     ) -> None:
@@ -266,6 +324,7 @@ def _study_record(row: Any) -> StudyRecord:
         spec=parse_spec(row["spec"], f"stored spec of {row['name']}"),
         state=row["state"],
         message=row["message"],
+        driver=row["driver"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )

@@ -1,7 +1,9 @@
-"""Our own tables, beside Optuna's in the same database.
+"""Our own tables, beside Optuna's in the same database (the schema at the newest migration).
 
 Optuna keeps trials (params, intermediate values, states, user attributes). We keep what Optuna has
-no place for: the study's spec and state, and one result row per recipe stage.
+no place for: the study's spec and state, one result row per recipe stage, the leases of work
+items handed to workers, and the workers themselves. ``hpsearch.storage.migrations`` creates and
+upgrades these tables; a change here needs a migration there (a test compares the two).
 """
 
 from __future__ import annotations
@@ -18,8 +20,12 @@ studies = sa.Table(
     sa.Column("spec", sa.JSON, nullable=False),
     sa.Column("state", sa.String(16), nullable=False),  # running / stopped / completed / failed
     sa.Column("message", sa.Text, nullable=True),  # why it failed, in words
+    # who drives it: "server" (launched through the API; its workers hold leases) or "local"
+    # (``hpsearch run``); a server hands out and reaps the work of its own studies only
+    sa.Column("driver", sa.String(16), nullable=False, server_default="local"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,  # ids are never reused, so a cached id never means another study
 )
 
 stages = sa.Table(
@@ -60,6 +66,25 @@ leases = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),  # active / finished / expired
     sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("outcome", sa.JSON, nullable=True),  # what the finish delivered
+    sa.Column("outcome", sa.JSON, nullable=True),  # what the finish (or the reaper) delivered
+    sa.Column("trial_id", sa.Integer, nullable=True),  # the Optuna trial of a search trial item
+    sa.Column("progress", sa.JSON, nullable=True),  # per-epoch metrics reported so far
+    # when the outcome was recorded in the study: NULL while a finished lease still owes that
+    # (a finish cut off half-way); whoever sees it so completes the job
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
     sa.Index("ix_hpsearch_leases_active", "state", "expires_at"),
+    sa.Index("ix_hpsearch_leases_trial", "trial_id"),
+    sa.Index("ix_hpsearch_leases_study_stage", "study_id", "stage"),
+)
+
+workers = sa.Table(
+    "hpsearch_workers",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),  # the worker's own id (host-pid, ...)
+    sa.Column("host", sa.String(256), nullable=True),
+    sa.Column("devices", sa.JSON, nullable=False),
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("lease_id", sa.Integer, nullable=True),  # the item it works on now, if any
+    sa.Column("items_done", sa.Integer, nullable=False, default=0),
 )

@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hpsearch.errors import HPSearchError
-from hpsearch.recipe import DONE, Outcome, Range, StageMachine, WorkItem, run_search
+from hpsearch.recipe import DONE, WAIT, Outcome, Range, StageMachine, WorkItem, run_search
 from hpsearch.recipe._machine import plan
 from hpsearch.storage import Store
 from tests.conftest import tiny_study
@@ -226,3 +226,26 @@ def test_a_dead_worker_process_stops_the_run_cleanly_and_it_resumes(tmp_path: ob
     trials = optuna.load_study(study_name="dead:coarse", storage=url).trials
     assert all(t.state != TrialState.RUNNING for t in trials)
     assert any(t.user_attrs.get("retry_of") is not None for t in trials)
+
+
+def test_a_claim_that_loses_the_queued_trial_to_another_waits(
+    storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(storage_url)
+    study = store.create_study(tiny_study("raced"))
+    machine = StageMachine(store)
+    for _ in ("sanity", "range_test"):
+        item = machine.next_item(study.id)
+        assert isinstance(item, WorkItem)
+        machine.finish(item, _fake_outcome(item, machine))
+    pop = machine.optuna.pop
+
+    def taken_by_another_claim(ostudy: optuna.Study) -> None:
+        pop(ostudy)  # the fast path of another claim starts it first
+
+    monkeypatch.setattr(machine.optuna, "pop", taken_by_another_claim)
+    # the coarse stage starts with its first trial queued; another claim takes it
+    assert machine.next_item(study.id) == WAIT  # counted it as queued, found it gone
+    coarse = store.stage(study.id, "coarse")
+    assert coarse is not None
+    assert coarse.status == "running"  # not mistaken for finished

@@ -1,0 +1,447 @@
+"""The Optuna side of the search stages: one Optuna study per stage, and its trials.
+
+Every search trial is a plain Optuna trial, so ``optuna.load_study`` and optuna-dashboard read
+them. The hot paths of a server (a claim creates a trial, every epoch reports one, a finish ends
+one) go through Optuna's storage API rather than ``Study.ask`` / ``Trial`` / ``Study.tell``: those
+rebuild whole trials from the database several times per call, which at a few dozen workers was
+most of the server's time. What they would compute is computed the same way here: a random
+trial's parameters come from the same seeded sampler (so the same spec and seed still give the
+same parameters for each trial number), a pruned trial's value is its last intermediate value, and
+the pruning decision is the study's own pruner's.
+
+Reads that only need a state or a count are single SQL statements over Optuna's own tables.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Container, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import optuna
+import sqlalchemy as sa
+from optuna.distributions import (
+    BaseDistribution,
+    FloatDistribution,
+    IntDistribution,
+    distribution_to_json,
+    json_to_distribution,
+)
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.pruners import MedianPruner
+from optuna.samplers import RandomSampler
+from optuna.storages._rdb import models
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.recipe._common import derived_seed
+from hpsearch.recipe._ranges import Range
+from hpsearch.recipe._sampling import make_pruner, make_sampler
+from hpsearch.spec import StudySpec
+from hpsearch.storage import Store
+
+_TRIALS = models.TrialModel.__table__
+_USER_ATTRS = models.TrialUserAttributeModel.__table__
+_VALUES = models.TrialIntermediateValueModel.__table__
+_PARAMS = models.TrialParamModel.__table__
+_STUDIES = models.StudyModel.__table__
+_STATE_NAMES = {
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAIL: "failed",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "waiting",
+}
+
+
+def optuna_name(study: str, stage: str) -> str:
+    return f"{study}:{stage}"
+
+
+def distributions(ranges: Mapping[str, Range]) -> dict[str, BaseDistribution]:
+    out: dict[str, BaseDistribution] = {}
+    for name, r in ranges.items():
+        if r.integer:
+            out[name] = IntDistribution(int(-(-r.low // 1)), int(r.high // 1), log=r.log)
+        else:
+            out[name] = FloatDistribution(r.low, r.high, log=r.log)
+    return out
+
+
+class StageTrials:
+    """Optuna studies of one store's search stages, opened once per process and kept."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._studies: dict[tuple[int, str], optuna.Study] = {}
+        self._complete: dict[int, dict[int, FrozenTrial]] = {}  # by Optuna study id, trial id
+        self._lock = threading.Lock()  # guards the cache of completed trials
+        self._opening = threading.Lock()
+
+    def study(
+        self, study_id: int, name: str, spec: StudySpec, stage: str, epochs: int
+    ) -> optuna.Study:
+        """The Optuna study ``<name>:<stage>`` (created on first use) with the spec's sampler
+        and pruner. Our study ids are never reused, so caching by id cannot mix up studies."""
+        key = (study_id, stage)
+        with self._opening:  # one thread opens it; the others find it open
+            if key not in self._studies:
+                search = spec.recipe.coarse if stage == "coarse" else spec.recipe.refine
+                ostudy = optuna.create_study(
+                    study_name=optuna_name(name, stage),
+                    storage=self.store.optuna,
+                    sampler=make_sampler(search.sampler, spec.seed, stage),
+                    pruner=make_pruner(search.pruner, epochs),
+                    direction="maximize",
+                    load_if_exists=True,
+                )
+                ostudy.set_user_attr("hpsearch_study", name)
+                ostudy.set_user_attr("stage", stage)
+                self._studies[key] = ostudy
+            return self._studies[key]
+
+    def forget(self, study_id: int) -> None:
+        for key in [k for k in self._studies if k[0] == study_id]:
+            del self._studies[key]
+
+    # --- counting ------------------------------------------------------------------------------
+
+    def counts(self, ostudy: optuna.Study) -> dict[str, int]:
+        """Trials by state in one query; a failed trial whose parameters were retried counts as
+        ``retried``, not ``failed`` (its retry is another trial)."""
+        retried = _USER_ATTRS.alias("retried")
+        joined = _TRIALS.outerjoin(
+            retried, sa.and_(retried.c.trial_id == _TRIALS.c.trial_id, retried.c.key == "retried")
+        )
+        query = (
+            sa.select(_TRIALS.c.state, retried.c.value_json, sa.func.count())
+            .select_from(joined)
+            .where(_TRIALS.c.study_id == ostudy._study_id)
+            .group_by(_TRIALS.c.state, retried.c.value_json)
+        )
+        counts = dict.fromkeys(("complete", "pruned", "failed", "retried", "running", "waiting"), 0)
+        with self.store.optuna_reader.connect() as conn:
+            for state, retried_json, n in conn.execute(query):
+                was_retried = state == TrialState.FAIL and retried_json == "true"
+                name = "retried" if was_retried else _STATE_NAMES[state]
+                counts[name] += n
+        return counts
+
+    def census(self) -> dict[str, int]:
+        """Trials of every study in the database by state (complete, pruned, failed, ...)."""
+        query = sa.select(_TRIALS.c.state, sa.func.count()).group_by(_TRIALS.c.state)
+        counts = dict.fromkeys(_STATE_NAMES.values(), 0)
+        with self.store.optuna_reader.connect() as conn:
+            for state, n in conn.execute(query):
+                counts[_STATE_NAMES[state]] += n
+        return counts
+
+    def running_trial_ids(self, ostudy: optuna.Study, older_than: float) -> list[int]:
+        """Ids of the study's RUNNING trials that started more than ``older_than`` seconds ago."""
+        started_before = _utc_now() - timedelta(seconds=older_than)
+        query = sa.select(_TRIALS.c.trial_id).where(
+            _TRIALS.c.study_id == ostudy._study_id,
+            _TRIALS.c.state == TrialState.RUNNING,
+            _TRIALS.c.datetime_start < started_before,
+        )
+        with self.store.optuna_reader.connect() as conn:
+            return [int(r[0]) for r in conn.execute(query)]
+
+    # --- creating ------------------------------------------------------------------------------
+
+    # --- queueing and handing out --------------------------------------------------------------
+
+    def enqueue(self, ostudy: optuna.Study, entries: Sequence[Queued]) -> None:
+        """Queue trials (WAITING) with their parameters already set, so whoever starts one needs
+        no sampler: a seeded first configuration, or a retry."""
+        self._insert_waiting(ostudy, len(entries), lambda i, number: entries[i])
+
+    def enqueue_random(
+        self,
+        ostudy: optuna.Study,
+        spec: StudySpec,
+        stage: str,
+        ranges: Mapping[str, Range],
+        count: int,
+    ) -> None:
+        """Queue ``count`` randomly sampled trials.
+
+        Each is drawn as ``Study.ask`` would draw it: a random sampler seeded for the trial's
+        number draws each parameter in turn, so the same spec and seed give the same parameters
+        for each number, whichever process samples them.
+        """
+        dists = distributions(ranges)
+
+        def sample(i: int, number: int) -> Queued:
+            sampler = RandomSampler(seed=derived_seed(spec.seed, stage, number))
+            stub = _template(TrialState.RUNNING, {}, {}, {})
+            params = {
+                name: sampler.sample_independent(ostudy, stub, name, dist)
+                for name, dist in dists.items()
+            }
+            return params, dists, {"stage": stage}
+
+        self._insert_waiting(ostudy, count, sample)
+
+    def _insert_waiting(
+        self, ostudy: optuna.Study, count: int, make: Callable[[int, int], Queued]
+    ) -> None:
+        """Insert ``count`` WAITING trials, the ``i``-th made by ``make(i, its number)``, in one
+        transaction of a handful of statements.
+
+        Numbering is done the way Optuna's ``create_new_trial`` does it: the study's row locked,
+        the next number is the count of its trials. The rows are the ones Optuna itself writes
+        for a trial with parameters and user attributes (``optuna.load_study`` reads them; a
+        test holds the two to the same result), written in bulk rather than one session and a
+        dozen statements per trial.
+        """
+        study_id = ostudy._study_id
+        with self.store.optuna.engine.begin() as conn:
+            conn.execute(
+                sa.select(_STUDIES.c.study_id)
+                .where(_STUDIES.c.study_id == study_id)
+                .with_for_update()
+            )
+            first = conn.execute(
+                sa.select(sa.func.count()).where(_TRIALS.c.study_id == study_id)
+            ).scalar_one()
+            made = [make(i, first + i) for i in range(count)]
+            rows = [
+                {"number": first + i, "study_id": study_id, "state": TrialState.WAITING}
+                for i in range(count)
+            ]
+            inserted = conn.execute(
+                _TRIALS.insert().returning(_TRIALS.c.trial_id, sort_by_parameter_order=True),
+                rows,
+            )
+            trial_ids = [int(r[0]) for r in inserted]
+            params = [
+                {
+                    "trial_id": trial_id,
+                    "param_name": name,
+                    "param_value": dists[name].to_internal_repr(value),
+                    "distribution_json": distribution_to_json(dists[name]),
+                }
+                for trial_id, (values, dists, _) in zip(trial_ids, made, strict=True)
+                for name, value in values.items()
+            ]
+            attrs = [
+                {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                for trial_id, (_, _, user_attrs) in zip(trial_ids, made, strict=True)
+                for key, value in user_attrs.items()
+            ]
+            if params:
+                conn.execute(_PARAMS.insert(), params)
+            if attrs:
+                conn.execute(_USER_ATTRS.insert(), attrs)
+
+    def ask(self, ostudy: optuna.Study, stage: str, ranges: Mapping[str, Range]) -> FrozenTrial:
+        """A new RUNNING trial sampled by the study's own sampler (TPE and Sobol learn from, or
+        keep their place in, the study's trials, so they sample when a trial starts)."""
+        trial = ostudy.ask(fixed_distributions=distributions(ranges))
+        trial.set_user_attr("stage", stage)
+        started = _template(TrialState.RUNNING, trial.params, trial.distributions, {})
+        started.number, started._trial_id = trial.number, trial._trial_id
+        return started
+
+    def pop(self, ostudy: optuna.Study) -> FrozenTrial | None:
+        """Start the next WAITING trial (RUNNING from now): a retry if one waits (an interrupted
+        trial is redone before new ones), else the oldest; None if none waits.
+
+        Concurrent poppers never take the same trial: on PostgreSQL the row is locked with
+        ``SKIP LOCKED`` (a second popper takes the next one instead of waiting), and the update
+        only moves a trial that is still WAITING. This is what ``Study.ask`` does to start an
+        enqueued trial, without its retry loop over candidates.
+        """
+        retry = _USER_ATTRS.alias("retry")
+        query = (
+            sa.select(_TRIALS.c.trial_id, _TRIALS.c.number)
+            .select_from(
+                _TRIALS.outerjoin(
+                    retry,
+                    sa.and_(retry.c.trial_id == _TRIALS.c.trial_id, retry.c.key == "retry_of"),
+                )
+            )
+            .where(_TRIALS.c.study_id == ostudy._study_id, _TRIALS.c.state == TrialState.WAITING)
+            .order_by(retry.c.trial_id.is_(None), _TRIALS.c.trial_id)  # retries first
+            .limit(1)
+        )
+        engine = self.store.optuna.engine
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=_TRIALS)
+        with engine.begin() as conn:
+            row = conn.execute(query).first()
+            if row is None:
+                return None
+            started = conn.execute(
+                _TRIALS.update()
+                .where(_TRIALS.c.trial_id == row.trial_id, _TRIALS.c.state == TrialState.WAITING)
+                .values(state=TrialState.RUNNING, datetime_start=_utc_now())
+            )
+            if started.rowcount != 1:
+                return None
+            stored = conn.execute(
+                sa.select(_PARAMS.c.param_name, _PARAMS.c.param_value, _PARAMS.c.distribution_json)
+                .where(_PARAMS.c.trial_id == row.trial_id)
+                .order_by(_PARAMS.c.param_id)
+            ).all()
+        dists = {name: json_to_distribution(text) for name, _, text in stored}
+        params = {name: dists[name].to_external_repr(value) for name, value, _ in stored}
+        trial = _template(TrialState.RUNNING, params, dists, {})
+        trial.number, trial._trial_id = int(row.number), int(row.trial_id)
+        return trial
+
+    def cancel_waiting(self, ostudy: optuna.Study, reason: str) -> None:
+        """End the study's queued trials unstarted (FAIL, with ``reason``)."""
+        for trial in ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            self.finish(trial._trial_id, TrialState.FAIL, None, {"fail_reason": reason})
+
+    # --- reporting and finishing ---------------------------------------------------------------
+
+    def report(
+        self, ostudy: optuna.Study, trial_id: int, number: int, epoch: int, value: float
+    ) -> bool:
+        """Record an epoch's validation accuracy; True if the pruner says stop (or the trial is
+        already over)."""
+        storage = self.store.optuna
+        try:
+            storage.set_trial_intermediate_value(trial_id, epoch, value)
+        except UpdateFinishedTrialError:
+            return True
+        if not isinstance(ostudy.pruner, MedianPruner):
+            # successive halving and hyperband keep rungs in trials' system attributes and
+            # look at the whole study: give them the real thing
+            return bool(ostudy.pruner.prune(ostudy, storage.get_trial(trial_id)))
+        # A median pruner reads only the study's direction, its completed trials' intermediate
+        # values and this trial's: give it those, read in two or three small queries instead of
+        # rebuilding every unfinished trial of the study from the database.
+        frozen = _with_values(trial_id, number, TrialState.RUNNING, self._values([trial_id]))
+        view = _PrunerView(self._completed(ostudy))
+        return bool(ostudy.pruner.prune(cast(optuna.Study, view), frozen))
+
+    def _completed(self, ostudy: optuna.Study) -> list[FrozenTrial]:
+        """The study's COMPLETE trials with their intermediate values. A completed trial never
+        changes, so each is read once per process; later calls read only the new ones."""
+        query = sa.select(_TRIALS.c.trial_id, _TRIALS.c.number).where(
+            _TRIALS.c.study_id == ostudy._study_id, _TRIALS.c.state == TrialState.COMPLETE
+        )
+        with self.store.optuna_reader.connect() as conn:
+            numbers = {int(i): int(n) for i, n in conn.execute(query)}
+        with self._lock:
+            known = self._complete.setdefault(ostudy._study_id, {})
+            new = [i for i in numbers if i not in known]
+        if new:
+            values = self._values(new)
+            with self._lock:
+                for i in new:
+                    known[i] = _with_values(i, numbers[i], TrialState.COMPLETE, values)
+        return [known[i] for i in sorted(numbers, key=numbers.__getitem__)]
+
+    def _values(self, trial_ids: list[int]) -> dict[int, dict[int, float]]:
+        """Intermediate values of some trials: trial id -> step -> value."""
+        query = sa.select(
+            _VALUES.c.trial_id,
+            _VALUES.c.step,
+            _VALUES.c.intermediate_value,
+            _VALUES.c.intermediate_value_type,
+        ).where(_VALUES.c.trial_id.in_(trial_ids))
+        decode = models.TrialIntermediateValueModel.stored_repr_to_intermediate_value
+        values: dict[int, dict[int, float]] = {i: {} for i in trial_ids}
+        with self.store.optuna_reader.connect() as conn:
+            for trial_id, step, value, kind in conn.execute(query):
+                values[int(trial_id)][int(step)] = decode(value, kind)
+        return values
+
+    def finish(
+        self,
+        trial_id: int,
+        state: TrialState,
+        value: float | None,
+        user_attrs: Mapping[str, Any],
+    ) -> bool:
+        """End a RUNNING trial once: attributes first (a finished trial takes no more), then the
+        state; a PRUNED trial's value is its last intermediate value, as ``Study.tell`` does.
+        Returns False if it had ended already."""
+        storage = self.store.optuna
+        with self.store.optuna_reader.connect() as conn:
+            current = conn.execute(
+                sa.select(_TRIALS.c.state).where(_TRIALS.c.trial_id == trial_id)
+            ).scalar_one()
+        if current.is_finished():
+            return False
+        values = None if value is None else [value]
+        if state == TrialState.PRUNED:
+            steps = self._values([trial_id])[trial_id]
+            values = [steps[max(steps)]] if steps else None
+        try:
+            for key, attr in user_attrs.items():
+                storage.set_trial_user_attr(trial_id, key, attr)
+            return storage.set_trial_state_values(trial_id, state, values)
+        except UpdateFinishedTrialError:  # someone else ended it a moment ago
+            return False
+
+
+class _PrunerView:
+    """As much of a study as a median pruner reads: maximize, and its completed trials."""
+
+    direction = StudyDirection.MAXIMIZE
+
+    def __init__(self, completed: list[FrozenTrial]) -> None:
+        self._completed = completed
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        if states is not None and TrialState.COMPLETE not in states:
+            return []
+        return self._completed
+
+
+def _with_values(
+    trial_id: int, number: int, state: TrialState, values: Mapping[int, dict[int, float]]
+) -> FrozenTrial:
+    return FrozenTrial(
+        number=number,
+        state=state,
+        value=None,
+        datetime_start=None,
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs={},
+        system_attrs={},
+        intermediate_values=values.get(trial_id, {}),
+        trial_id=trial_id,
+    )
+
+
+def _utc_now() -> datetime:
+    """Now as Optuna's tables keep time: naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+Queued = tuple[dict[str, Any], dict[str, BaseDistribution], dict[str, Any]]
+"""A trial to queue: its parameters, their distributions, its user attributes."""
+
+
+def _template(
+    state: TrialState,
+    params: Mapping[str, Any],
+    dists: Mapping[str, BaseDistribution],
+    user_attrs: Mapping[str, Any],
+) -> FrozenTrial:
+    return FrozenTrial(
+        number=-1,
+        state=state,
+        value=None,
+        datetime_start=None,
+        datetime_complete=None,
+        params=dict(params),
+        distributions=dict(dists),
+        user_attrs=dict(user_attrs),
+        system_attrs={},
+        intermediate_values={},
+        trial_id=-1,
+    )

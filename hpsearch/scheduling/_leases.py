@@ -1,0 +1,174 @@
+"""Lease rows: one per work item handed to a worker.
+
+A lease is ``active`` while its worker holds the item, then ``finished`` (the worker delivered an
+outcome) or ``expired`` (the reaper gave up on the worker). Leaving ``active`` is one conditional
+update that stores the outcome with it, so exactly one caller ever wins. Recording that outcome in
+the study is a second step; ``applied_at`` says it happened. A finish cut off between the two
+steps (a dropped database connection, a killed server) leaves ``applied_at`` empty, and whoever
+sees that (a re-sent finish, the reaper) records the stored outcome: nothing delivered is lost, and
+nothing is recorded twice (recording an outcome is idempotent in the stage machine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from hpsearch.errors import HPSearchError
+from hpsearch.recipe import Outcome, WorkItem
+from hpsearch.storage import Store, utcnow
+from hpsearch.storage._tables import leases, workers
+
+
+class LeaseNotFoundError(HPSearchError):
+    """No work item with that id was ever handed out."""
+
+    def __init__(self, lease_id: int) -> None:
+        self.lease_id = lease_id
+        super().__init__(f"no work item {lease_id}")
+
+
+@dataclass(frozen=True)
+class LeaseRow:
+    id: int
+    study_id: int
+    stage: str
+    item: WorkItem
+    worker: str
+    state: str
+    outcome: Outcome | None
+    progress: list[dict[str, float]]
+    claimed_at: datetime
+    expires_at: datetime
+    applied_at: datetime | None
+
+
+class LeaseBook:
+    """Reads and writes of the lease table for a scheduler."""
+
+    def __init__(self, store: Store, lease_seconds: float) -> None:
+        self.store = store
+        self.lease_seconds = lease_seconds
+
+    def insert(self, conn: Connection, item: WorkItem, worker: str) -> int:
+        """A new active lease on ``item`` (inside the claimer's transaction)."""
+        now = utcnow()
+        lease_id = conn.execute(
+            leases.insert()
+            .values(
+                study_id=item.study_id,
+                stage=item.stage,
+                item=item.to_dict(),
+                worker=worker,
+                state="active",
+                claimed_at=now,
+                expires_at=now + timedelta(seconds=self.lease_seconds),
+                trial_id=item.trial_id,
+                progress=[],
+            )
+            .returning(leases.c.id)
+        ).scalar_one()
+        return int(lease_id)
+
+    def get(self, lease_id: int) -> LeaseRow:
+        with self.store.reader.connect() as conn:
+            row = conn.execute(sa.select(leases).where(leases.c.id == lease_id)).mappings().first()
+        if row is None:
+            raise LeaseNotFoundError(lease_id)
+        return _lease_row(row)
+
+    def renew(self, lease_id: int, epoch: dict[str, float] | None = None) -> LeaseRow | None:
+        """Extend an active lease (and note its worker was seen); with ``epoch``, keep that
+        epoch's metrics. None if the lease is not active any more."""
+        now = utcnow()
+        with self.store.engine.begin() as conn:
+            row = conn.execute(sa.select(leases).where(leases.c.id == lease_id)).mappings().first()
+            if row is None:
+                raise LeaseNotFoundError(lease_id)
+            if row["state"] != "active":
+                return None
+            values: dict[str, Any] = {"expires_at": now + timedelta(seconds=self.lease_seconds)}
+            if epoch is not None:
+                earlier = [e for e in row["progress"] or [] if e.get("epoch") != epoch["epoch"]]
+                values["progress"] = [*earlier, epoch]
+            renewed = conn.execute(
+                leases.update()
+                .where(leases.c.id == lease_id, leases.c.state == "active")
+                .values(**values)
+            )
+            conn.execute(
+                workers.update().where(workers.c.id == row["worker"]).values(last_seen=now)
+            )
+        return _lease_row(row) if renewed.rowcount == 1 else None
+
+    def close(self, lease_id: int, state: str, outcome: Outcome) -> bool:
+        """Move an active lease to ``state`` with its outcome; True only for the one caller that
+        did."""
+        with self.store.engine.begin() as conn:
+            moved = conn.execute(
+                leases.update()
+                .where(leases.c.id == lease_id, leases.c.state == "active")
+                .values(state=state, outcome=outcome.to_dict())
+            )
+        return bool(moved.rowcount == 1)
+
+    def mark_applied(self, row: LeaseRow) -> None:
+        """The outcome is recorded in the study; the worker is free (and one item further)."""
+        now = utcnow()
+        with self.store.engine.begin() as conn:
+            conn.execute(
+                leases.update()
+                .where(leases.c.id == row.id, leases.c.applied_at.is_(None))
+                .values(applied_at=now)
+            )
+            conn.execute(
+                workers.update()
+                .where(workers.c.id == row.worker, workers.c.lease_id == row.id)
+                .values(lease_id=None, items_done=workers.c.items_done + 1)
+            )
+
+    def expired(self) -> list[LeaseRow]:
+        """Active leases whose time ran out."""
+        return self._select(leases.c.state == "active", leases.c.expires_at < utcnow())
+
+    def unapplied(self) -> list[LeaseRow]:
+        """Closed leases whose outcome was never recorded, and whose finish is long over."""
+        return self._select(
+            leases.c.state != "active",
+            leases.c.applied_at.is_(None),
+            leases.c.expires_at < utcnow(),
+        )
+
+    def count_active(self) -> int:
+        with self.store.reader.connect() as conn:
+            query = sa.select(sa.func.count()).where(leases.c.state == "active")
+            return int(conn.execute(query).scalar_one())
+
+    def held(self, study_id: int) -> list[LeaseRow]:
+        """The study's leases whose work is not yet recorded (active, or closed but unapplied)."""
+        return self._select(leases.c.study_id == study_id, leases.c.applied_at.is_(None))
+
+    def _select(self, *where: Any) -> list[LeaseRow]:
+        with self.store.reader.connect() as conn:
+            rows = conn.execute(sa.select(leases).where(*where).order_by(leases.c.id)).mappings()
+            return [_lease_row(r) for r in rows]
+
+
+def _lease_row(row: Any) -> LeaseRow:
+    return LeaseRow(
+        id=row["id"],
+        study_id=row["study_id"],
+        stage=row["stage"],
+        item=WorkItem.from_dict(row["item"]),
+        worker=row["worker"],
+        state=row["state"],
+        outcome=Outcome.from_dict(row["outcome"]) if row["outcome"] is not None else None,
+        progress=list(row["progress"] or []),
+        claimed_at=row["claimed_at"],
+        expires_at=row["expires_at"],
+        applied_at=row["applied_at"],
+    )

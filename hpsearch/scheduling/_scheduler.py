@@ -1,0 +1,239 @@
+"""Scheduling for remote workers: claims, leases, reports, heartbeats, finishes, the reaper.
+
+A claim asks the stage machine for the next work item of a running, server-driven study and
+records a lease on it. The worker renews the lease with every report or heartbeat; a lease that
+runs out is reaped: its item is finished as failed ("lease expired") and the machine re-enqueues a
+trial's parameters (up to ``max_retries``) or reopens a single stage.
+
+Races, with any number of server processes on one database:
+- two claims for one study: most claims pop a queued trial of the current stage, which is safe
+  without a lock (``StageTrials.pop``, ``SKIP LOCKED``), or see plainly that there is nothing
+  to hand out (``StageMachine.quick_item``). Anything else (starting a stage, queueing more
+  trials, ending a stage) the machine must decide for a study one claim at a time: a thread of
+  this process takes a lock per study, and on PostgreSQL also a transaction-scoped advisory lock
+  on the study, which other server processes respect. Both are tried, never waited for: a claim
+  that finds the study being decided moves on to the next study (like ``SKIP LOCKED``) and the
+  worker asks again a moment later. Not a row lock: that would deadlock against the machine's
+  own update of the study row. SQLite serves from one process, so the thread lock is all it
+  needs;
+- a finish and the reaper (or two finishes): a lease leaves ``active`` by one conditional update;
+  only the caller whose update matched the row records the outcome, so nothing is applied twice.
+  An outcome stored but not yet recorded (the finish was cut off) is recorded by the next one to
+  see it (``LeaseBook``);
+- two reapers: the same conditional update decides which one fails an expired lease.
+
+Work can also be left with no lease at all: a claim cut off after the machine made a trial (or
+claimed a single stage) but before its lease was written. The reaper finds such trials and stages
+once they are older than a lease period and fails (and retries) or reopens them.
+
+A server that was down could not hear heartbeats, so for one lease period after it starts it
+reaps nothing: workers that kept training meanwhile get the chance to report back.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from hpsearch.recipe import SINGLE, WAIT, Outcome, StageMachine, WorkItem, check_outcome
+from hpsearch.scheduling._leases import LeaseBook, LeaseRow
+from hpsearch.scheduling._workers import WorkerBook
+from hpsearch.storage import Store, as_utc, utcnow
+from hpsearch.storage._tables import studies
+
+LEASE_EXPIRED = "lease expired"
+ORPHANED = "orphaned: no worker held it (a claim was cut off)"
+_LOCK_SPACE = 0x4850  # first key of our advisory locks ("HP"); the second is the study id
+
+
+@dataclass(frozen=True)
+class Lease:
+    id: int
+    item: WorkItem
+    lease_seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "lease_seconds": self.lease_seconds, "item": self.item.to_dict()}
+
+
+class Scheduler:
+    """Hands out work items under leases and takes back their reports and outcomes."""
+
+    def __init__(self, machine: StageMachine, lease_seconds: float = 60.0) -> None:
+        self.machine = machine
+        self.store: Store = machine.store
+        self.lease_seconds = lease_seconds
+        self.leases = LeaseBook(self.store, lease_seconds)
+        self.workers = WorkerBook(self.store, alive_seconds=max(2 * lease_seconds, 10.0))
+        self._started = time.monotonic()
+        self._locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
+        self._locks_lock = threading.Lock()
+        self._last_reap = 0.0
+
+    # --- claims --------------------------------------------------------------------------------
+
+    def claim(
+        self, worker: str, host: str | None = None, devices: list[str] | None = None
+    ) -> Lease | None:
+        """The next work item of any running study, oldest study first; None if there is none."""
+        if time.monotonic() - self._last_reap > 1.0:
+            self.reap_expired()
+        for study_id in self._served_study_ids():
+            lease = self._claim_in(study_id, worker)
+            if lease is not None:
+                self.workers.seen(worker, host, devices or [], lease.id)
+                return lease
+        self.workers.seen(worker, host, devices or [], None)
+        return None
+
+    def _claim_in(self, study_id: int, worker: str) -> Lease | None:
+        quick = self.machine.quick_item(study_id)  # most claims end here, with no lock
+        if quick == WAIT:
+            return None
+        if isinstance(quick, WorkItem):
+            with self.store.engine.begin() as conn:
+                return Lease(self.leases.insert(conn, quick, worker), quick, self.lease_seconds)
+        # The careful path. If another claim is deciding for this study right now (a thread of
+        # this process, or another server process), let it: it hands out what is due, and this
+        # worker asks again a moment later. Queueing here instead made every claim of a burst
+        # wait for all the ones before it.
+        lock = self._study_lock(study_id)
+        if not lock.acquire(blocking=False):
+            return None
+        try:
+            with self.store.engine.begin() as conn:
+                postgres = self.store.engine.dialect.name == "postgresql"
+                if postgres and not _try_advisory_lock(conn, study_id):
+                    return None
+                item = self.machine.next_item(study_id)
+                if not isinstance(item, WorkItem):
+                    return None
+                lease_id = self.leases.insert(conn, item, worker)
+        finally:
+            lock.release()
+        return Lease(lease_id, item, self.lease_seconds)
+
+    def _study_lock(self, study_id: int) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks[study_id]
+
+    # --- reports, heartbeats, finishes ---------------------------------------------------------
+
+    def report(self, lease_id: int, epoch: int, metrics: dict[str, float]) -> bool:
+        """Record an epoch and renew the lease; True means "stop now" (pruned, stopped, expired)."""
+        row = self.leases.renew(lease_id, {"epoch": epoch, **metrics})
+        if row is None:
+            return True
+        return self.machine.report(row.item, epoch, metrics)
+
+    def heartbeat(self, lease_id: int) -> bool:
+        """Renew the lease; False means the item is no longer this worker's to finish."""
+        row = self.leases.renew(lease_id)
+        if row is None:
+            return False
+        return self.store.study_state(row.study_id) == "running"
+
+    def finish(self, lease_id: int, outcome: Outcome) -> bool:
+        """Apply ``outcome`` once; a repeated or late finish is acknowledged and not applied.
+
+        True if this call recorded ``outcome`` (including a re-sent finish whose first delivery
+        was cut off before its outcome was recorded).
+        """
+        row = self.leases.get(lease_id)
+        check_outcome(row.item, outcome)  # a malformed outcome changes nothing
+        if self.leases.close(lease_id, "finished", outcome):
+            self._apply(row, outcome)
+            return True
+        row = self.leases.get(lease_id)
+        if row.applied_at is None and row.outcome is not None:
+            self._apply(row, row.outcome)
+            return row.outcome == outcome
+        return False
+
+    def _apply(self, row: LeaseRow, outcome: Outcome) -> None:
+        self.machine.finish(row.item, outcome)
+        self.leases.mark_applied(row)
+
+    # --- the reaper ----------------------------------------------------------------------------
+
+    def reap(self) -> int:
+        """Everything the reaper does: expired leases, unrecorded outcomes, orphaned work.
+        Returns how many leases expired."""
+        reaped = self.reap_expired()
+        if self._in_grace():
+            return reaped
+        for row in self.leases.unapplied():
+            assert row.outcome is not None
+            self._apply(row, row.outcome)
+        for study_id in self._served_study_ids():
+            self._sweep_orphans(study_id)
+        return reaped
+
+    def reap_expired(self) -> int:
+        """Fail every item whose lease ran out (its parameters retried); returns how many."""
+        self._last_reap = time.monotonic()
+        if self._in_grace():
+            return 0
+        reaped = 0
+        for row in self.leases.expired():
+            failure = Outcome(
+                state="failed", reason=LEASE_EXPIRED, retryable=True, history=row.progress
+            )
+            if self.leases.close(row.id, "expired", failure):
+                self._apply(row, failure)
+                reaped += 1
+        return reaped
+
+    def _in_grace(self) -> bool:
+        return time.monotonic() - self._started < self.lease_seconds
+
+    def _sweep_orphans(self, study_id: int) -> None:
+        held = self.leases.held(study_id)
+        trial_ids = {row.item.trial_id for row in held if row.item.trial_id is not None}
+        stages = {row.stage for row in held}
+        # No claim lock needed: a claim in progress has made its trial or claimed its stage
+        # within the last moment, and only work older than a lease period is touched here.
+        self.machine.fail_orphans(study_id, trial_ids, self.lease_seconds, ORPHANED)
+        stale = utcnow() - timedelta(seconds=self.lease_seconds)
+        for record in self.store.stages(study_id):
+            started = record.started_at
+            if (
+                record.name in SINGLE
+                and record.status == "running"
+                and record.name not in stages
+                and started is not None
+                and as_utc(started) < stale
+            ):
+                self.store.update_stage(study_id, record.name, status="pending")
+
+    def census(self) -> dict[str, Any]:
+        """Counts for monitoring: trials and studies by state, live workers, active leases."""
+        return {
+            "trials": self.machine.optuna.census(),
+            "studies": self.store.count_studies_by_state(),
+            "workers_alive": self.workers.count_alive(),
+            "leases_active": self.leases.count_active(),
+        }
+
+    def _served_study_ids(self) -> list[int]:
+        """Running studies this server drives (not those a local ``hpsearch run`` drives)."""
+        with self.store.reader.connect() as conn:
+            rows = conn.execute(
+                sa.select(studies.c.id)
+                .where(studies.c.state == "running", studies.c.driver == "server")
+                .order_by(studies.c.id)
+            )
+            return [int(r[0]) for r in rows]
+
+
+def _try_advisory_lock(conn: Connection, study_id: int) -> bool:
+    """Take the study's claim lock for this transaction if no other server process holds it."""
+    taken = conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(_LOCK_SPACE, study_id)))
+    return bool(taken.scalar())

@@ -1,0 +1,82 @@
+"""The workers a server has seen: who they are, where, on what devices, doing what, and when they
+last spoke (every claim, report and heartbeat counts)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from hpsearch.storage import Store, as_utc, utcnow
+from hpsearch.storage._tables import leases, workers
+
+
+class WorkerBook:
+    def __init__(self, store: Store, alive_seconds: float) -> None:
+        self.store = store
+        self.alive_seconds = alive_seconds  # a worker silent longer than this is not alive
+
+    def seen(self, worker: str, host: str | None, devices: list[str], lease_id: int | None) -> None:
+        """Record a claim: the worker exists, was seen now, and holds ``lease_id`` (or nothing)."""
+        now = utcnow()
+        values = {"host": host, "devices": devices, "last_seen": now, "lease_id": lease_id}
+        with self.store.engine.begin() as conn:
+            updated = conn.execute(workers.update().where(workers.c.id == worker).values(**values))
+        if updated.rowcount == 1:
+            return
+        try:
+            with self.store.engine.begin() as conn:
+                conn.execute(
+                    workers.insert().values(id=worker, first_seen=now, items_done=0, **values)
+                )
+        except IntegrityError:  # its other thread or another server inserted it a moment ago
+            with self.store.engine.begin() as conn:
+                conn.execute(workers.update().where(workers.c.id == worker).values(**values))
+
+    def count_alive(self) -> int:
+        since = utcnow() - timedelta(seconds=self.alive_seconds)
+        with self.store.reader.connect() as conn:
+            query = sa.select(sa.func.count()).where(workers.c.last_seen >= since)
+            return int(conn.execute(query).scalar_one())
+
+    def list(self, alive_only: bool = False) -> list[dict[str, Any]]:
+        """Every worker (or only live ones), most recently seen first, with its current item."""
+        since = utcnow() - timedelta(seconds=self.alive_seconds)
+        query = (
+            sa.select(workers, leases.c.item, leases.c.state.label("lease_state"))
+            .select_from(workers.outerjoin(leases, leases.c.id == workers.c.lease_id))
+            .order_by(workers.c.last_seen.desc(), workers.c.id)
+        )
+        if alive_only:
+            query = query.where(workers.c.last_seen >= since)
+        with self.store.reader.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_worker_view(row, since) for row in rows]
+
+
+def _worker_view(row: Any, since: Any) -> dict[str, Any]:
+    current = None
+    if row["item"] is not None and row["lease_state"] == "active":
+        item = row["item"]
+        current = {
+            "id": row["lease_id"],
+            "study_id": item["study_id"],
+            "study": item["study"],
+            "stage": item["stage"],
+            "kind": item["kind"],
+            "trial_number": item["trial_number"],
+            "params": item["params"],
+        }
+    last_seen = row["last_seen"]
+    return {
+        "id": row["id"],
+        "host": row["host"],
+        "devices": row["devices"],
+        "first_seen": row["first_seen"].isoformat(),
+        "last_seen": last_seen.isoformat(),
+        "alive": as_utc(last_seen) >= since,
+        "items_done": row["items_done"],
+        "current": current,
+    }

@@ -1,0 +1,110 @@
+"""The fast paths over Optuna's tables give what Optuna's own API gives."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import optuna
+from optuna.trial import TrialState
+
+from hpsearch.recipe import Range
+from hpsearch.recipe._sampling import make_sampler
+from hpsearch.recipe._trials import StageTrials, distributions
+from hpsearch.storage import Store
+from tests.conftest import tiny_study
+
+RANGES = {
+    "lr": Range(1e-4, 1.0),
+    "weight_decay": Range(1e-6, 1e-2),
+    "model.depth": Range(1, 3, log=False, integer=True),
+}
+
+
+def stage_study(store: Store, name: str = "t") -> tuple[StageTrials, optuna.Study]:
+    trials = StageTrials(store)
+    return trials, trials.study(1, name, tiny_study(name), "coarse", epochs=3)
+
+
+def test_queued_trials_read_back_through_plain_optuna_as_optuna_writes_them(
+    storage_url: str,
+) -> None:
+    store = Store(storage_url)
+    trials, ostudy = stage_study(store)
+    spec = tiny_study("t", seed=3)
+    trials.enqueue_random(ostudy, spec, "coarse", RANGES, count=5)
+    # Optuna's own way of making the same kind of trial, for comparison
+    reference = optuna.create_study(study_name="reference", storage=store.url)
+    loaded = optuna.load_study(study_name="t:coarse", storage=store.url).trials
+    for trial in loaded:
+        reference.enqueue_trial(trial.params, user_attrs=trial.user_attrs)
+    for ours, theirs in zip(loaded, reference.trials, strict=True):
+        assert ours.state == theirs.state == TrialState.WAITING
+        assert ours.user_attrs == theirs.user_attrs == {"stage": "coarse"}
+        assert ours.distributions == distributions(RANGES)
+    assert [t.number for t in loaded] == [0, 1, 2, 3, 4]
+    assert isinstance(loaded[0].params["model.depth"], int)
+    # Optuna itself starts a queued trial with exactly the stored parameters
+    asked = ostudy.ask(fixed_distributions=distributions(RANGES))
+    assert asked.params == loaded[0].params
+
+
+def test_random_trials_are_sampled_as_ask_would_sample_them(storage_url: str) -> None:
+    store = Store(storage_url)
+    trials, ostudy = stage_study(store)
+    spec = tiny_study("t", seed=5)
+    trials.enqueue_random(ostudy, spec, "coarse", RANGES, count=4)
+    queued = [t.params for t in ostudy.get_trials()]
+    plain = optuna.create_study(
+        study_name="plain", storage=store.url, sampler=make_sampler("random", 5, "coarse")
+    )
+    asked = [plain.ask(fixed_distributions=distributions(RANGES)).params for _ in range(4)]
+    assert queued == asked  # the same numbers, the same seeds, the same draws
+
+
+def test_concurrent_pops_start_every_queued_trial_exactly_once(storage_url: str) -> None:
+    store = Store(storage_url)
+    trials, ostudy = stage_study(store)
+    trials.enqueue_random(ostudy, tiny_study("t"), "coarse", RANGES, count=40)
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def pop_all() -> None:
+        while (trial := trials.pop(ostudy)) is not None:
+            with lock:
+                started.append(trial.number)
+
+    threads = [threading.Thread(target=pop_all) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(started) == list(range(40))
+    states = {t.state for t in optuna.load_study(study_name="t:coarse", storage=store.url).trials}
+    assert states == {TrialState.RUNNING}
+
+
+def test_the_pruning_decision_is_the_median_pruners_own(storage_url: str) -> None:
+    store = Store(storage_url)
+    trials, ostudy = stage_study(store)
+    rng = random.Random(0)
+    for _ in range(12):  # completed trials with assorted curves
+        done = ostudy.ask(fixed_distributions=distributions(RANGES))
+        for epoch in range(1, 4):
+            done.report(rng.random(), epoch)
+        ostudy.tell(done, rng.random())
+    decisions = []
+    for _ in range(20):
+        ours = ostudy.ask(fixed_distributions=distributions(RANGES))
+        for epoch in range(1, 4):
+            value = rng.random()
+            decided = trials.report(ostudy, ours._trial_id, ours.number, epoch, value)
+            # the pruner itself, given the real study and the trial as Optuna reads it
+            fresh = store.optuna.get_trial(ours._trial_id)
+            assert decided == ostudy.pruner.prune(ostudy, fresh)
+            decisions.append(decided)
+            if decided:
+                break
+        ostudy.tell(ours, state=TrialState.PRUNED)
+    assert True in decisions
+    assert False in decisions  # both answers were exercised

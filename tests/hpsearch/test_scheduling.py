@@ -1,0 +1,134 @@
+"""The scheduler on its own (no HTTP): leases, cut-off finishes, orphans, the reaper's grace."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpsearch.recipe import Outcome, StageMachine, WorkItem
+from hpsearch.scheduling import LEASE_EXPIRED, ORPHANED, Lease, Scheduler
+from hpsearch.storage import Store
+from tests.conftest import tiny_study
+from workers.simulate import simulated_outcome
+
+
+def served(storage_url: str, name: str, lease_seconds: float = 60.0) -> tuple[Scheduler, int]:
+    store = Store(storage_url)
+    study = store.create_study(tiny_study(name), driver="server")
+    return Scheduler(StageMachine(store), lease_seconds), study.id
+
+
+def first_trial(scheduler: Scheduler, worker: str = "w1") -> Lease:
+    """Claim (and finish with made-up results) the single stages until a trial comes up."""
+    lease = scheduler.claim(worker)
+    while lease is not None and lease.item.kind != "trial":
+        scheduler.finish(lease.id, Outcome(**simulated_outcome(lease.item.to_dict())))
+        lease = scheduler.claim(worker)
+    assert lease is not None
+    return lease
+
+
+def trial_of(storage_url: str, study: str, item: WorkItem) -> optuna.trial.FrozenTrial:
+    loaded = optuna.load_study(study_name=f"{study}:{item.stage}", storage=Store(storage_url).url)
+    return loaded.trials[item.trial_number or 0]
+
+
+def connection_dropped(*args: Any) -> None:
+    raise ConnectionError("the database went away")
+
+
+def test_a_finish_cut_off_half_way_is_completed_by_its_resend(
+    storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scheduler, _ = served(storage_url, "cutoff")
+    lease = first_trial(scheduler)
+    outcome = Outcome(state="completed", value=0.9, trial_epochs=2)
+
+    with monkeypatch.context() as patch:  # the lease moves, then the study cannot be written
+        patch.setattr(scheduler.machine, "finish", connection_dropped)
+        with pytest.raises(ConnectionError, match="went away"):
+            scheduler.finish(lease.id, outcome)
+    assert trial_of(storage_url, "cutoff", lease.item).state == TrialState.RUNNING
+    assert scheduler.finish(lease.id, outcome)  # the worker's resend records it
+    assert trial_of(storage_url, "cutoff", lease.item).value == 0.9
+    assert not scheduler.finish(lease.id, outcome)  # and only once
+
+
+def test_the_reaper_records_an_outcome_nobody_resent(
+    storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scheduler, _ = served(storage_url, "unsent", lease_seconds=0.3)
+    lease = first_trial(scheduler)
+    with monkeypatch.context() as patch:
+        patch.setattr(scheduler.machine, "finish", connection_dropped)
+        with pytest.raises(ConnectionError, match="went away"):
+            scheduler.finish(lease.id, Outcome(state="completed", value=0.8, trial_epochs=2))
+    time.sleep(0.4)  # past the lease, and past the reaper's grace after start-up
+    scheduler.reap()
+    assert trial_of(storage_url, "unsent", lease.item).value == 0.8
+
+
+def test_a_trial_no_lease_holds_is_failed_and_retried(storage_url: str) -> None:
+    scheduler, study_id = served(storage_url, "orphan", lease_seconds=0.3)
+    first = first_trial(scheduler)  # the stage is under way (and its lease will run out too)
+    lost = scheduler.machine.next_item(study_id)  # a claim cut off before its lease was written
+    assert isinstance(lost, WorkItem)
+    assert lost.kind == "trial"
+    time.sleep(0.4)
+    scheduler.reap()
+    dead = trial_of(storage_url, "orphan", lost)
+    assert dead.state == TrialState.FAIL
+    assert dead.user_attrs["fail_reason"] == ORPHANED
+    retries = [scheduler.claim("w2"), scheduler.claim("w2")]  # retries are handed out first
+    assert {str(r.item.params) for r in retries if r} == {str(first.item.params), str(lost.params)}
+
+
+def test_a_single_stage_no_lease_holds_is_reopened(storage_url: str) -> None:
+    scheduler, study_id = served(storage_url, "lonely", lease_seconds=0.3)
+    lost = scheduler.machine.next_item(study_id)  # the sanity stage, claimed without a lease
+    assert isinstance(lost, WorkItem)
+    assert lost.kind == "sanity"
+    assert scheduler.claim("w1") is None  # the stage looks taken
+    time.sleep(0.4)
+    scheduler.reap()
+    again = scheduler.claim("w1")
+    assert again is not None
+    assert again.item.kind == "sanity"
+
+
+def test_a_restarted_server_reaps_nothing_for_one_lease_period(storage_url: str) -> None:
+    scheduler, _ = served(storage_url, "grace", lease_seconds=0.5)
+    lease = first_trial(scheduler)
+    time.sleep(0.6)  # the lease ran out while "the server was down"
+    restarted = Scheduler(StageMachine(Store(storage_url)), lease_seconds=0.5)
+    assert restarted.reap() == 0  # the worker may still be training: give it a lease period
+    assert restarted.finish(lease.id, Outcome(state="completed", value=0.7, trial_epochs=2))
+    time.sleep(0.6)
+    late = first_trial(restarted, "w2")
+    time.sleep(0.6)
+    assert restarted.reap() == 1
+    dead = trial_of(storage_url, "grace", late.item)
+    assert dead.user_attrs["fail_reason"] == LEASE_EXPIRED
+
+
+def test_a_server_leaves_studies_run_locally_alone(storage_url: str) -> None:
+    store = Store(storage_url)
+    store.create_study(tiny_study("local"))  # hpsearch run drives this one
+    scheduler = Scheduler(StageMachine(store))
+    assert scheduler.claim("w1") is None
+
+
+def test_an_outcome_that_does_not_fit_is_refused_and_changes_nothing(storage_url: str) -> None:
+    from hpsearch.errors import OutcomeError
+
+    scheduler, _ = served(storage_url, "picky")
+    lease = scheduler.claim("w1")
+    assert lease is not None
+    assert lease.item.kind == "sanity"
+    with pytest.raises(OutcomeError, match="state 'completed' is not one of passed, failed"):
+        scheduler.finish(lease.id, Outcome(state="completed"))
+    assert scheduler.leases.get(lease.id).state == "active"  # still the worker's to finish
