@@ -1,0 +1,100 @@
+"""optuna-dashboard at ``/optuna``: Optuna's generic views of the same storage.
+
+optuna-dashboard expects to own the site's root: its page loads ``/static/bundle.js``, its
+scripts call ``/api/...`` (ours!) and route under ``/dashboard``. Here it runs as a WSGI app
+under ``/optuna`` (a2wsgi), and three small rewrites keep it there: its page loads its bundle and
+a one-line shim from ``/optuna/static``, the shim sends its ``/api/`` calls to ``/optuna/api/``,
+and its bundle's route prefix ``/dashboard`` becomes ``/optuna/dashboard``. Access is the
+dashboard's: the admin token, from the session cookie or a bearer header.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from a2wsgi import WSGIMiddleware
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from api.deps import request_token, role_of
+from api.settings import Settings
+
+# Found, not imported: importing it pulls in scikit-learn and SciPy, seconds of a server's start.
+_SPEC = importlib.util.find_spec("optuna_dashboard")
+assert _SPEC is not None, "optuna-dashboard is a dependency"
+assert _SPEC.origin is not None
+_PACKAGE = Path(_SPEC.origin).parent
+_SHIM = """// optuna-dashboard calls its API at /api/...; here it lives under /optuna.
+(() => {
+  const f = window.fetch;
+  window.fetch = (input, init) =>
+    f(typeof input === "string" && input.startsWith("/api/") ? "/optuna" + input : input, init);
+})();
+"""
+
+
+class OptunaDashboard:
+    """The ASGI app mounted at /optuna (the storage is the server's, opened at start-up)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self._wsgi: WSGIMiddleware | None = None
+        self._page = (
+            (_PACKAGE / "index.html")
+            .read_text()
+            .replace(
+                '<script defer src="/static/bundle.js"></script>',
+                '<script src="/optuna/static/prefix.js"></script>\n'
+                '    <script defer src="/optuna/static/bundle.js"></script>',
+            )
+        )
+        self._bundle: bytes | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        settings: Settings = self.app.state.settings
+        if not settings.open and not _admin(request, settings):
+            target = "/login?next=/optuna/"
+            await RedirectResponse(target, 303)(scope, receive, send)
+            return
+        path = scope["path"][len(scope.get("root_path", "")) :] or "/"
+        response = self._rewritten(path)
+        if response is not None:
+            await response(scope, receive, send)
+            return
+        await self._app()(scope, receive, send)  # type: ignore[arg-type]
+
+    def _rewritten(self, path: str) -> Response | None:
+        if path in ("/", ""):
+            return RedirectResponse("/optuna/dashboard", 302)
+        if path == "/dashboard" or path.startswith("/dashboard/"):
+            return Response(self._page, media_type="text/html")
+        if path == "/static/prefix.js":
+            return Response(_SHIM, media_type="text/javascript")
+        if path == "/static/bundle.js":
+            if self._bundle is None:
+                text = (_PACKAGE / "public" / "bundle.js").read_text()
+                self._bundle = text.replace(
+                    'url_prefix:"/dashboard"', 'url_prefix:"/optuna/dashboard"'
+                ).encode()
+            return Response(self._bundle, media_type="text/javascript")
+        return None
+
+    def _app(self) -> WSGIMiddleware:
+        if self._wsgi is None:  # on first use (the store exists once the app has started)
+            import optuna_dashboard
+
+            storage: Any = self.app.state.store.optuna
+            self._wsgi = WSGIMiddleware(optuna_dashboard.wsgi(storage))
+        return self._wsgi
+
+
+def _admin(request: Request, settings: Settings) -> bool:
+    token = request_token(request)
+    return token is not None and role_of(token, settings) == "admin"

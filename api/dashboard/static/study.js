@@ -1,0 +1,301 @@
+// One study: its stage timeline with each stage's result and chart, the best-trials table, and
+// Optuna's history charts. Everything redraws from the API while the study runs.
+"use strict";
+
+(() => {
+  const { api, el, fill, fmt, badge, plot, poll, pageData } = hp;
+  const initial = pageData();
+  const studyId = initial.id;
+  const params = initial.params;
+  const table = { state: "complete", sort: "value", limit: 20, offset: 0, total: 0 };
+  let summary = initial.summary;
+  let signature = "";
+
+  const stageOf = (name) => summary.stages.find((s) => s.name === name);
+  const searchStages = () => summary.stages.filter((s) => s.name === "coarse" || s.name.startsWith("refine-"));
+  const dl = (pairs) => el("dl", { class: "facts" },
+    pairs.filter(([, v]) => v !== "" && v !== null && v !== undefined)
+      .map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+
+  // --- header and timeline -------------------------------------------------------------------
+
+  async function act(action) {
+    await api(`/api/studies/${studyId}/${action}`, { method: "POST" });
+    await refresh(true);
+  }
+
+  function renderHeader() {
+    const best = summary.best;
+    const current = summary.stages.find((s) => s.status === "running" || s.status === "pending");
+    const totals = {};
+    for (const s of searchStages()) {
+      for (const [state, n] of Object.entries(s.counts || {})) totals[state] = (totals[state] || 0) + n;
+    }
+    const button = summary.state === "running" ? el("button", { onclick: () => act("stop") }, "Stop")
+      : summary.state === "stopped" ? el("button", { onclick: () => act("resume") }, "Resume") : "";
+    fill(document.getElementById("header"),
+      el("h1", {}, summary.study, " ", badge(summary.state), " ", button),
+      summary.message ? el("p", { class: "problem" }, summary.message) : "",
+      dl([
+        ["stage", summary.state === "running" && current ? current.name : ""],
+        ["best validation accuracy", fmt.acc(best.val_accuracy)],
+        ["test accuracy", fmt.acc(best.test_accuracy)],
+        ["best parameters", Object.entries(best.params || {}).map(([k, v]) => `${k} = ${fmt.num(v)}`).join(", ")],
+        ["trials", Object.entries(totals).filter(([, n]) => n).map(([s, n]) => `${n} ${s}`).join(" · ")],
+        ["diagnosis", summary.diagnosis ? `${summary.diagnosis.verdict}: ${summary.diagnosis.advice}` : ""],
+        ["started", fmt.when(initial.created_at)],
+      ]));
+  }
+
+  function stageFacts(s) {
+    if (s.status === "pending") return "";
+    if (s.name === "sanity") return s.verdict ? `verdict: ${s.verdict}` : s.reason || "";
+    if (s.name === "range_test") {
+      return s.range ? `suggested LR ${fmt.num(s.suggested_lr)}, range ${fmt.num(s.range.low)} to ${fmt.num(s.range.high)}` : s.reason || "";
+    }
+    if (s.name === "final") {
+      return s.val_accuracy !== undefined
+        ? `val ${fmt.acc(s.val_accuracy)}, test ${fmt.acc(s.test_accuracy)}, ${s.diagnosis.verdict}` : s.reason || "";
+    }
+    if (s.name === "targeted") return `${s.action}${s.ran ? (s.improved ? ": kept" : ": not better") : `: ${s.reason}`}`;
+    if (s.reason) return s.reason;
+    const c = s.counts || {};
+    const best = s.best && s.best.value !== undefined ? `, best ${fmt.acc(s.best.value)}` : "";
+    const gain = s.gain !== undefined ? `, gain ${fmt.acc(s.gain)}` : "";
+    return `${c.complete || 0} complete, ${c.pruned || 0} pruned, ${c.failed || 0} failed, ${c.running || 0} running${best}${gain}`;
+  }
+
+  function renderTimeline() {
+    fill(document.getElementById("timeline"), summary.stages.map((s) =>
+      el("li", { class: `stage ${s.status}`, dataset: { stage: s.name } },
+        el("div", { class: "stage-name" }, s.name, " ", badge(s.status)),
+        el("div", { class: "small" }, stageFacts(s)),
+        s.trial_epochs ? el("div", { class: "small muted" }, `${fmt.num(s.trial_epochs)} trial-epochs, ${fmt.seconds(s.seconds)}`) : "")));
+  }
+
+  // --- the stage panels ----------------------------------------------------------------------
+
+  function renderSanity() {
+    const s = stageOf("sanity");
+    const text = document.getElementById("sanity-text");
+    if (!s || !s.checks) { fill(text, el("p", { class: "muted" }, s && s.reason ? s.reason : "not run yet")); return; }
+    const initialLoss = s.checks.find((c) => c.check === "initial_loss") || {};
+    const overfit = s.checks.find((c) => c.check === "overfit");
+    fill(text, dl([
+      ["initial loss", initialLoss.measured !== undefined
+        ? `${fmt.num(initialLoss.measured)} measured vs ln(${initialLoss.classes}) = ${fmt.num(initialLoss.expected)} expected (±${fmt.pct(initialLoss.tolerance)}): ${initialLoss.verdict}`
+        : initialLoss.verdict],
+      ["overfit a small sample", overfit ? `${overfit.verdict}: train accuracy ${fmt.pct(overfit.train_accuracy)} on ${overfit.images} images in ${overfit.steps} steps` : ""],
+      ["advice", s.advice],
+    ]));
+    if (overfit && overfit.curve) {
+      plot("chart-overfit",
+        [{ y: overfit.curve, mode: "lines", name: "training loss" }],
+        { xaxis: { title: "step" }, yaxis: { title: "loss" }, title: { text: "Overfitting a small sample", font: { size: 13 } } });
+    }
+  }
+
+  function renderRangeTest() {
+    const s = stageOf("range_test");
+    const text = document.getElementById("range-text");
+    if (!s || !s.curve) { fill(text, el("p", { class: "muted" }, s && s.reason ? s.reason : "not run yet")); return; }
+    const check = s.check || {};
+    fill(text, dl([
+      ["steepest descent at", fmt.num(s.lr_steepest)],
+      ["lowest loss at", fmt.num(s.lr_min_loss)],
+      ["range handed to the coarse search", `${fmt.num(s.range.low)} to ${fmt.num(s.range.high)}`],
+      ["check at the suggested LR", check.loss_before !== undefined
+        ? `loss ${fmt.num(check.loss_before)} → ${fmt.num(check.loss_after)} in ${check.iterations} iterations: ${check.passed ? "falls" : "does not fall"}` : ""],
+      ["sweep stopped", s.stopped],
+    ]));
+    const top = Math.max(...s.curve.smoothed.filter(Number.isFinite));
+    plot("chart-range", [
+      { x: s.curve.lr, y: s.curve.loss, mode: "lines", name: "loss", line: { color: "#bbb", width: 1 } },
+      { x: s.curve.lr, y: s.curve.smoothed, mode: "lines", name: "smoothed loss", line: { color: "#1f77b4" } },
+      { x: [s.suggested_lr, s.suggested_lr], y: [0, top], mode: "lines", name: "suggested LR", line: { color: "#d62728", dash: "dash" } },
+    ], {
+      xaxis: { type: "log", title: "learning rate" },
+      yaxis: { title: "training loss" },
+      shapes: [{ type: "rect", xref: "x", yref: "paper", x0: s.range.low, x1: s.range.high, y0: 0, y1: 1,
+        fillcolor: "rgba(44, 160, 44, 0.12)", line: { width: 0 } }],
+      annotations: [{ x: Math.log10(Math.sqrt(s.range.low * s.range.high)), y: 1, xref: "x", yref: "paper",
+        text: "chosen range", showarrow: false, yanchor: "bottom", font: { size: 11, color: "#2ca02c" } }],
+    });
+  }
+
+  async function renderSearch() {
+    const stages = searchStages().filter((s) => s.ranges);
+    const text = document.getElementById("search-text");
+    if (!stages.length) { fill(text, el("p", { class: "muted" }, "no search stage has started yet")); return; }
+    fill(text, el("table", { class: "grid compact" },
+      el("thead", {}, el("tr", {}, ["round", "lr range", "weight decay range", "trials", "epochs", "best", "gain"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, stages.map((s) => el("tr", {},
+        el("td", {}, s.name),
+        el("td", {}, `${fmt.num(s.ranges.lr.low)} to ${fmt.num(s.ranges.lr.high)}`),
+        el("td", {}, `${fmt.num(s.ranges.weight_decay.low)} to ${fmt.num(s.ranges.weight_decay.high)}`),
+        el("td", { class: "num" }, s.trials),
+        el("td", { class: "num" }, s.epochs),
+        el("td", { class: "num" }, s.best ? fmt.acc(s.best.value) : ""),
+        el("td", { class: "num" }, s.gain !== undefined ? fmt.acc(s.gain) : ""))))));
+    const points = await api(`/api/studies/${studyId}/points`);
+    const pick = (keep) => points.number.map((_, i) => i).filter(keep);
+    const trace = (rows, extra) => Object.assign({
+      x: rows.map((i) => points.lr[i]), y: rows.map((i) => points.weight_decay[i]), mode: "markers", type: "scatter",
+      text: rows.map((i) => `${points.stage[i]} #${points.number[i]}: ${points.state[i]} ${fmt.acc(points.value[i])}`),
+      hoverinfo: "text",
+    }, extra);
+    const complete = pick((i) => points.state[i] === "complete");
+    const pruned = pick((i) => points.state[i] === "pruned");
+    const other = pick((i) => points.state[i] !== "complete" && points.state[i] !== "pruned");
+    const palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"];
+    plot("chart-scatter", [
+      trace(pruned, { name: "pruned", marker: { color: "#c7c7c7", size: 6 } }),
+      trace(other, { name: "failed or running", marker: { color: "#d62728", symbol: "x", size: 7 } }),
+      trace(complete, { name: "complete (colour: validation accuracy)", marker: {
+        color: complete.map((i) => points.value[i]), colorscale: "Viridis", size: 9, showscale: true,
+        colorbar: { title: { text: "val acc" } }, line: { width: 0.5, color: "#333" } } }),
+    ], {
+      xaxis: { type: "log", title: "learning rate" },
+      yaxis: { type: "log", title: "weight decay" },
+      shapes: stages.map((s, k) => ({ type: "rect", xref: "x", yref: "y",
+        x0: s.ranges.lr.low, x1: s.ranges.lr.high, y0: s.ranges.weight_decay.low, y1: s.ranges.weight_decay.high,
+        line: { color: palette[k % palette.length], width: 2, dash: k ? "dot" : "solid" } })),
+      annotations: stages.map((s, k) => ({ x: Math.log10(s.ranges.lr.low), y: Math.log10(s.ranges.weight_decay.high),
+        xref: "x", yref: "y", text: s.name, showarrow: false, xanchor: "left", yanchor: "bottom",
+        font: { size: 11, color: palette[k % palette.length] } })),
+    });
+  }
+
+  function renderFinal() {
+    const s = stageOf("final");
+    const text = document.getElementById("final-text");
+    if (!s || !s.history) { fill(text, el("p", { class: "muted" }, s && s.reason ? s.reason : "not run yet")); return; }
+    const d = s.diagnosis;
+    const targeted = stageOf("targeted");
+    fill(text,
+      el("p", { class: `diagnosis ${d.verdict.replace(/ /g, "-")}` },
+        `Diagnosis: ${d.verdict}. `, `${d.advice[0].toUpperCase()}${d.advice.slice(1)}. `,
+        `Train-validation accuracy gap ${fmt.pct(d.gap)}${d.val_loss_rising ? "; validation loss rising while training loss falls" : ""}.`),
+      dl([
+        ["validation accuracy", `${fmt.acc(s.val_accuracy)} (weights of epoch ${s.weights_epoch})`],
+        ["test accuracy", `${fmt.acc(s.test_accuracy)}${s.tta_flip ? " with flip TTA" : ""}`],
+        ["ensemble", s.ensemble ? `top-${s.ensemble.k}: test ${fmt.acc(s.ensemble.test_accuracy)}` : ""],
+        ["targeted stage", targeted ? stageFacts(targeted) : ""],
+      ]));
+    const epochs = s.history.map((m) => m.epoch);
+    const line = (key, name, extra) => Object.assign({ x: epochs, y: s.history.map((m) => m[key]), mode: "lines+markers", name }, extra);
+    plot("chart-final", [
+      line("train_accuracy", "train accuracy", { line: { color: "#1f77b4" } }),
+      line("val_accuracy", "validation accuracy", { line: { color: "#ff7f0e" } }),
+      line("train_loss", "train loss", { yaxis: "y2", line: { color: "#1f77b4", dash: "dot" } }),
+      line("val_loss", "validation loss", { yaxis: "y2", line: { color: "#ff7f0e", dash: "dot" } }),
+    ], {
+      xaxis: { title: "epoch" },
+      yaxis: { title: "accuracy" },
+      yaxis2: { title: "loss", overlaying: "y", side: "right" },
+    });
+  }
+
+  // --- the trials table ----------------------------------------------------------------------
+
+  const columns = [
+    { key: "number", label: "trial" }, { key: "stage", label: "stage" }, { key: "state", label: "state" },
+    { key: "value", label: "val acc", num: true },
+    ...params.map((p) => ({ key: p, label: p, num: true })),
+    { key: "epochs", label: "epochs", num: true }, { key: "duration", label: "duration", num: true },
+    { key: "worker", label: "worker" },
+  ];
+
+  function renderTableHead() {
+    fill(document.querySelector("#trials thead tr"), columns.map((c) => {
+      const active = table.sort.replace(/^-/, "") === c.key;
+      const arrow = active ? (table.sort.startsWith("-") !== (c.key === "value") ? " ▲" : " ▼") : "";
+      return el("th", { class: c.num ? "num" : "", dataset: { key: c.key }, onclick: () => sortBy(c.key) }, c.label + arrow);
+    }));
+  }
+
+  function cell(trial, c) {
+    if (c.key === "number") {
+      return el("a", { href: `/studies/${studyId}/trials/${trial.stage}/${trial.number}` }, `#${trial.number}`);
+    }
+    if (c.key === "state") return badge(trial.state);
+    if (c.key === "value") return fmt.acc(trial.value);
+    if (c.key === "duration") return fmt.seconds(trial.duration);
+    if (params.includes(c.key)) return fmt.num(trial.params[c.key]);
+    return trial[c.key] === null || trial[c.key] === undefined ? "" : String(trial[c.key]);
+  }
+
+  function renderTable(trials) {
+    renderTableHead();
+    fill(document.querySelector("#trials tbody"), trials.map((t) =>
+      el("tr", { dataset: { stage: t.stage, number: t.number } },
+        columns.map((c) => el("td", { class: c.num ? "num" : "" }, cell(t, c))))));
+    const last = Math.min(table.offset + table.limit, table.total);
+    document.getElementById("trial-range").textContent =
+      table.total ? `${table.offset + 1} to ${last} of ${table.total}` : "no trials";
+    document.getElementById("trial-prev").disabled = table.offset === 0;
+    document.getElementById("trial-next").disabled = last >= table.total;
+  }
+
+  async function loadTable() {
+    const query = new URLSearchParams({ sort: table.sort, limit: table.limit, offset: table.offset });
+    if (table.state) query.set("state", table.state);
+    const page = await api(`/api/studies/${studyId}/trials?${query}`);
+    table.total = page.total;
+    renderTable(page.trials);
+  }
+
+  function sortBy(key) {
+    const current = table.sort.replace(/^-/, "");
+    table.sort = current === key && !table.sort.startsWith("-") ? `-${key}` : key;
+    table.offset = 0;
+    loadTable();
+  }
+
+  document.getElementById("trial-state").addEventListener("change", (e) => { table.state = e.target.value; table.offset = 0; loadTable(); });
+  document.getElementById("trial-limit").addEventListener("change", (e) => { table.limit = Number(e.target.value); table.offset = 0; loadTable(); });
+  document.getElementById("trial-prev").addEventListener("click", () => { table.offset = Math.max(0, table.offset - table.limit); loadTable(); });
+  document.getElementById("trial-next").addEventListener("click", () => { table.offset += table.limit; loadTable(); });
+
+  // --- Optuna's charts -----------------------------------------------------------------------
+
+  async function renderOptunaCharts() {
+    await Promise.all(["history", "importance", "intermediate"].map(async (kind) => {
+      const figure = await api(`/api/studies/${studyId}/charts/${kind}`);
+      await plot(`chart-${kind}`, figure.data, figure.layout);
+    }));
+  }
+
+  // --- keeping up ----------------------------------------------------------------------------
+
+  function changed() {
+    const now = JSON.stringify([summary.state, summary.stages.map((s) => [s.name, s.status, s.counts])]);
+    const different = now !== signature;
+    signature = now;
+    return different;
+  }
+
+  async function refresh(force) {
+    summary = await api(`/api/studies/${studyId}`);
+    if (!changed() && !force) return;
+    renderHeader();
+    renderTimeline();
+    renderSanity();
+    renderRangeTest();
+    renderFinal();
+    await Promise.all([loadTable(), renderSearch(), renderOptunaCharts()]);
+  }
+
+  changed();
+  renderHeader();
+  renderTimeline();
+  renderSanity();
+  renderRangeTest();
+  renderFinal();
+  table.total = initial.best.length;
+  renderTable(initial.best);
+  loadTable();
+  renderSearch();
+  renderOptunaCharts();
+  poll(() => refresh(false), 2000);
+})();

@@ -1,0 +1,124 @@
+"""The dashboard in a real browser, against a real server holding a finished digits search."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.dashboard.conftest import (
+    ADMIN_TOKEN,
+    SIGN_IN_PAGE,
+    Watched,
+    chart_traces,
+    sign_in,
+)
+from tests.workers.conftest import ADMIN, TOKENS, ServerProcess
+
+
+@pytest.fixture(scope="module")
+def finished(
+    finished_digits: tuple[str, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """``hpsearch serve`` on the database of a finished ``hpsearch run`` of studies/digits.yaml."""
+    url, _ = finished_digits
+    server = ServerProcess(url, tmp_path_factory.mktemp("finished") / "server.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+def api(server: ServerProcess, path: str) -> Any:
+    return httpx.get(f"{server.url}{path}", headers=ADMIN, timeout=30).json()
+
+
+def test_every_page_of_a_finished_study(
+    finished: ServerProcess, watched: Watched, screenshots: Path
+) -> None:
+    page, base = watched.page, finished.url
+    sign_in(watched, base)
+    page.wait_for_selector("#studies tbody tr[data-study=digits]")
+    row = page.locator("#studies tbody tr[data-study=digits]")
+    assert "completed" in row.inner_text()
+    page.screenshot(path=screenshots / "studies.png", full_page=True)
+
+    study_id = api(finished, "/api/studies")[0]["id"]
+    summary = api(finished, f"/api/studies/{study_id}")
+    page.goto(f"{base}/studies/{study_id}")
+    # the range test: loss, smoothed loss, the suggested LR; the chosen range is a shaded band
+    range_test = next(s for s in summary["stages"] if s["name"] == "range_test")
+    traces = chart_traces(page, "chart-range")
+    assert [t["name"] for t in traces] == ["loss", "smoothed loss", "suggested LR"]
+    assert traces[1]["points"] == len(range_test["curve"]["smoothed"])
+    shapes = page.evaluate("() => document.getElementById('chart-range').layout.shapes")
+    assert shapes[0]["x0"] == pytest.approx(range_test["range"]["low"])
+    # the scatter: every search trial is a point, each round's ranges a rectangle
+    points = api(finished, f"/api/studies/{study_id}/points")
+    scatter = chart_traces(page, "chart-scatter")
+    assert sum(t["points"] for t in scatter) == len(points["number"])
+    rectangles = page.evaluate("() => document.getElementById('chart-scatter').layout.shapes")
+    rounds = [s for s in summary["stages"] if s.get("ranges")]
+    assert len(rectangles) == len(rounds)
+    # the final training's learning curves, and the diagnosis in words
+    final = next(s for s in summary["stages"] if s["name"] == "final")
+    curves = chart_traces(page, "chart-final")
+    assert [t["points"] for t in curves] == [len(final["history"])] * 4
+    assert f"Diagnosis: {final['diagnosis']['verdict']}" in page.inner_text("#final-text")
+    for chart in ("chart-overfit", "chart-history", "chart-importance", "chart-intermediate"):
+        chart_traces(page, chart)
+
+    # the best-trials table: the API's best, in the API's order
+    best = api(finished, f"/api/studies/{study_id}/best?k=20")
+    shown = _rows(watched)
+    assert shown == [(t["stage"], str(t["number"])) for t in best]
+    page.screenshot(path=screenshots / "study.png", full_page=True)
+    page.click("#trials th[data-key=lr]")  # sort by learning rate
+    by_lr = api(finished, f"/api/studies/{study_id}/trials?state=complete&sort=lr&limit=20")
+    page.wait_for_function(
+        "(first) => document.querySelector('#trials tbody tr').dataset.number === first",
+        arg=str(by_lr["trials"][0]["number"]),
+    )
+    assert _rows(watched) == [(t["stage"], str(t["number"])) for t in by_lr["trials"]]
+
+    # one trial, from its row (numbers repeat across rounds: the row is a stage's and a number's)
+    top = by_lr["trials"][0]
+    page.click(f"#trials tbody tr[data-stage='{top['stage']}'][data-number='{top['number']}'] a")
+    page.wait_for_url(f"**/trials/{top['stage']}/{top['number']}")
+    page.wait_for_selector("#epochs tbody tr")
+    assert page.locator("#epochs tbody tr").count() == top["epochs"]
+    assert f"trial #{top['number']}" in page.inner_text("#header")
+    chart_traces(page, "chart-epochs")
+    page.screenshot(path=screenshots / "trial.png", full_page=True)
+
+    page.goto(f"{base}/workers")
+    page.wait_for_selector("#no-workers", state="visible")
+    page.goto(f"{base}/optuna/")
+    page.wait_for_selector("text=digits:coarse", timeout=30_000)
+    assert watched.problems == []
+
+
+def test_signing_in_with_the_wrong_token_or_the_worker_token_fails(
+    finished: ServerProcess, watched: Watched
+) -> None:
+    page = watched.page
+    sign_in(watched, finished.url, "not-the-token")
+    page.wait_for_url(SIGN_IN_PAGE)
+    assert "not this server's token" in page.inner_text("#problem")
+    sign_in(watched, finished.url, TOKENS["HPSEARCH_WORKER_TOKEN"])
+    page.wait_for_url(SIGN_IN_PAGE)
+    assert "worker token" in page.inner_text("#problem")
+    sign_in(watched, finished.url, ADMIN_TOKEN)
+    page.wait_for_selector("#studies tbody tr")
+    page.click("text=Sign out")
+    page.wait_for_url(SIGN_IN_PAGE)
+    watched.problems.clear()  # the refused sign-ins were 303s, not errors; nothing else counts
+
+
+def _rows(watched: Watched) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = watched.page.eval_on_selector_all(
+        "#trials tbody tr", "rows => rows.map(r => [r.dataset.stage, r.dataset.number])"
+    )
+    return [tuple(r) for r in rows]  # type: ignore[misc]
