@@ -8,24 +8,34 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
+import anyio
+import optuna
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from optuna.exceptions import StorageInternalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.routes import health, studies, trials
+from api.charts import Charts
+from api.dashboard import mount_dashboard
+from api.dashboard._pages import SignInNeeded, WorkerRefused, error_page
+from api.metrics import Metrics, RequestTimer
+from api.routes import charts, health, studies, trials, workers
 from api.settings import Settings
 from hpsearch import __version__
 from hpsearch.errors import (
     HPSearchError,
+    OutcomeError,
     SpecError,
     StorageError,
     StudyExistsError,
     StudyNotFoundError,
 )
-from hpsearch.recipe import StageMachine
+from hpsearch.recipe import BadQueryError, StageMachine
 from hpsearch.scheduling import LeaseNotFoundError, Scheduler
 from hpsearch.storage import Store
 
@@ -34,6 +44,8 @@ _STATUS = {
     LeaseNotFoundError: 404,
     StudyExistsError: 409,
     SpecError: 422,
+    OutcomeError: 422,
+    BadQueryError: 422,
     StorageError: 503,
 }
 log = logging.getLogger("hpsearch.api")
@@ -45,10 +57,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study opened
         store = Store(settings.storage)  # creates our tables when missing
         app.state.store = store
         app.state.machine = StageMachine(store, max_retries=settings.max_retries)
         app.state.scheduler = Scheduler(app.state.machine, settings.lease_seconds)
+        app.state.metrics.watch(app.state.scheduler)
+        app.state.charts = Charts(app.state.machine)
         reaper = asyncio.create_task(_reap_forever(app.state.scheduler, settings.lease_seconds))
         yield
         reaper.cancel()
@@ -63,12 +79,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = Metrics()
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestTimer, metrics=app.state.metrics)
     app.include_router(health.router)
     app.include_router(studies.router)
     app.include_router(trials.router)
+    app.include_router(workers.router)
+    app.include_router(charts.router)
+    mount_dashboard(app)
+    app.add_exception_handler(SignInNeeded, _sign_in)
+    app.add_exception_handler(WorkerRefused, _worker_refused)
     app.add_exception_handler(HPSearchError, _hpsearch_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(sa.exc.OperationalError, _database_unavailable)
+    app.add_exception_handler(sa.exc.InterfaceError, _database_unavailable)
+    app.add_exception_handler(StorageInternalError, _database_unavailable)
     return app
 
 
@@ -85,16 +111,45 @@ async def _reap_forever(scheduler: Scheduler, lease_seconds: float) -> None:
             log.info("reaped %d expired leases", reaped)
 
 
-async def _hpsearch_error(request: Request, exc: Exception) -> JSONResponse:
+async def _sign_in(request: Request, exc: Exception) -> Response:
+    return RedirectResponse(f"/login?next={quote(request.url.path)}", 303)
+
+
+async def _worker_refused(request: Request, exc: Exception) -> Response:
+    return error_page(request, 403, "Not for the worker token", str(exc))
+
+
+async def _hpsearch_error(request: Request, exc: Exception) -> Response:
     status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+    if _wants_page(request):
+        return error_page(
+            request, status, "Not found" if status == 404 else "Cannot show that", str(exc)
+        )
     body: dict[str, Any] = {"detail": str(exc)}
     if isinstance(exc, SpecError):
         body["problems"] = [{"field": f, "message": m} for f, m in exc.problems]
     return JSONResponse(body, status_code=status)
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The database dropped the connection or is down: the caller should retry (workers do).
+
+    Nothing is half-recorded by such a failure that a retry or the reaper does not complete."""
+    log.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
+    detail = "the database is unavailable right now; retry shortly"
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "2"})
+
+
+def _wants_page(request: Request) -> bool:
+    """A person's browser asking for a dashboard page (not the API)."""
+    path = request.url.path
+    return not path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if _wants_page(request) and request.method == "GET":  # a mistyped page address
+        return error_page(request, 404, "Not found", f"there is no page at {request.url.path}")
     problems = [
         {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
     ]

@@ -1,4 +1,10 @@
-"""Request dependencies: the store, the stage machine, and token checks."""
+"""Request dependencies: the store, the stage machine, and token checks.
+
+A token comes as ``Authorization: Bearer <token>`` (scripts, workers), or from the dashboard's
+session cookie, set by its sign-in form. A request that changes something on the strength of the
+cookie alone must also carry ``X-Requested-With: hpsearch`` (the dashboard's own scripts send it;
+a form or link on another site cannot), besides the cookie being ``SameSite=Strict``.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,9 @@ from api.settings import Settings
 from hpsearch.recipe import StageMachine
 from hpsearch.scheduling import Scheduler
 from hpsearch.storage import Store
+
+SESSION_COOKIE = "hpsearch_session"
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def get_settings(request: Request) -> Settings:
@@ -39,16 +48,48 @@ MachineDep = Annotated[StageMachine, Depends(get_machine)]
 SchedulerDep = Annotated[Scheduler, Depends(get_scheduler)]
 
 
-def _bearer(request: Request) -> str:
+class NotSignedIn(HTTPException):
+    """401: no token, or not a token of this server."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(status.HTTP_401_UNAUTHORIZED, detail, {"WWW-Authenticate": "Bearer"})
+
+
+def request_token(request: Request) -> str | None:
+    """The token a request carries: its bearer header's, else its session cookie's."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+def presented_token(request: Request) -> str:
+    """The request's token; 401 without one, 403 for a cookie-only change from elsewhere."""
+    token = request_token(request)
+    if token is None:
+        raise NotSignedIn("missing bearer token: send 'Authorization: Bearer <token>'")
+    bearer = request.headers.get("authorization", "").lower().startswith("bearer ")
+    if (
+        not bearer
+        and request.method not in _SAFE_METHODS
+        and (request.headers.get("x-requested-with") != "hpsearch")
+    ):
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing bearer token: send 'Authorization: Bearer <token>'",
-            headers={"WWW-Authenticate": "Bearer"},
+            status.HTTP_403_FORBIDDEN,
+            "a change made with the session cookie must come from the dashboard "
+            "(X-Requested-With: hpsearch)",
         )
-    return token.strip()
+    return token
+
+
+def role_of(token: str, settings: Settings) -> str | None:
+    """``admin``, ``worker``, or None for a token this server does not know."""
+    if _matches(token, settings.admin_token):
+        return "admin"
+    if _matches(token, settings.worker_token):
+        return "worker"
+    return None
 
 
 def _matches(token: str, expected: str | None) -> bool:
@@ -56,29 +97,29 @@ def _matches(token: str, expected: str | None) -> bool:
 
 
 def require_admin(request: Request, settings: SettingsDep) -> None:
-    """Study management: the admin token (the worker token gets 403)."""
+    """Study management and the dashboard: the admin token (the worker token gets 403)."""
     if settings.open:
         return
-    token = _bearer(request)
-    if _matches(token, settings.admin_token):
-        return
-    if _matches(token, settings.worker_token):
+    role = role_of(presented_token(request), settings)
+    if role == "worker":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the worker token cannot manage studies")
-    raise HTTPException(
-        status.HTTP_401_UNAUTHORIZED, "invalid token", headers={"WWW-Authenticate": "Bearer"}
-    )
+    if role != "admin":
+        raise NotSignedIn("invalid token")
 
 
 def require_worker(request: Request, settings: SettingsDep) -> None:
     """The trial protocol: the worker token (or the admin token)."""
     if settings.open:
         return
-    token = _bearer(request)
-    if not (_matches(token, settings.worker_token) or _matches(token, settings.admin_token)):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "invalid token", headers={"WWW-Authenticate": "Bearer"}
-        )
+    if role_of(presented_token(request), settings) is None:
+        raise NotSignedIn("invalid token")
+
+
+def require_reader(request: Request, settings: SettingsDep) -> None:
+    """Read-only monitoring (metrics): either token."""
+    require_worker(request, settings)
 
 
 AdminDep = Depends(require_admin)
 WorkerDep = Depends(require_worker)
+ReaderDep = Depends(require_reader)

@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(60.0, gt=0)  # a claimed item without news this long is reaped
     max_retries: int = Field(2, ge=0)  # re-enqueues of a reaped trial's parameters
     max_body_bytes: int = Field(1_048_576, gt=0)  # larger request bodies get 413
+    # requests handled at once per server process (each holds a database connection or two)
+    threads: int = Field(16, ge=1, le=256)
 
     @property
     def open(self) -> bool:
@@ -33,8 +35,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_can_serve(settings: Settings, host: str) -> str | None:
-    """Why the server must not start on ``host`` with these settings, or None if it may."""
+def check_can_serve(settings: Settings, host: str, processes: int = 1) -> str | None:
+    """Why the server must not start on ``host`` (with ``processes`` server processes) with these
+    settings, or None if it may."""
+    if processes > 1 and not settings.storage.startswith(("postgresql", "postgres:")):
+        return (
+            "several server processes need PostgreSQL: a SQLite file is served by one process "
+            "(its claims are serialized within that process)"
+        )
     if settings.open and not is_loopback(host):
         return (
             f"refusing to serve on {host} without tokens: set HPSEARCH_ADMIN_TOKEN and "

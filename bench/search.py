@@ -15,6 +15,7 @@ to its final best over the recipe's trial-epochs to the same accuracy (summed ov
 
     python bench/search.py                 # seeds 0 1 2
     python bench/search.py --seeds 0 1 2 3 4
+    python bench/search.py --spec cifar10 --device cuda   # where poor configurations cost more
 """
 
 from __future__ import annotations
@@ -29,18 +30,20 @@ import torch
 from optuna.trial import TrialState
 
 from hpsearch.data import DataBundle, load_data
+from hpsearch.device import resolve_device
 from hpsearch.recipe import optuna_name, run_search
 from hpsearch.spec import StudySpec, load_spec, spec_with
 from hpsearch.storage import Store
 from hpsearch.training import Trainer
 
-CPU = torch.device("cpu")
 Curve = list[tuple[float, float | None]]  # (trial-epochs spent so far, val accuracy or None)
 
 
-def recipe_curve(spec: StudySpec, url: str) -> tuple[Curve, dict[str, object]]:
+def recipe_curve(
+    spec: StudySpec, url: str, device: torch.device
+) -> tuple[Curve, dict[str, object]]:
     """Run the recipe; rebuild its curve from the stored stages and trials, in execution order."""
-    summary = run_search(spec, url)
+    summary = run_search(spec, url, device=str(device))
     store = Store(url)
     curve: Curve = []
     for stage in summary["stages"]:
@@ -96,7 +99,7 @@ def optuna_curve(
             return spent >= budget or trial.should_prune()
 
         try:
-            result = Trainer(run_spec, data, CPU).fit(report=report)
+            result = Trainer(run_spec, data, data.mean.device).fit(report=report)
         except Exception:  # a diverged configuration: its epochs are spent all the same
             study.tell(trial, state=TrialState.FAIL)
             continue
@@ -120,7 +123,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spec", default="digits")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     args = parser.parse_args()
+    device = resolve_device(args.device)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     totals = {"random": 0.0, "recipe": 0.0}
     bests: dict[str, list[float]] = {"recipe": [], "random": [], "tpe": []}
@@ -128,9 +133,9 @@ def main() -> None:
         for seed in args.seeds:
             spec = spec_with(load_spec(args.spec), {"seed": seed, "name": f"bench-{seed}"})
             url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-            recipe, summary = recipe_curve(spec, url)
+            recipe, summary = recipe_curve(spec, url, device)
             budget = recipe[-1][0]
-            data = load_data(spec.dataset, spec.seed, CPU)
+            data = load_data(spec.dataset, spec.seed, device)
             curves = {
                 "recipe": recipe,
                 "random": optuna_curve(

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +20,8 @@ from hpsearch.data import DataBundle, load_data
 from hpsearch.spec import StudySpec, parse_spec
 
 CPU = torch.device("cpu")
+ROOT = Path(__file__).resolve().parents[1]
+HPSEARCH = shutil.which("hpsearch", path=str(Path(sys.executable).parent)) or "hpsearch"
 
 
 def make_spec(**sections: Any) -> StudySpec:
@@ -88,3 +94,13 @@ def _postgres_database() -> Iterator[str]:
             yield f"{base}/{name}"
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def finished_digits(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    """``hpsearch run --spec studies/digits.yaml --json``, once per session: the SQLite URL of
+    the finished search and the command's JSON result."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('digits') / 'digits.db'}"
+    command = [HPSEARCH, "run", "--spec", "studies/digits.yaml", "--storage", url, "--json"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    return url, json.loads(done.stdout.strip().splitlines()[-1])

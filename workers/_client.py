@@ -20,6 +20,13 @@ class ProtocolClient:
     def close(self) -> None:
         self._http.close()
 
+    def ping(self) -> bool:
+        """Is the server up (and its database answering)?"""
+        try:
+            return self._http.get("/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
     def claim(self, host: str, devices: list[str]) -> dict[str, Any] | None:
         body = {"worker": self.worker_id, "host": host, "devices": devices}
         response = self._post("/api/trials/claim", body)

@@ -75,6 +75,8 @@ class Worker:
         self.deliver_spool()
         while not self.warm_stop.is_set():
             try:
+                # results kept while the server was away go first: their leases are running out
+                self.deliver_spool(raise_unreachable=True)
                 lease = self.client.claim(socket.gethostname(), [str(self.device)])
             except Unreachable as exc:
                 log.warning(
@@ -132,8 +134,9 @@ class Worker:
         self.spool.put(item_id, outcome.to_dict())
         self.deliver_spool()
 
-    def deliver_spool(self) -> None:
-        """Send every spooled result; keep those the server could not take yet."""
+    def deliver_spool(self, raise_unreachable: bool = False) -> None:
+        """Send every spooled result; keep those the server could not take yet (and, with
+        ``raise_unreachable``, let the caller back off)."""
         for item_id, outcome in self.spool.pending():
             try:
                 applied = self.client.finish(item_id, outcome)
@@ -145,6 +148,8 @@ class Worker:
                 log.warning(
                     "[%s] result %d kept for later: %s", self.client.worker_id, item_id, exc
                 )
+                if raise_unreachable:
+                    raise
                 return
             self.spool.done(item_id)
             log.info("[%s] item %d delivered (applied=%s)", self.client.worker_id, item_id, applied)

@@ -13,15 +13,13 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
 import httpx
-import torch
 
-from hpsearch.device import resolve_device
 from workers._client import ProtocolClient
-from workers._daemon import Worker
 from workers._spool import Spool
 
 
@@ -36,7 +34,10 @@ from workers._spool import Spool
 @click.option("--max-trials", type=click.IntRange(min=1), help="Exit after this many work items.")
 @click.option("--burst", is_flag=True, help="Exit as soon as there is nothing to claim.")
 @click.option(
-    "--spool", "spool_dir", type=click.Path(path_type=Path), help="Where undelivered results wait."
+    "--spool",
+    "spool_dir",
+    type=click.Path(path_type=Path),
+    help="Undelivered results wait here, a folder per worker id (~/.cache/hpsearch/spool).",
 )
 @click.option("--id", "worker_id", help="Worker id (default: host-pid).")
 def worker(
@@ -50,12 +51,16 @@ def worker(
 ) -> None:
     """Claim work items from a server and train them until stopped."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from hpsearch.device import resolve_device  # PyTorch: loaded by the worker, not by hpsearch
+    from workers._daemon import Worker
+
     gpus = _gpu_list(devices)
     if len(gpus) > 1:
-        sys.exit(_one_process_per_gpu(gpus))
+        options = {"--server": server, "--max-trials": max_trials, "--spool": spool_dir}
+        sys.exit(_one_process_per_gpu(gpus, options, burst, worker_id))
     worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
-    device = resolve_device("cpu" if devices == "cpu" or not gpus else "cuda")
-    spool = Spool(spool_dir or Path.home() / ".cache" / "hpsearch" / "spool" / worker_id)
+    device = resolve_device(f"cuda:{gpus[0]}" if gpus else "cpu")
+    spool = Spool((spool_dir or Path.home() / ".cache" / "hpsearch" / "spool") / worker_id)
     client = ProtocolClient(server, token, worker_id)
     daemon = Worker(client, device, spool, burst=burst, max_trials=max_trials)
     daemon.install_signal_handlers()
@@ -75,6 +80,8 @@ def _gpu_list(devices: str) -> list[str]:
     if devices == "cpu":
         return []
     if devices == "all":
+        import torch
+
         return [str(i) for i in range(torch.cuda.device_count())]
     wanted = [d.strip() for d in devices.split(",") if d.strip()]
     if not all(d.isdigit() for d in wanted):
@@ -82,21 +89,20 @@ def _gpu_list(devices: str) -> list[str]:
     return wanted
 
 
-def _one_process_per_gpu(gpus: list[str]) -> int:
-    args = [a for a in sys.argv[1:] if not a.startswith("--devices")]
+def _one_process_per_gpu(
+    gpus: list[str], options: Mapping[str, object], burst: bool, worker_id: str | None
+) -> int:
+    """A worker process per GPU, each seeing only its own (so each trains on its ``cuda:0``),
+    with an id of its own; signals are passed on to all of them."""
+    base = worker_id or socket.gethostname()
     children = []
     for gpu in gpus:
+        command = [sys.executable, "-m", "workers", "--devices", "0"]
+        command += ["--id", f"{base}-gpu{gpu}-{uuid.uuid4().hex[:6]}"]
+        for flag, value in options.items():
+            command += [flag, str(value)] if value is not None else []
+        command += ["--burst"] if burst else []
         env = os.environ | {"CUDA_VISIBLE_DEVICES": gpu}
-        command = [
-            sys.executable,
-            "-m",
-            "workers",
-            *args,
-            "--devices",
-            "0",
-            "--id",
-            f"{socket.gethostname()}-gpu{gpu}-{uuid.uuid4().hex[:6]}",
-        ]
         children.append(subprocess.Popen(command, env=env))
 
     def forward(signum: int, frame: object) -> None:

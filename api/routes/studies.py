@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
 from api.deps import AdminDep, MachineDep, StoreDep
-from api.schemas import StudyCreated, StudyListItem
+from api.schemas import StudyCreated, StudyId, StudyListItem
 from hpsearch.errors import SpecError
-from hpsearch.recipe import TrialSort, TrialStateName, best_trials, list_trials, summary
+from hpsearch.recipe import TrialStateName, best_trials, list_trials, summary, trial_detail
 from hpsearch.spec import parse_spec, read_spec_text
 from hpsearch.storage import StudyRecord
 
@@ -45,7 +45,7 @@ async def create_study(request: Request, store: StoreDep) -> StudyCreated:
         raise SpecError([("", "the body is not UTF-8 text")], "request body") from None
     data = read_spec_text(text, "request body", is_json=media in _JSON)
     spec = parse_spec(data, "request body")
-    record = store.create_study(spec)
+    record = store.create_study(spec, driver="server")
     return StudyCreated(id=record.id, name=record.name, state=record.state)
 
 
@@ -56,7 +56,7 @@ def list_studies(machine: MachineDep) -> list[StudyListItem]:
 
 
 @router.get("/{study_id}")
-def get_study(study_id: int, machine: MachineDep) -> dict[str, Any]:
+def get_study(study_id: StudyId, machine: MachineDep) -> dict[str, Any]:
     """A study: spec, state, and every stage's result (numbers, verdicts, curves)."""
     record = machine.store.get_study(study_id)
     return {"id": record.id, "spec": record.spec.model_dump(mode="json")} | summary(
@@ -66,15 +66,16 @@ def get_study(study_id: int, machine: MachineDep) -> dict[str, Any]:
 
 @router.get("/{study_id}/trials")
 def get_trials(
-    study_id: int,
+    study_id: StudyId,
     machine: MachineDep,
     state: TrialStateName | None = None,
     stage: Annotated[str | None, Query(pattern=r"^(coarse|refine-\d+)$")] = None,
-    sort: TrialSort = "number",
+    sort: Annotated[str, Query(pattern=r"^-?[A-Za-z0-9_.]{1,64}$")] = "number",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    """A page of the study's trials; ``sort=value`` puts the best first."""
+    """A page of the study's trials, sorted by ``value`` (best first), ``number``, ``duration``,
+    ``epochs``, ``worker``, ``state``, ``stage`` or a parameter's name; ``-`` reverses."""
     record = machine.store.get_study(study_id)
     return list_trials(
         machine, record, state=state, stage=stage, sort=sort, limit=limit, offset=offset
@@ -83,38 +84,49 @@ def get_trials(
 
 @router.get("/{study_id}/best")
 def get_best(
-    study_id: int, machine: MachineDep, k: Annotated[int, Query(ge=1, le=1000)] = 10
+    study_id: StudyId, machine: MachineDep, k: Annotated[int, Query(ge=1, le=1000)] = 10
 ) -> list[dict[str, Any]]:
     """The k completed trials with the highest validation accuracy, best first."""
     return best_trials(machine, machine.store.get_study(study_id), k)
 
 
+@router.get("/{study_id}/trials/{stage}/{number}")
+def get_trial(
+    study_id: StudyId,
+    stage: Annotated[str, Path(pattern=r"^(coarse|refine-\d+)$")],
+    number: Annotated[int, Path(ge=0, le=2**31 - 1)],
+    machine: MachineDep,
+) -> dict[str, Any]:
+    """One trial: params, state and reason, worker, timings, and every epoch's metrics."""
+    return trial_detail(machine, machine.store.get_study(study_id), stage, number)
+
+
 @router.post("/{study_id}/stop")
-def stop_study(study_id: int, store: StoreDep) -> StudyCreated:
+def stop_study(study_id: StudyId, store: StoreDep) -> StudyCreated:
     """Stop: running trials are pruned at their next report, nothing new is handed out."""
     return _transition(store, study_id, frm="running", to="stopped")
 
 
 @router.post("/{study_id}/resume")
-def resume_study(study_id: int, store: StoreDep) -> StudyCreated:
-    """Resume a stopped study where it stopped."""
-    return _transition(store, study_id, frm="stopped", to="running")
+def resume_study(study_id: StudyId, store: StoreDep) -> StudyCreated:
+    """Resume a stopped study where it stopped (from now on this server drives it)."""
+    return _transition(store, study_id, frm="stopped", to="running", driver="server")
 
 
 @router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_study(study_id: int, machine: MachineDep) -> Response:
+def delete_study(study_id: StudyId, machine: MachineDep) -> Response:
     """Delete a study, its stage results and its Optuna studies."""
     machine.delete(study_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _transition(store: StoreDep, study_id: int, frm: str, to: str) -> StudyCreated:
+def _transition(
+    store: StoreDep, study_id: int, frm: str, to: str, driver: str | None = None
+) -> StudyCreated:
     record = store.get_study(study_id)
-    if record.state != frm:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"study {record.name!r} is {record.state}, not {frm}"
-        )
-    store.set_study_state(study_id, to)
+    if not store.set_study_state(study_id, to, driver=driver, only_from=frm):
+        now = store.get_study(study_id).state
+        raise HTTPException(status.HTTP_409_CONFLICT, f"study {record.name!r} is {now}, not {frm}")
     return StudyCreated(id=record.id, name=record.name, state=to)
 
 
@@ -135,4 +147,5 @@ def _list_item(machine: MachineDep, record: StudyRecord) -> StudyListItem:
         trials=counts,
         best_val_accuracy=view["best"]["val_accuracy"],
         created_at=record.created_at.isoformat(),
+        updated_at=record.updated_at.isoformat(),
     )

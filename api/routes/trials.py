@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import SchedulerDep, WorkerDep
+from api.schemas import ItemId
 from hpsearch.recipe import Outcome
 
 router = APIRouter(prefix="/api/trials", tags=["worker protocol"], dependencies=[WorkerDep])
@@ -53,25 +54,25 @@ class FinishRequest(_Body):
 @router.post("/claim", responses={204: {"description": "nothing to do right now"}})
 def claim(body: ClaimRequest, scheduler: SchedulerDep) -> Any:
     """The next work item under a lease, or 204 when there is nothing to do."""
-    lease = scheduler.claim(body.worker)
+    lease = scheduler.claim(body.worker, body.host, body.devices)
     if lease is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return lease.as_dict()
 
 
 @router.post("/{item_id}/report")
-def report(item_id: int, body: ReportRequest, scheduler: SchedulerDep) -> dict[str, bool]:
+def report(item_id: ItemId, body: ReportRequest, scheduler: SchedulerDep) -> dict[str, bool]:
     """Record an epoch's metrics; the answer says whether to stop (prune) now."""
     return {"prune": scheduler.report(item_id, body.epoch, body.metrics)}
 
 
 @router.post("/{item_id}/heartbeat")
-def heartbeat(item_id: int, scheduler: SchedulerDep) -> dict[str, bool]:
+def heartbeat(item_id: ItemId, scheduler: SchedulerDep) -> dict[str, bool]:
     """Renew the lease; ``continue: false`` means give the item up."""
     return {"continue": scheduler.heartbeat(item_id)}
 
 
 @router.post("/{item_id}/finish")
-def finish(item_id: int, body: FinishRequest, scheduler: SchedulerDep) -> dict[str, bool]:
+def finish(item_id: ItemId, body: FinishRequest, scheduler: SchedulerDep) -> dict[str, bool]:
     """Deliver the outcome; a repeated finish is acknowledged and never applied twice."""
     return {"applied": scheduler.finish(item_id, Outcome(**body.model_dump()))}

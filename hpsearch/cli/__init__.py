@@ -2,7 +2,7 @@
 
 from importlib.metadata import entry_points
 
-from hpsearch.cli import _run, _train  # noqa: F401  (they register their commands on ``main``)
+from hpsearch.cli import _run, _service, _train  # noqa: F401  (they register their commands)
 from hpsearch.cli._main import main
 
 # ``hpsearch serve`` and friends live in the server and worker packages, which import the core:

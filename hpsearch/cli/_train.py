@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 import time
+from typing import TYPE_CHECKING
 
 import click
-import torch
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hpsearch.cli._main import main, run_reporting_errors
-from hpsearch.data import load_data
-from hpsearch.device import resolve_device
 from hpsearch.spec import StudySpec, load_spec
-from hpsearch.training import EpochMetrics, Trainer, TrainResult
+
+if TYPE_CHECKING:  # PyTorch loads when a command trains, not whenever hpsearch starts
+    import torch
+
+    from hpsearch.training import EpochMetrics, TrainResult
 
 
 @main.command()
@@ -53,6 +55,10 @@ def train(
 
 
 def _train(spec: StudySpec, device_name: str, quiet: bool) -> tuple[TrainResult, torch.device]:
+    from hpsearch.data import load_data
+    from hpsearch.device import resolve_device
+    from hpsearch.training import Trainer
+
     device = resolve_device(device_name)
     data = load_data(spec.dataset, spec.seed, device)
     trainer = Trainer(spec, data, device)

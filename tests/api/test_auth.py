@@ -60,3 +60,71 @@ def test_the_openapi_schema_is_served(client: TestClient) -> None:
     assert "/api/studies" in schema["paths"]
     assert "application/yaml" in schema["paths"]["/api/studies"]["post"]["requestBody"]["content"]
     assert client.get("/docs").status_code == 200
+
+
+def _routes(client: TestClient) -> list[tuple[str, str]]:
+    paths = client.get("/openapi.json").json()["paths"]
+    return [
+        (
+            method.upper(),
+            path.format(study_id=1, item_id=1, stage="coarse", number=0, kind="history"),
+        )
+        for path, methods in paths.items()
+        for method in methods
+        if path != "/healthz"
+    ]
+
+
+def test_every_route_but_health_needs_a_token_and_the_right_one(client: TestClient) -> None:
+    routes = _routes(client)
+    assert len(routes) == 17  # every route of the API; a new one must be added to this check
+    for method, path in routes:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            response = client.request(method, path, headers=headers)
+            assert response.status_code == 401, (method, path, headers)
+            assert response.headers["www-authenticate"] == "Bearer"
+        worker_allowed = path.startswith("/api/trials") or path == "/metrics"
+        as_worker = client.request(method, path, headers=WORKER)
+        if worker_allowed:
+            assert as_worker.status_code not in (401, 403), (method, path)
+        else:
+            assert as_worker.status_code == 403, (method, path)
+            assert "worker token cannot" in as_worker.json()["detail"]
+        as_admin = client.request(method, path, headers=ADMIN)  # the admin token opens all
+        assert as_admin.status_code not in (401, 403), (method, path)
+
+
+def test_several_server_processes_need_postgresql() -> None:
+    sqlite = Settings(storage="sqlite:///x.db", admin_token="a", worker_token="w")
+    assert "need PostgreSQL" in str(check_can_serve(sqlite, "127.0.0.1", processes=2))
+    postgres = Settings(storage="postgresql://u@h/db", admin_token="a", worker_token="w")
+    assert check_can_serve(postgres, "127.0.0.1", processes=4) is None
+
+
+def test_dashboard_pages_take_the_admin_token_or_send_you_to_sign_in(client: TestClient) -> None:
+    for path in ("/", "/workers", "/studies/1", "/optuna/"):
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 303, path
+        assert response.headers["location"].startswith("/login")
+    refused = client.get("/", headers=WORKER | {"Accept": "text/html"})
+    assert refused.status_code == 403
+    assert "worker token cannot read the dashboard" in refused.text
+    assert client.get("/", headers=ADMIN).status_code == 200
+
+
+def test_the_session_cookie_works_and_needs_the_dashboards_header_to_change_things(
+    client: TestClient,
+) -> None:
+    signed = client.post("/login", data={"token": "admin-secret"}, follow_redirects=False)
+    assert signed.status_code == 303
+    cookie = signed.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert client.get("/api/studies").status_code == 200  # the cookie stands for the token
+    elsewhere = client.post("/api/studies/1/stop")  # a form on another site could do this
+    assert elsewhere.status_code == 403
+    assert "X-Requested-With" in elsewhere.json()["detail"]
+    ours = client.post("/api/studies/1/stop", headers={"X-Requested-With": "hpsearch"})
+    assert ours.status_code == 404  # past the checks: there is no study 1
+    client.post("/logout")
+    assert client.get("/api/studies").status_code == 401

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Callable
+from typing import Any
 
 import optuna
 import pytest
@@ -117,6 +120,36 @@ def test_trials_best_and_stages_of_a_finished_study(client: TestClient, storage_
     assert everything["total"] == len(everything["trials"]) >= 10
     coarse = client.get(f"/api/studies/{study_id}/trials?stage=coarse&offset=3", headers=ADMIN)
     assert {t["stage"] for t in coarse.json()["trials"]} == {"coarse"}
+
+    # every sort the dashboard offers, checked against the same trials sorted here
+    rows = everything["trials"]
+    sorts: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
+        ("lr", lambda t: t["params"]["lr"]),
+        ("-weight_decay", lambda t: -t["params"]["weight_decay"]),
+        ("epochs", lambda t: t["epochs"]),
+        ("state", lambda t: t["state"].upper()),
+    ]
+    for sort, key in sorts:
+        page = client.get(f"/api/studies/{study_id}/trials?sort={sort}&limit=1000", headers=ADMIN)
+        got = [key(t) for t in page.json()["trials"]]
+        assert got == sorted(key(t) for t in rows), sort
+    longest = client.get(f"/api/studies/{study_id}/trials?sort=-duration&limit=1000", headers=ADMIN)
+    durations = [t["duration"] for t in longest.json()["trials"]]
+    # SQLite reckons time to the millisecond: within that, any order will do
+    assert all(a >= b - 0.001 for a, b in itertools.pairwise(durations))
+    by_value = client.get(f"/api/studies/{study_id}/trials?sort=value&limit=5", headers=ADMIN)
+    assert [t["value"] for t in by_value.json()["trials"]] == [b["value"] for b in best] + [
+        t["value"] for t in by_value.json()["trials"][3:]
+    ]
+
+    one = client.get(f"/api/studies/{study_id}/trials/coarse/0", headers=ADMIN).json()
+    assert one["seeded"] is True  # the range test's suggestion went first
+    assert one["params"]["lr"] == stages["range_test"]["suggested_lr"]
+    assert len(one["history"]) == one["epochs"] == len(one["intermediate_values"])
+    assert one["history"][0]["val_accuracy"] == one["intermediate_values"]["1"]
+    missing = client.get(f"/api/studies/{study_id}/trials/coarse/999", headers=ADMIN)
+    assert missing.status_code == 422
+    assert missing.json()["detail"].startswith("path.number")
 
 
 @pytest.mark.parametrize(

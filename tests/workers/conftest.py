@@ -1,20 +1,21 @@
-"""A real ``hpsearch serve`` (uvicorn) on a free loopback port, for worker tests."""
+"""A real ``hpsearch serve`` (uvicorn) on a free loopback port, and real worker processes."""
 
 from __future__ import annotations
 
 import os
-import shutil
+import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-HPSEARCH = shutil.which("hpsearch", path=str(Path(sys.executable).parent)) or "hpsearch"
+from tests.conftest import HPSEARCH
+
 TOKENS = {"HPSEARCH_ADMIN_TOKEN": "admin-e2e", "HPSEARCH_WORKER_TOKEN": "worker-e2e"}
 ADMIN = {"Authorization": "Bearer admin-e2e"}
 
@@ -25,22 +26,87 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class ServerProcess:
+    """``hpsearch serve`` on one port and database; it can be killed and started again."""
+
+    def __init__(
+        self, storage_url: str, log: Path, lease_seconds: float = 20.0, processes: int = 1
+    ) -> None:
+        self.storage_url, self.log, self.processes = storage_url, log, processes
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = os.environ | TOKENS | {"HPSEARCH_LEASE_SECONDS": str(lease_seconds)}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [HPSEARCH, "serve", "--storage", self.storage_url, "--port", str(self.port)]
+        command += ["--workers", str(self.processes)] if self.processes > 1 else []
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(command, env=self.env, stdout=out, stderr=out)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError(f"the server did not start: {self.log.read_text()[-2000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        self.process.wait(timeout=30)
+
+    def get(self, path: str) -> Any:
+        response = httpx.get(f"{self.url}{path}", headers=ADMIN, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
 @pytest.fixture
-def server(storage_url: str) -> Iterator[str]:
+def server_process(storage_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server that is not started yet (the test sets the lease it wants first)."""
+    server = ServerProcess(storage_url, tmp_path / "server.log")
+    yield server
+    if server.process is not None and server.process.poll() is None:
+        server.stop()
+
+
+@pytest.fixture
+def server(server_process: ServerProcess) -> str:
     """``hpsearch serve`` under uvicorn on a free loopback port."""
-    port = free_port()
-    process = subprocess.Popen(
-        [HPSEARCH, "serve", "--storage", storage_url, "--port", str(port)],
-        env=os.environ | TOKENS | {"HPSEARCH_LEASE_SECONDS": "20"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    server_process.start()
+    return server_process.url
+
+
+def start_worker(url: str, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
+    """``hpsearch worker`` on the CPU, its output in ``tmp_path/<name>.log``."""
+    command = [
+        HPSEARCH, "worker", "--server", url, "--devices", "cpu", "--id", name,
+        "--spool", str(tmp_path / f"{name}-spool"),
+    ]  # fmt: skip
+    env = os.environ | TOKENS | {"OMP_NUM_THREADS": "1"}
+    with (tmp_path / f"{name}.log").open("ab") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def worker_log(tmp_path: Path, name: str) -> str:
+    return (tmp_path / f"{name}.log").read_text()
+
+
+def wait_until(what: str, check: Any, timeout: float, every: float = 0.1) -> Any:
+    """Poll ``check()`` until it returns something true; fail naming ``what`` after timeout."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+        result = check()
+        if result:
+            return result
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> list[int]:
+    for w in workers:
+        if w.poll() is None:
+            w.send_signal(signal.SIGTERM)  # warm shutdown: idle workers exit at once
+    return [w.wait(timeout=120) for w in workers]

@@ -2,12 +2,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 from click.testing import CliRunner
@@ -15,10 +14,7 @@ from optuna.trial import TrialState
 
 from hpsearch.cli import main
 from hpsearch.storage import Store
-from tests.conftest import tiny_study
-
-ROOT = Path(__file__).resolve().parents[3]
-HPSEARCH = shutil.which("hpsearch", path=str(Path(sys.executable).parent)) or "hpsearch"
+from tests.conftest import HPSEARCH, ROOT, tiny_study
 
 
 def write_spec(path: Path, **sections: object) -> Path:
@@ -26,23 +22,10 @@ def write_spec(path: Path, **sections: object) -> Path:
     return path
 
 
-def test_the_digits_search_completes_with_97_percent_on_test(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            HPSEARCH,
-            "run",
-            "--spec",
-            "studies/digits.yaml",
-            "--storage",
-            f"sqlite:///{tmp_path}/d.db",
-            "--json",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+def test_the_digits_search_completes_with_97_percent_on_test(
+    finished_digits: tuple[str, dict[str, Any]],
+) -> None:
+    _, result = finished_digits  # hpsearch run --spec studies/digits.yaml --json
     assert result["state"] == "completed"
     for stage in result["stages"]:
         assert stage["status"] in ("passed", "completed", "skipped"), stage["name"]

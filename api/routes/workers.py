@@ -1,0 +1,18 @@
+"""The workers the server has heard from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import AdminDep, SchedulerDep
+
+router = APIRouter(prefix="/api/workers", tags=["workers"], dependencies=[AdminDep])
+
+
+@router.get("")
+def list_workers(scheduler: SchedulerDep, alive: bool = False) -> list[dict[str, Any]]:
+    """Every worker (``alive=true``: only those heard from lately): host, devices, when last
+    seen, items done, and the item it holds now."""
+    return scheduler.workers.list(alive_only=alive)

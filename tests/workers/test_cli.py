@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+
+from workers import cli
+
+
+class FakeChild:
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.command, self.env = command, env
+
+    def wait(self) -> int:
+        return 0
+
+
+def test_each_gpu_gets_its_own_worker_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    started: list[FakeChild] = []
+
+    def popen(command: list[str], env: dict[str, str]) -> Any:
+        started.append(FakeChild(command, env))
+        return started[-1]
+
+    monkeypatch.setattr("workers.cli.subprocess.Popen", popen)
+    options = {"--server": "http://s:8000", "--max-trials": 3, "--spool": tmp_path}
+    assert cli._one_process_per_gpu(["0", "2"], options, burst=True, worker_id="box") == 0
+    assert [c.env["CUDA_VISIBLE_DEVICES"] for c in started] == ["0", "2"]
+    for child in started:
+        command = child.command
+        assert command[1:5] == ["-m", "workers", "--devices", "0"]  # its one visible GPU
+        assert command[command.index("--server") + 1] == "http://s:8000"
+        assert command[command.index("--max-trials") + 1] == "3"
+        assert command[command.index("--spool") + 1] == str(tmp_path)
+        assert "--burst" in command
+    ids = [c.command[c.command.index("--id") + 1] for c in started]
+    assert ids[0].startswith("box-gpu0-")
+    assert ids[1].startswith("box-gpu2-")
+
+
+def test_gpu_lists_are_read_or_refused() -> None:
+    assert cli._gpu_list("cpu") == []
+    assert cli._gpu_list("0, 1") == ["0", "1"]
+    with pytest.raises(click.BadParameter, match="GPU indices"):
+        cli._gpu_list("first")

@@ -1,0 +1,170 @@
+"""Faults, end to end: a worker killed mid-trial, the server restarted mid-study, every database
+connection cut. Real server processes, real worker processes, real databases."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import optuna
+import psycopg
+import pytest
+from optuna.trial import TrialState
+
+from hpsearch.scheduling import LEASE_EXPIRED
+from hpsearch.storage import Store
+from tests.conftest import tiny_study
+from tests.workers.conftest import (
+    ADMIN,
+    ServerProcess,
+    start_worker,
+    stop_workers,
+    wait_until,
+    worker_log,
+)
+
+# Trials long enough (a few seconds on a CPU) to be caught in the middle.
+LONG_TRIALS = {"coarse": {"trials": 8, "epochs": 6}, "refine": {"trials": 3, "rounds": 1}}
+
+
+def launch(server: ServerProcess, name: str, **sections: Any) -> int:
+    body = tiny_study(name, **sections).model_dump(mode="json")
+    response = httpx.post(f"{server.url}/api/studies", json=body, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
+
+
+def holding(server: ServerProcess, worker: str, kind: str = "trial") -> dict[str, Any] | None:
+    """The item ``worker`` holds now, if it is of ``kind``."""
+    for w in server.get("/api/workers"):
+        if w["id"] == worker and w["current"] and w["current"]["kind"] == kind:
+            return dict(w["current"])
+    return None
+
+
+def trial(server: ServerProcess, study_id: int, stage: str, number: int) -> dict[str, Any]:
+    page = server.get(f"/api/studies/{study_id}/trials?stage={stage}&limit=1000")
+    return next(t for t in page["trials"] if t["number"] == number)
+
+
+def ends(server: ServerProcess, study_id: int, timeout: float = 300) -> str:
+    def ended() -> str | None:
+        state = server.get(f"/api/studies/{study_id}")["state"]
+        return None if state == "running" else str(state)
+
+    return str(wait_until("the study to end", ended, timeout, every=1.0))
+
+
+def nothing_left_running(storage_url: str) -> None:
+    url = Store(storage_url).url
+    for summary in optuna.get_all_study_summaries(url):
+        trials = optuna.load_study(study_name=summary.study_name, storage=url).trials
+        assert all(t.state not in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
+
+
+def test_a_worker_killed_mid_trial_loses_its_lease_and_the_trial_is_retried(
+    server_process: ServerProcess, storage_url: str, tmp_path: Path
+) -> None:
+    lease = 4.0
+    server_process.env["HPSEARCH_LEASE_SECONDS"] = str(lease)
+    server_process.start()
+    study_id = launch(server_process, "killed", recipe=LONG_TRIALS)
+    doomed = start_worker(server_process.url, tmp_path, "doomed")
+    survivor = start_worker(server_process.url, tmp_path, "survivor")
+    try:
+        held = wait_until(
+            "a trial on the doomed worker", lambda: holding(server_process, "doomed"), 120
+        )
+        doomed.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        stage, number = held["stage"], held["trial_number"]
+
+        def failed() -> dict[str, Any] | None:
+            t = trial(server_process, study_id, stage, number)
+            return t if t["state"] == "failed" else None
+
+        dead = wait_until("the killed trial to fail", failed, timeout=3 * lease)
+        assert time.monotonic() - killed_at <= 2 * lease + 1.0  # reaper period included
+        assert dead["reason"] == LEASE_EXPIRED
+        assert ends(server_process, study_id) == "completed"
+    finally:
+        stop_workers([doomed, survivor])
+    page = server_process.get(f"/api/studies/{study_id}/trials?stage={stage}&limit=1000")
+    retries = [t for t in page["trials"] if t["retry_of"] == number]
+    assert len(retries) == 1
+    assert retries[0]["params"] == dead["params"]
+    assert retries[0]["state"] in ("complete", "pruned")
+    nothing_left_running(storage_url)
+
+
+def test_a_result_finished_while_the_server_was_down_is_delivered_from_the_spool(
+    server_process: ServerProcess, storage_url: str, tmp_path: Path
+) -> None:
+    server_process.env["HPSEARCH_LEASE_SECONDS"] = "15"
+    server_process.start()
+    study_id = launch(server_process, "restarted", recipe=LONG_TRIALS)
+    worker = start_worker(server_process.url, tmp_path, "patient")
+    try:
+        held = wait_until("a trial on the worker", lambda: holding(server_process, "patient"), 120)
+        server_process.stop(signal.SIGKILL)  # the server dies mid-trial
+        wait_until(
+            "the finished result to be spooled",
+            lambda: f"result {held['id']} kept for later" in worker_log(tmp_path, "patient"),
+            timeout=120,
+        )
+        server_process.start()  # same port, same database
+        assert ends(server_process, study_id) == "completed"
+    finally:
+        stop_workers([worker])
+    log = worker_log(tmp_path, "patient")
+    assert f"item {held['id']} delivered (applied=True)" in log  # not lost, not reaped
+    assert "server unreachable" in log  # it backed off meanwhile
+    spooled = trial(server_process, study_id, held["stage"], held["trial_number"])
+    assert spooled["state"] in ("complete", "pruned")
+    assert spooled["reason"] is None
+    nothing_left_running(storage_url)
+
+
+@pytest.mark.parametrize("storage_url", ["postgresql"], indirect=True)
+def test_the_server_rides_out_every_database_connection_being_cut(
+    server_process: ServerProcess, storage_url: str, tmp_path: Path
+) -> None:
+    server_process.env["HPSEARCH_LEASE_SECONDS"] = "10"
+    server_process.start()
+    study_id = launch(server_process, "cut", recipe=LONG_TRIALS)
+    workers = [start_worker(server_process.url, tmp_path, f"w{i}") for i in (1, 2)]
+    database = storage_url.rsplit("/", 1)[1]
+    try:
+
+        def trials_done() -> bool:
+            page = server_process.get(f"/api/studies/{study_id}/trials?stage=coarse")
+            return sum(t["state"] in ("complete", "pruned") for t in page["trials"]) >= 2
+
+        wait_until("coarse trials to finish", trials_done, timeout=180, every=0.5)
+        cut = 0
+        for _ in range(3):  # cut them all, three times, a second apart
+            with psycopg.connect(storage_url, autocommit=True) as admin:
+                cut += len(
+                    admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = %s AND pid <> pg_backend_pid()",
+                        (database,),
+                    ).fetchall()
+                )
+            time.sleep(1.0)
+        assert cut > 0
+        assert ends(server_process, study_id) == "completed"
+        assert httpx.get(f"{server_process.url}/healthz").status_code == 200
+    finally:
+        codes = stop_workers(workers)
+    assert codes == [0, 0]
+    for name in ("w1", "w2"):  # every item a worker finished reached the study
+        log = worker_log(tmp_path, name)
+        claimed = set(re.findall(r"item (\d+): ", log))
+        delivered = set(re.findall(r"item (\d+) delivered", log))
+        assert claimed == delivered, (name, claimed - delivered)
+    nothing_left_running(storage_url)

@@ -1,0 +1,66 @@
+"""Many workers at once against PostgreSQL: every trial handed out exactly once, none lost."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpsearch.storage import Store
+from tests.workers.conftest import ADMIN, TOKENS, ServerProcess
+from workers.simulate import SimulatedWorker
+
+WORKERS, TRIALS = 32, 2000
+
+
+@pytest.mark.parametrize("storage_url", ["postgresql"], indirect=True)
+def test_32_workers_claim_report_and_finish_2000_trials(
+    server_process: ServerProcess, storage_url: str, tmp_path: Path
+) -> None:
+    server_process.processes = 2  # as deployed: a server process per core, on PostgreSQL
+    server_process.start()
+    spec = {
+        "name": "crowd",
+        "recipe": {"coarse": {"trials": TRIALS, "epochs": 1}, "refine": {"rounds": 0}},
+    }
+    created = httpx.post(f"{server_process.url}/api/studies", json=spec, headers=ADMIN)
+    assert created.status_code == 201, created.text
+    crowd = [
+        SimulatedWorker(server_process.url, TOKENS["HPSEARCH_WORKER_TOKEN"], f"sim{i}")
+        for i in range(WORKERS)
+    ]
+    study_url = f"/api/studies/{created.json()['id']}"
+    stop = threading.Event()  # the crowd works until the study is over, however long it pauses
+    threads = [threading.Thread(target=w.run, kwargs={"stop": stop}) for w in crowd]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 600
+    while server_process.get(study_url)["state"] == "running" and time.monotonic() < deadline:
+        time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join()
+    for w in crowd:
+        w.close()
+
+    assert [e for w in crowd for e in w.errors] == []  # no 5xx, nothing unreachable
+    leases = [lease for w in crowd for lease in w.items]
+    trials = [lease["item"]["trial_number"] for lease in leases if lease["item"]["kind"] == "trial"]
+    assert len(trials) == TRIALS
+    assert Counter(trials).most_common(1)[0][1] == 1  # each trial claimed exactly once
+    assert len({lease["id"] for lease in leases}) == len(leases)
+    assert sum(bool(w.items) for w in crowd) == WORKERS  # everyone got work
+    study = server_process.get(study_url)
+    assert study["state"] == "completed"
+    coarse = next(s for s in study["stages"] if s["name"] == "coarse")
+    assert coarse["counts"]["complete"] + coarse["counts"]["pruned"] == TRIALS  # none lost
+    stored = optuna.load_study(study_name="crowd:coarse", storage=Store(storage_url).url).trials
+    assert len(stored) == TRIALS
+    assert {t.state for t in stored} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert sorted(t.number for t in stored) == sorted(trials)
