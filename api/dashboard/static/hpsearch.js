@@ -75,7 +75,7 @@ const hp = (() => {
   const plotConfig = { displaylogo: false, responsive: true };
   function plot(id, traces, layout) {
     const base = {
-      margin: { l: 55, r: 20, t: 30, b: 45 },
+      margin: { l: 55, r: layout.yaxis2 ? 55 : 20, t: 30, b: 45 },  // room for a right axis
       template: "plotly_white",
       legend: { orientation: "h", y: -0.25 },
     };
