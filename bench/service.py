@@ -21,6 +21,8 @@ all calls, trial lifecycles per second, and ``ratio`` (ours / baseline lifecycle
 With ``--epoch-seconds 0`` (the default) workers call back-to-back: a saturation test, whose
 latencies are mostly queueing (32 callers with nothing else to do). ``--epoch-seconds S`` makes
 each simulated epoch take 0.5 S to 1.5 S, as training does: latencies are then the server's own.
+A worker told there is nothing to do (a 204: the study is between stages) asks again after
+``--poll-seconds`` (0.5 s; ``hpsearch worker`` waits 2 s).
 """
 
 from __future__ import annotations
@@ -114,12 +116,12 @@ def run_processes(target: Any, n: int, args: tuple[Any, ...]) -> tuple[float, li
 
 
 def simulated_worker(
-    barrier: Barrier, queue: Any, index: int, base: str, epoch_seconds: float
+    barrier: Barrier, queue: Any, index: int, base: str, epoch_seconds: float, poll: float
 ) -> None:
     from workers.simulate import SimulatedWorker
 
     token = TOKENS["HPSEARCH_WORKER_TOKEN"]
-    worker = SimulatedWorker(base, token, f"sim-{index}", epoch_seconds)
+    worker = SimulatedWorker(base, token, f"sim-{index}", epoch_seconds, poll)
     worker.client.ping()  # connected before the clock starts
     barrier.wait()
     try:
@@ -130,7 +132,13 @@ def simulated_worker(
 
 
 def ours(
-    backend: str, n: int, trials: int, epochs: int, processes: int, epoch_seconds: float
+    backend: str,
+    n: int,
+    trials: int,
+    epochs: int,
+    processes: int,
+    epoch_seconds: float,
+    poll: float,
 ) -> dict[str, Any]:
     with fresh_database(backend) as url, server(url, processes) as base:
         spec = {
@@ -140,7 +148,7 @@ def ours(
         headers = {"Authorization": f"Bearer {TOKENS['HPSEARCH_ADMIN_TOKEN']}"}
         created = httpx.post(f"{base}/api/studies", json=spec, headers=headers)
         created.raise_for_status()
-        seconds, results = run_processes(simulated_worker, n, (base, epoch_seconds))
+        seconds, results = run_processes(simulated_worker, n, (base, epoch_seconds, poll))
         study = httpx.get(f"{base}/api/studies/{created.json()['id']}", headers=headers).json()
     timings = merge([r[0] for r in results])
     errors = sum(len(r[1]) for r in results)
@@ -285,6 +293,12 @@ def main() -> None:
         help="time each simulated epoch takes (0: workers call back-to-back, a saturation test)",
     )
     parser.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=0.5,
+        help="how long a worker waits after being told there is nothing to do (the daemon: 2 s)",
+    )
+    parser.add_argument(
         "--server-processes",
         type=int,
         default=os.cpu_count() or 1,
@@ -298,7 +312,10 @@ def main() -> None:
     for backend in args.backends:
         processes = args.server_processes if backend == "postgresql" else 1
         for n in args.workers:
-            mine = ours(backend, n, args.trials, args.epochs, processes, args.epoch_seconds)
+            mine = ours(
+                backend, n, args.trials, args.epochs, processes, args.epoch_seconds,
+                args.poll_seconds,
+            )  # fmt: skip
             theirs = baseline(backend, n, args.trials, args.epochs, args.epoch_seconds)
             ratio = (args.trials / mine["seconds"]) / (args.trials / theirs["seconds"])
             print(f"{backend}, {n} workers ({processes} server processes):")

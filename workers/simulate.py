@@ -34,10 +34,16 @@ class SimulatedWorker:
     """Claims items until none is left (or ``max_items``), timing every call by kind."""
 
     def __init__(
-        self, server: str, token: str | None, worker_id: str, epoch_seconds: float = 0.0
+        self,
+        server: str,
+        token: str | None,
+        worker_id: str,
+        epoch_seconds: float = 0.0,
+        poll_seconds: float = 0.05,
     ) -> None:
         self.client = ProtocolClient(server, token, worker_id)
         self.epoch_seconds = epoch_seconds  # how long a simulated epoch "trains" (sleeps)
+        self.poll_seconds = poll_seconds  # how long to wait after a 204 (the daemon waits 2 s)
         self.timings: dict[str, list[float]] = defaultdict(list)  # seconds per call, by kind
         self.errors: list[str] = []  # server errors (5xx) and unreachable calls
         self.items: list[dict[str, Any]] = []  # every lease claimed, in order
@@ -65,7 +71,7 @@ class SimulatedWorker:
                 idle_since = idle_since or time.monotonic()
                 if stop is None and time.monotonic() - idle_since >= idle_seconds:
                     break
-                time.sleep(0.05)
+                time.sleep(self.poll_seconds)
                 continue
             idle_since = None
             self.items.append(lease)
