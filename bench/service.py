@@ -13,7 +13,8 @@ worker processes N, in one run and on a fresh database each:
 
 Both start timing when every process is ready (imports and connections done). Printed per row:
 p50 and p95 latency of each call (claim / report / finish, and ask / report / tell), the p95 over
-all calls, trial lifecycles per second, and ``ratio`` (ours / baseline lifecycles per second).
+all calls, trial lifecycles per second, the epochs reported (pruning decides how many), and
+``ratio`` (ours / baseline lifecycles per second).
 
     python bench/service.py                               # 1, 8, 32 workers on both backends
     python bench/service.py --workers 32 --backends postgresql --epoch-seconds 2 --trials 300
@@ -276,7 +277,7 @@ def describe(result: dict[str, Any], trials: int) -> str:
     rate = trials / result["seconds"]
     return (
         f"{', '.join(calls)} ms (p50/p95); all calls p95 {1000 * percentile(everything, 0.95):.1f}"
-        f" ms; {rate:.1f} trials/s"
+        f" ms; {rate:.1f} trials/s; {len(result['timings'].get('report', []))} epochs reported"
     )
 
 

@@ -8,6 +8,7 @@ stops it at its next report and hands it back as a retryable failure (cold).
 from __future__ import annotations
 
 import logging
+import random
 import signal
 import socket
 import threading
@@ -92,7 +93,8 @@ class Worker:
             if lease is None:
                 if self.burst:
                     break
-                self.warm_stop.wait(self.idle_seconds)
+                # jittered, so workers started together do not keep asking together
+                self.warm_stop.wait(self.idle_seconds * random.uniform(0.75, 1.25))
                 continue
             self._work(lease)
             done += 1

@@ -71,7 +71,7 @@ class SimulatedWorker:
                 idle_since = idle_since or time.monotonic()
                 if stop is None and time.monotonic() - idle_since >= idle_seconds:
                     break
-                time.sleep(self.poll_seconds)
+                time.sleep(self.poll_seconds * random.uniform(0.75, 1.25))  # as the daemon
                 continue
             idle_since = None
             self.items.append(lease)

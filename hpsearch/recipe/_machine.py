@@ -184,16 +184,17 @@ class StageMachine:
             self.optuna.enqueue_random(ostudy, study.spec, stage, ranges, needed)
         return self.optuna.pop(ostudy)
 
-    def quick_item(self, study_id: int) -> WorkItem | Literal["wait"] | None:
+    def quick_item(self, study: StudyRecord) -> WorkItem | Literal["wait"] | None:
         """The fast path of a claim, safe without the claim lock: a queued trial of the current
         search stage (started now), WAIT when plainly nothing can be handed out (a single stage
         is being worked on; every trial of the stage is out), or None: ask ``next_item``.
 
         Most claims end here, so workers are not served one at a time, and idle workers polling
         a busy study cost a few reads. Studies with a budget always take the careful path,
-        which checks the budget before every trial.
+        which checks the budget before every trial. ``study`` is as read by the claim, a moment
+        ago (anything it decides from that is checked again under the lock, or by the pop).
         """
-        study = self.store.get_study(study_id)
+        study_id = study.id
         budget = study.spec.budget
         if study.state != "running" or budget.trial_epochs is not None or budget.seconds:
             return None

@@ -255,17 +255,15 @@ class StageTrials:
         only moves a trial that is still WAITING. This is what ``Study.ask`` does to start an
         enqueued trial, without its retry loop over candidates.
         """
-        retry = _USER_ATTRS.alias("retry")
+        # A retry is a WAITING trial with a ``retry_of`` attribute: probed per queued trial
+        # through the attributes' (trial_id, key) index, never by joining the whole table
+        retry = sa.exists().where(
+            _USER_ATTRS.c.trial_id == _TRIALS.c.trial_id, _USER_ATTRS.c.key == "retry_of"
+        )
         query = (
             sa.select(_TRIALS.c.trial_id, _TRIALS.c.number)
-            .select_from(
-                _TRIALS.outerjoin(
-                    retry,
-                    sa.and_(retry.c.trial_id == _TRIALS.c.trial_id, retry.c.key == "retry_of"),
-                )
-            )
             .where(_TRIALS.c.study_id == ostudy._study_id, _TRIALS.c.state == TrialState.WAITING)
-            .order_by(retry.c.trial_id.is_(None), _TRIALS.c.trial_id)  # retries first
+            .order_by(~retry, _TRIALS.c.trial_id)  # retries first, then the oldest
             .limit(1)
         )
         engine = self.store.optuna.engine

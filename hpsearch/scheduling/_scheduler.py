@@ -45,8 +45,7 @@ from sqlalchemy.engine import Connection
 from hpsearch.recipe import SINGLE, WAIT, Outcome, StageMachine, WorkItem, check_outcome
 from hpsearch.scheduling._leases import LeaseBook, LeaseRow
 from hpsearch.scheduling._workers import WorkerBook
-from hpsearch.storage import Store, as_utc, utcnow
-from hpsearch.storage._tables import studies
+from hpsearch.storage import Store, StudyRecord, as_utc, utcnow
 
 LEASE_EXPIRED = "lease expired"
 ORPHANED = "orphaned: no worker held it (a claim was cut off)"
@@ -85,16 +84,17 @@ class Scheduler:
         """The next work item of any running study, oldest study first; None if there is none."""
         if time.monotonic() - self._last_reap > 1.0:
             self.reap_expired()
-        for study_id in self._served_study_ids():
-            lease = self._claim_in(study_id, worker)
+        for study in self.store.running_studies(driver="server"):
+            lease = self._claim_in(study, worker)
             if lease is not None:
                 self.workers.seen(worker, host, devices or [], lease.id)
                 return lease
         self.workers.seen(worker, host, devices or [], None)
         return None
 
-    def _claim_in(self, study_id: int, worker: str) -> Lease | None:
-        quick = self.machine.quick_item(study_id)  # most claims end here, with no lock
+    def _claim_in(self, study: StudyRecord, worker: str) -> Lease | None:
+        study_id = study.id
+        quick = self.machine.quick_item(study)  # most claims end here, with no lock
         if quick == WAIT:
             return None
         if isinstance(quick, WorkItem):
@@ -172,8 +172,8 @@ class Scheduler:
         for row in self.leases.unapplied():
             assert row.outcome is not None
             self._apply(row, row.outcome)
-        for study_id in self._served_study_ids():
-            self._sweep_orphans(study_id)
+        for study in self.store.running_studies(driver="server"):
+            self._sweep_orphans(study.id)
         return reaped
 
     def reap_expired(self) -> int:
@@ -221,16 +221,6 @@ class Scheduler:
             "workers_alive": self.workers.count_alive(),
             "leases_active": self.leases.count_active(),
         }
-
-    def _served_study_ids(self) -> list[int]:
-        """Running studies this server drives (not those a local ``hpsearch run`` drives)."""
-        with self.store.reader.connect() as conn:
-            rows = conn.execute(
-                sa.select(studies.c.id)
-                .where(studies.c.state == "running", studies.c.driver == "server")
-                .order_by(studies.c.id)
-            )
-            return [int(r[0]) for r in rows]
 
 
 def _try_advisory_lock(conn: Connection, study_id: int) -> bool:

@@ -162,6 +162,16 @@ class Store:
                 counts[state] = n
         return counts
 
+    def running_studies(self, driver: str) -> list[StudyRecord]:
+        """The running studies ``driver`` drives (``server`` or ``local``), oldest first."""
+        query = (
+            sa.select(studies)
+            .where(studies.c.state == "running", studies.c.driver == driver)
+            .order_by(studies.c.id)
+        )
+        with self.reader.connect() as conn:
+            return [_study_record(r) for r in conn.execute(query).mappings()]
+
     def list_studies(self) -> list[StudyRecord]:
         """Every study, oldest first."""
         with self.reader.connect() as conn:

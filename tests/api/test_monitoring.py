@@ -31,6 +31,9 @@ def test_workers_are_listed_with_what_they_hold(client: TestClient) -> None:
     worker = client.get("/api/workers?alive=true", headers=ADMIN).json()[0]
     assert worker["current"] is None
     assert worker["items_done"] == 1
+    client.post("/api/trials/claim", json=claim, headers=WORKER)  # a moment later: the next item
+    worker = client.get("/api/workers", headers=ADMIN).json()[0]
+    assert worker["current"]["stage"] == "range_test"
     assert client.get("/api/workers", headers=WORKER).status_code == 403
 
 
