@@ -2,10 +2,17 @@
 
 A result is written (atomically: temp file, then rename) before the first delivery attempt and
 deleted only after the server answered, so no finished work is lost to a blip or a restart.
+
+Each worker has its own folder under a shared root, locked (``flock``) while the worker lives;
+the lock goes with the process, however it ends. A worker starting up adopts the results left in
+the unlocked folders beside its own (a worker that died, or was restarted under a new id) and
+delivers them as its own: the server takes a finish from any worker and never applies one twice.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -17,6 +24,35 @@ class Spool:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock(directory)
+        if self._lock is None:
+            raise RuntimeError(f"spool {directory} is in use by another worker")
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
+
+    def adopt_orphans(self) -> int:
+        """Move into this spool the results of dead workers' spools beside it (their folders
+        unlocked); returns how many were adopted."""
+        adopted = 0
+        for sibling in sorted(self.directory.parent.iterdir()):
+            if sibling == self.directory or not sibling.is_dir():
+                continue
+            held = _lock(sibling)
+            if held is None:
+                continue  # a live worker's
+            with held:
+                for path in sibling.glob("*.json"):
+                    os.replace(path, self.directory / path.name)  # same file system: atomic
+                    adopted += 1
+                for leftover in sibling.glob(".*.tmp"):  # a write cut off before its rename
+                    leftover.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                (sibling / ".lock").unlink()
+                sibling.rmdir()
+        return adopted
 
     def put(self, item_id: int, outcome: dict[str, Any]) -> None:
         temp = self.directory / f".{item_id}.json.tmp"
@@ -29,3 +65,14 @@ class Spool:
 
     def done(self, item_id: int) -> None:
         (self.directory / f"{item_id}.json").unlink(missing_ok=True)
+
+
+def _lock(directory: Path) -> Any:
+    """The folder's lock file, held exclusively; None if another process holds it."""
+    handle = (directory / ".lock").open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle

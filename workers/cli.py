@@ -60,7 +60,13 @@ def worker(
         sys.exit(_one_process_per_gpu(gpus, options, burst, worker_id))
     worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
     device = resolve_device(f"cuda:{gpus[0]}" if gpus else "cpu")
-    spool = Spool((spool_dir or Path.home() / ".cache" / "hpsearch" / "spool") / worker_id)
+    try:
+        spool = Spool((spool_dir or Path.home() / ".cache" / "hpsearch" / "spool") / worker_id)
+    except RuntimeError as exc:  # another worker runs under this id
+        raise click.ClickException(f"{exc}; give each worker its own --id") from None
+    adopted = spool.adopt_orphans()
+    if adopted:
+        click.echo(f"[{worker_id}] delivering {adopted} result(s) a stopped worker left behind")
     client = ProtocolClient(server, token, worker_id)
     daemon = Worker(client, device, spool, burst=burst, max_trials=max_trials)
     daemon.install_signal_handlers()
@@ -73,6 +79,7 @@ def worker(
         ) from None
     finally:
         client.close()
+        spool.close()
     click.echo(f"[{worker_id}] exiting after {done} work items")
 
 

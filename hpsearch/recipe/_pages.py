@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -259,8 +259,8 @@ def _views(machine: StageMachine, stages: dict[int, str], ids: list[int]) -> lis
 
 
 def _iso(moment: datetime | None) -> str | None:
-    """Optuna keeps naive UTC times."""
-    return None if moment is None else moment.replace(tzinfo=UTC).isoformat()
+    """Optuna keeps the server's local time, naive: given its offset here."""
+    return None if moment is None else moment.astimezone().isoformat()
 
 
 def trial_points(machine: StageMachine, study: StudyRecord) -> dict[str, Any]:

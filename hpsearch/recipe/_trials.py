@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Container, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import optuna
@@ -103,8 +103,12 @@ class StageTrials:
             return self._studies[key]
 
     def forget(self, study_id: int) -> None:
-        for key in [k for k in self._studies if k[0] == study_id]:
-            del self._studies[key]
+        """Drop what is kept of a deleted study (Optuna may give its ids to new studies)."""
+        with self._opening:
+            gone = [self._studies.pop(k) for k in [k for k in self._studies if k[0] == study_id]]
+        with self._lock:
+            for ostudy in gone:
+                self._complete.pop(ostudy._study_id, None)
 
     # --- counting ------------------------------------------------------------------------------
 
@@ -140,7 +144,7 @@ class StageTrials:
 
     def running_trial_ids(self, ostudy: optuna.Study, older_than: float) -> list[int]:
         """Ids of the study's RUNNING trials that started more than ``older_than`` seconds ago."""
-        started_before = _utc_now() - timedelta(seconds=older_than)
+        started_before = _optuna_now() - timedelta(seconds=older_than)
         query = sa.select(_TRIALS.c.trial_id).where(
             _TRIALS.c.study_id == ostudy._study_id,
             _TRIALS.c.state == TrialState.RUNNING,
@@ -148,8 +152,6 @@ class StageTrials:
         )
         with self.store.optuna_reader.connect() as conn:
             return [int(r[0]) for r in conn.execute(query)]
-
-    # --- creating ------------------------------------------------------------------------------
 
     # --- queueing and handing out --------------------------------------------------------------
 
@@ -191,12 +193,16 @@ class StageTrials:
         """Insert ``count`` WAITING trials, the ``i``-th made by ``make(i, its number)``, in one
         transaction of a handful of statements.
 
-        Numbering is done the way Optuna's ``create_new_trial`` does it: the study's row locked,
-        the next number is the count of its trials. The rows are the ones Optuna itself writes
-        for a trial with parameters and user attributes (``optuna.load_study`` reads them; a
-        test holds the two to the same result), written in bulk rather than one session and a
-        dozen statements per trial.
+        Numbering as Optuna's ``create_new_trial`` does it: a trial's number is the count of
+        the study's trials before it, counted once the new rows are written, so that the write
+        lock is held (on SQLite, whose transactions take it at the first write, not at BEGIN);
+        on PostgreSQL the study's row is locked first as well. The rows are the ones Optuna
+        itself writes for a trial with parameters and user attributes (``optuna.load_study``
+        reads them; a test holds the two to the same result), written in bulk rather than one
+        session and a dozen statements per trial.
         """
+        if count == 0:
+            return
         study_id = ostudy._study_id
         with self.store.optuna.engine.begin() as conn:
             conn.execute(
@@ -204,19 +210,24 @@ class StageTrials:
                 .where(_STUDIES.c.study_id == study_id)
                 .with_for_update()
             )
-            first = conn.execute(
-                sa.select(sa.func.count()).where(_TRIALS.c.study_id == study_id)
-            ).scalar_one()
-            made = [make(i, first + i) for i in range(count)]
-            rows = [
-                {"number": first + i, "study_id": study_id, "state": TrialState.WAITING}
-                for i in range(count)
-            ]
+            rows = [{"number": -1, "study_id": study_id, "state": TrialState.WAITING}] * count
             inserted = conn.execute(
                 _TRIALS.insert().returning(_TRIALS.c.trial_id, sort_by_parameter_order=True),
                 rows,
             )
             trial_ids = [int(r[0]) for r in inserted]
+            first = conn.execute(
+                sa.select(sa.func.count()).where(
+                    _TRIALS.c.study_id == study_id, _TRIALS.c.trial_id < trial_ids[0]
+                )
+            ).scalar_one()
+            conn.execute(
+                _TRIALS.update()
+                .where(_TRIALS.c.trial_id == sa.bindparam("id"))
+                .values(number=sa.bindparam("n")),
+                [{"id": trial_id, "n": first + i} for i, trial_id in enumerate(trial_ids)],
+            )
+            made = [make(i, first + i) for i in range(count)]
             params = [
                 {
                     "trial_id": trial_id,
@@ -276,7 +287,7 @@ class StageTrials:
             started = conn.execute(
                 _TRIALS.update()
                 .where(_TRIALS.c.trial_id == row.trial_id, _TRIALS.c.state == TrialState.WAITING)
-                .values(state=TrialState.RUNNING, datetime_start=_utc_now())
+                .values(state=TrialState.RUNNING, datetime_start=_optuna_now())
             )
             if started.rowcount != 1:
                 return None
@@ -415,9 +426,10 @@ def _with_values(
     )
 
 
-def _utc_now() -> datetime:
-    """Now as Optuna's tables keep time: naive UTC."""
-    return datetime.now(UTC).replace(tzinfo=None)
+def _optuna_now() -> datetime:
+    """Now as Optuna's tables keep time: the server's local time, naive (``datetime.now()``,
+    as ``RDBStorage`` stamps a trial's start and end)."""
+    return datetime.now()
 
 
 Queued = tuple[dict[str, Any], dict[str, BaseDistribution], dict[str, Any]]

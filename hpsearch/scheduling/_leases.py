@@ -86,7 +86,9 @@ class LeaseBook:
         epoch's metrics. None if the lease is not active any more."""
         now = utcnow()
         with self.store.engine.begin() as conn:
-            row = conn.execute(sa.select(leases).where(leases.c.id == lease_id)).mappings().first()
+            # locked: a re-sent report running beside the first must not drop its epoch
+            query = sa.select(leases).where(leases.c.id == lease_id).with_for_update()
+            row = conn.execute(query).mappings().first()
             if row is None:
                 raise LeaseNotFoundError(lease_id)
             if row["state"] != "active":
@@ -105,14 +107,17 @@ class LeaseBook:
             )
         return _lease_row(row) if renewed.rowcount == 1 else None
 
-    def close(self, lease_id: int, state: str, outcome: Outcome) -> bool:
+    def close(
+        self, lease_id: int, state: str, outcome: Outcome, *, only_if_expired: bool = False
+    ) -> bool:
         """Move an active lease to ``state`` with its outcome; True only for the one caller that
-        did."""
+        did. With ``only_if_expired``, not if a report or heartbeat renewed it meanwhile."""
+        where = [leases.c.id == lease_id, leases.c.state == "active"]
+        if only_if_expired:
+            where.append(leases.c.expires_at < utcnow())
         with self.store.engine.begin() as conn:
             moved = conn.execute(
-                leases.update()
-                .where(leases.c.id == lease_id, leases.c.state == "active")
-                .values(state=state, outcome=outcome.to_dict())
+                leases.update().where(*where).values(state=state, outcome=outcome.to_dict())
             )
         return bool(moved.rowcount == 1)
 

@@ -42,6 +42,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from hpsearch.errors import StudyNotFoundError
 from hpsearch.recipe import SINGLE, WAIT, Outcome, StageMachine, WorkItem, check_outcome
 from hpsearch.scheduling._leases import LeaseBook, LeaseRow
 from hpsearch.scheduling._workers import WorkerBook
@@ -85,7 +86,10 @@ class Scheduler:
         if time.monotonic() - self._last_reap > 1.0:
             self.reap_expired()
         for study in self.store.running_studies(driver="server"):
-            lease = self._claim_in(study, worker)
+            try:
+                lease = self._claim_in(study, worker)
+            except StudyNotFoundError:
+                continue  # deleted since the list was read: nothing of it to hand out
             if lease is not None:
                 self.workers.seen(worker, host, devices or [], lease.id)
                 return lease
@@ -169,9 +173,10 @@ class Scheduler:
         reaped = self.reap_expired()
         if self._in_grace():
             return reaped
-        for row in self.leases.unapplied():
-            assert row.outcome is not None
-            self._apply(row, row.outcome)
+        for stale in self.leases.unapplied():
+            row = self.leases.get(stale.id)  # a finish may have recorded it since the list
+            if row.applied_at is None and row.outcome is not None:
+                self._apply(row, row.outcome)
         for study in self.store.running_studies(driver="server"):
             self._sweep_orphans(study.id)
         return reaped
@@ -186,7 +191,7 @@ class Scheduler:
             failure = Outcome(
                 state="failed", reason=LEASE_EXPIRED, retryable=True, history=row.progress
             )
-            if self.leases.close(row.id, "expired", failure):
+            if self.leases.close(row.id, "expired", failure, only_if_expired=True):
                 self._apply(row, failure)
                 reaped += 1
         return reaped

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from hpsearch.device import resolve_device
 from tests.conftest import tiny_study
@@ -33,6 +34,34 @@ def test_a_result_the_server_cannot_take_waits_on_disk_until_it_can(
     assert stages[0]["name"] == "sanity"
     assert stages[0]["status"] == "passed"
     assert not online.finish(lease["id"], outcome)  # delivered once; a resend is not applied
+
+
+def test_results_a_dead_worker_left_are_delivered_by_the_next_one(
+    server: str, tmp_path: Path
+) -> None:
+    body = tiny_study("orphaned").model_dump(mode="json")
+    study_id = httpx.post(f"{server}/api/studies", json=body, headers=ADMIN).json()["id"]
+    client = ProtocolClient(server, "worker-e2e", "w-old")
+    lease = client.claim("here", ["cpu"])
+    assert lease is not None
+    outcome = {"state": "passed", "result": {"passed": True, "verdict": "passed"}}
+    root = tmp_path / "spool"
+    dead = Spool(root / "w-old")
+    dead.put(lease["id"], outcome)
+    dead.close()  # the worker is gone (a killed process's lock goes with it)
+    alive = Spool(root / "w-busy")
+    alive.put(999_999, outcome)  # a running worker's own, not to be touched
+
+    restarted = Spool(root / "w-new")
+    assert restarted.adopt_orphans() == 1
+    assert [item_id for item_id, _ in restarted.pending()] == [lease["id"]]
+    assert [item_id for item_id, _ in alive.pending()] == [999_999]
+    assert not (root / "w-old").exists()
+    with pytest.raises(RuntimeError, match="in use by another worker"):
+        Spool(root / "w-busy")  # the same id twice at once is refused
+    Worker(client, resolve_device("cpu"), restarted).deliver_spool()
+    stages = httpx.get(f"{server}/api/studies/{study_id}", headers=ADMIN).json()["stages"]
+    assert (stages[0]["name"], stages[0]["status"]) == ("sanity", "passed")
 
 
 def test_a_failing_item_is_reported_with_its_reason_and_the_worker_carries_on(

@@ -49,6 +49,29 @@ def test_queued_trials_read_back_through_plain_optuna_as_optuna_writes_them(
     assert asked.params == loaded[0].params
 
 
+def test_trials_queued_at_the_same_time_get_distinct_numbers(storage_url: str) -> None:
+    store = Store(storage_url)
+    trials, ostudy = stage_study(store)
+    spec = tiny_study("t")
+
+    def queue() -> None:
+        for _ in range(5):
+            trials.enqueue_random(ostudy, spec, "coarse", RANGES, count=4)
+
+    def ask() -> None:  # Optuna's own way of adding a trial (or starting a queued one), beside
+        for _ in range(5):
+            ostudy.ask(fixed_distributions=distributions(RANGES))
+
+    threads = [threading.Thread(target=f) for f in (queue, queue, queue, ask)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    numbers = [t.number for t in optuna.load_study(study_name="t:coarse", storage=store.url).trials]
+    assert len(numbers) >= 3 * 5 * 4
+    assert sorted(numbers) == list(range(len(numbers)))  # each number once, none skipped
+
+
 def test_random_trials_are_sampled_as_ask_would_sample_them(storage_url: str) -> None:
     store = Store(storage_url)
     trials, ostudy = stage_study(store)
