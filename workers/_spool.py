@@ -68,8 +68,12 @@ class Spool:
 
 
 def _lock(directory: Path) -> Any:
-    """The folder's lock file, held exclusively; None if another process holds it."""
-    handle = (directory / ".lock").open("a")
+    """The folder's lock file, held exclusively; None if another process holds it (or the
+    folder is gone: another worker adopted and removed it a moment ago)."""
+    try:
+        handle = (directory / ".lock").open("a")
+    except FileNotFoundError:
+        return None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -162,8 +162,17 @@ class Scheduler:
         return False
 
     def _apply(self, row: LeaseRow, outcome: Outcome) -> None:
-        self.machine.finish(row.item, outcome)
+        if not (row.item.kind != "trial" and outcome.retryable and self._stage_retaken(row)):
+            self.machine.finish(row.item, outcome)
         self.leases.mark_applied(row)
+
+    def _stage_retaken(self, row: LeaseRow) -> bool:
+        """Whether another lease holds ``row``'s stage now: a late, repeated retry of a stage
+        item must not hand the stage out a third time."""
+        return any(
+            other.id != row.id and other.stage == row.stage and other.state == "active"
+            for other in self.leases.held(row.item.study_id)
+        )
 
     # --- the reaper ----------------------------------------------------------------------------
 

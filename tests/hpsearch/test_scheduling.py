@@ -132,3 +132,24 @@ def test_an_outcome_that_does_not_fit_is_refused_and_changes_nothing(storage_url
     with pytest.raises(OutcomeError, match="state 'completed' is not one of passed, failed"):
         scheduler.finish(lease.id, Outcome(state="completed"))
     assert scheduler.leases.get(lease.id).state == "active"  # still the worker's to finish
+
+
+def test_a_stage_retried_twice_by_a_late_reaper_is_handed_out_once(storage_url: str) -> None:
+    scheduler, study_id = served(storage_url, "twice", lease_seconds=0.5)
+    scheduler._started -= 1.0  # past the restart grace
+    dead = scheduler.claim("w1")
+    assert dead is not None
+    assert dead.item.kind == "sanity"
+    time.sleep(0.7)
+    assert scheduler.reap_expired() == 1  # sanity is pending again, and handed out anew
+    again = scheduler.claim("w2")
+    assert again is not None
+    assert again.item.kind == "sanity"
+    expired = scheduler.leases.get(dead.id)
+    assert expired.outcome is not None
+    scheduler._apply(expired, expired.outcome)  # a second reaper applies the same expiry late
+
+    assert scheduler.claim("w3") is None  # the stage stays w2's: not handed out a third time
+    stage = scheduler.store.stage(study_id, "sanity")
+    assert stage is not None
+    assert stage.status == "running"
