@@ -55,13 +55,15 @@ class NotSignedIn(HTTPException):
         super().__init__(status.HTTP_401_UNAUTHORIZED, detail, {"WWW-Authenticate": "Bearer"})
 
 
+def bearer_token(request: Request) -> str | None:
+    """The token of the request's ``Authorization: Bearer`` header, if it has a non-empty one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 def request_token(request: Request) -> str | None:
     """The token a request carries: its bearer header's, else its session cookie's."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return request.cookies.get(SESSION_COOKIE) or None
+    return bearer_token(request) or request.cookies.get(SESSION_COOKIE) or None
 
 
 def presented_token(request: Request) -> str:
@@ -69,9 +71,8 @@ def presented_token(request: Request) -> str:
     token = request_token(request)
     if token is None:
         raise NotSignedIn("missing bearer token: send 'Authorization: Bearer <token>'")
-    bearer = request.headers.get("authorization", "").lower().startswith("bearer ")
     if (
-        not bearer
+        bearer_token(request) is None
         and request.method not in _SAFE_METHODS
         and (request.headers.get("x-requested-with") != "hpsearch")
     ):

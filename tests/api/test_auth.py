@@ -124,6 +124,8 @@ def test_the_session_cookie_works_and_needs_the_dashboards_header_to_change_thin
     elsewhere = client.post("/api/studies/1/stop")  # a form on another site could do this
     assert elsewhere.status_code == 403
     assert "X-Requested-With" in elsewhere.json()["detail"]
+    blank = client.post("/api/studies/1/stop", headers={"Authorization": "Bearer  "})
+    assert blank.status_code == 403  # an empty bearer header is no bearer: still the cookie's rule
     ours = client.post("/api/studies/1/stop", headers={"X-Requested-With": "hpsearch"})
     assert ours.status_code == 404  # past the checks: there is no study 1
     client.post("/logout")
