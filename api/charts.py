@@ -41,10 +41,9 @@ class Charts:
         stages = self._stages(study)
         if stage is not None:
             stages = {name: s for name, s in stages.items() if name == stage}
-        counts = tuple(
-            (name, tuple(sorted(self.machine.optuna.counts(s).items())))
-            for name, s in stages.items()
-        )
+        finished = [(name, self.machine.optuna.counts(s)) for name, s in stages.items()]
+        # the figures read only complete and pruned trials: claims and starts keep them valid
+        counts = tuple((name, c["complete"], c["pruned"]) for name, c in finished)
         key = (study.id, kind, stage, counts)
         with self._lock:
             if key in self._cache:

@@ -116,11 +116,5 @@ def require_worker(request: Request, settings: SettingsDep) -> None:
         raise NotSignedIn("invalid token")
 
 
-def require_reader(request: Request, settings: SettingsDep) -> None:
-    """Read-only monitoring (metrics): either token."""
-    require_worker(request, settings)
-
-
 AdminDep = Depends(require_admin)
 WorkerDep = Depends(require_worker)
-ReaderDep = Depends(require_reader)

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -105,7 +104,7 @@ def _one_process_per_gpu(
     children = []
     for gpu in gpus:
         command = [sys.executable, "-m", "workers", "--devices", "0"]
-        command += ["--id", f"{base}-gpu{gpu}-{uuid.uuid4().hex[:6]}"]
+        command += ["--id", f"{base}-gpu{gpu}"]  # the same on every start: one row, one spool
         for flag, value in options.items():
             command += [flag, str(value)] if value is not None else []
         command += ["--burst"] if burst else []

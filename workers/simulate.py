@@ -31,7 +31,7 @@ def simulated_accuracy(params: dict[str, float], epoch: int) -> float:
 
 
 class SimulatedWorker:
-    """Claims items until none is left (or ``max_items``), timing every call by kind."""
+    """Claims items until none is left, timing every call by kind."""
 
     def __init__(
         self,
@@ -54,18 +54,14 @@ class SimulatedWorker:
 
     def run(
         self,
-        max_items: int | None = None,
         idle_seconds: float = 2.0,
         stop: threading.Event | None = None,
     ) -> int:
-        """Work until nothing was handed out for ``idle_seconds`` (or ``max_items`` are done);
-        given ``stop``, work until it is set instead, however long the server has nothing to
-        hand out (a study between stages, or busy queueing a stage's trials). Returns how many
-        items were finished."""
+        """Work until nothing was handed out for ``idle_seconds``; given ``stop``, work until it
+        is set instead, however long the server has nothing to hand out (a study between stages,
+        or busy queueing a stage's trials). Returns how many items were finished."""
         idle_since = None
-        while max_items is None or len(self.items) < max_items:
-            if stop is not None and stop.is_set():
-                break
+        while stop is None or not stop.is_set():
             lease = self._call("claim", self.client.claim, "simulated", ["none"])
             if lease is None:
                 idle_since = idle_since or time.monotonic()

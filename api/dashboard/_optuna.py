@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from api.deps import request_token, role_of
+from api.dashboard._pages import viewer
 from api.settings import Settings
 
 # Found, not imported: importing it pulls in scikit-learn and SciPy, seconds of a server's start.
@@ -59,10 +59,7 @@ class OptunaDashboard:
             return
         request = Request(scope, receive)
         settings: Settings = self.app.state.settings
-        if not settings.open and not _admin(request, settings):
-            target = "/login?next=/optuna/"
-            await RedirectResponse(target, 303)(scope, receive, send)
-            return
+        viewer(request, settings)  # the pages' rule: the sign-in form, or 403 for a worker token
         path = scope["path"][len(scope.get("root_path", "")) :] or "/"
         response = self._rewritten(path)
         if response is not None:
@@ -93,8 +90,3 @@ class OptunaDashboard:
             storage: Any = self.app.state.store.optuna
             self._wsgi = WSGIMiddleware(optuna_dashboard.wsgi(storage))
         return self._wsgi
-
-
-def _admin(request: Request, settings: Settings) -> bool:
-    token = request_token(request)
-    return token is not None and role_of(token, settings) == "admin"

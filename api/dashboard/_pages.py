@@ -26,7 +26,7 @@ from api.schemas import StudyId
 from api.settings import Settings
 from hpsearch import __version__
 from hpsearch.errors import HPSearchError
-from hpsearch.recipe import best_trials, summary, trial_detail
+from hpsearch.recipe import list_trials, summary, trial_detail
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
@@ -40,8 +40,7 @@ _CSP = (
 class SignInNeeded(HPSearchError):
     """A page was asked for without the admin token: off to the sign-in form."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self) -> None:
         super().__init__("sign in with the admin token")
 
 
@@ -63,7 +62,7 @@ def viewer(request: Request, settings: SettingsDep) -> str:
         return role
     if role == "worker":
         raise WorkerRefused()
-    raise SignInNeeded(request.url.path)
+    raise SignInNeeded()
 
 
 ViewerDep = Annotated[str, Depends(viewer)]
@@ -109,7 +108,8 @@ def study_page(
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
         "summary": summary(machine, study_id),
-        "best": best_trials(machine, record, 20),
+        # the table's first page, as the page's script asks for it (complete, best first)
+        "table": list_trials(machine, record, state="complete", sort="value", limit=20),
         "params": ["lr", "weight_decay", *record.spec.search.extra],
     }
     return page(request, "study.html", record.name, data)

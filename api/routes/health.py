@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from api.deps import ReaderDep, StoreDep
+from api.deps import StoreDep, WorkerDep
 from api.metrics import CONTENT_TYPE, Metrics
 from hpsearch import __version__
 
@@ -19,7 +19,7 @@ def healthz(store: StoreDep) -> dict[str, Any]:
     return {"status": "ok", "version": __version__, "studies": store.count_studies()}
 
 
-@router.get("/metrics", dependencies=[ReaderDep], response_class=Response)
+@router.get("/metrics", dependencies=[WorkerDep], response_class=Response)  # any token
 def metrics(request: Request) -> Response:
     """Prometheus text format: trials, studies, live workers, active leases, request latency."""
     registry: Metrics = request.app.state.metrics

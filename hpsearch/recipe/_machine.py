@@ -435,7 +435,7 @@ class StageMachine:
                 continue
             ostudy = self.stage_study(study, record.name, record.result["epochs"])
             for frozen in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                item = self.trial_item(study, record.name, frozen)
+                item = self._trial_item(study, record.name, record.result, frozen)
                 failed += self._fail_trial(item, reason, retryable=True, attrs={})
         return failed
 
@@ -452,22 +452,9 @@ class StageMachine:
             for trial_id in self.optuna.running_trial_ids(ostudy, older_than):
                 if trial_id not in held:
                     frozen = self.store.optuna.get_trial(trial_id)
-                    item = self.trial_item(study, record.name, frozen)
+                    item = self._trial_item(study, record.name, record.result, frozen)
                     failed += self._fail_trial(item, reason, retryable=True, attrs={})
         return failed
-
-    def trial_item(self, study: StudyRecord, stage: str, trial: FrozenTrial) -> WorkItem:
-        """A work item standing for an existing trial (to fail it as its driver would)."""
-        return WorkItem(
-            study.id,
-            study.name,
-            stage,
-            "trial",
-            study.spec.model_dump(mode="json"),
-            params=dict(trial.params),
-            trial_id=trial._trial_id,
-            trial_number=trial.number,
-        )
 
     def delete(self, study_id: int) -> None:
         """Delete a study: its Optuna studies, its stage rows, and itself."""

@@ -12,10 +12,10 @@ from typing import Any
 import sqlalchemy as sa
 from optuna.distributions import json_to_distribution
 from optuna.storages._rdb import models
-from optuna.trial import TrialState
 
 from hpsearch.errors import HPSearchError
 from hpsearch.recipe._machine import StageMachine, is_search_stage
+from hpsearch.recipe._trials import STATE_NAMES
 from hpsearch.storage import StudyRecord
 from hpsearch.storage._tables import leases
 
@@ -24,13 +24,6 @@ _VALUES = models.TrialValueModel.__table__
 _PARAMS = models.TrialParamModel.__table__
 _STEPS = models.TrialIntermediateValueModel.__table__
 _ATTRS = models.TrialUserAttributeModel.__table__
-STATE_NAMES: dict[TrialState, str] = {
-    TrialState.COMPLETE: "complete",
-    TrialState.PRUNED: "pruned",
-    TrialState.FAIL: "failed",
-    TrialState.RUNNING: "running",
-    TrialState.WAITING: "waiting",
-}
 STATES_BY_NAME = {name: state for state, name in STATE_NAMES.items()}
 SORT_KEYS = ("value", "number", "duration", "epochs", "worker", "state", "stage")
 _SHOWN_ATTRS = ("fail_reason", "retry_of", "seeded")

@@ -47,7 +47,7 @@ _USER_ATTRS = models.TrialUserAttributeModel.__table__
 _VALUES = models.TrialIntermediateValueModel.__table__
 _PARAMS = models.TrialParamModel.__table__
 _STUDIES = models.StudyModel.__table__
-_STATE_NAMES = {
+STATE_NAMES: dict[TrialState, str] = {
     TrialState.COMPLETE: "complete",
     TrialState.PRUNED: "pruned",
     TrialState.FAIL: "failed",
@@ -129,17 +129,17 @@ class StageTrials:
         with self.store.optuna_reader.connect() as conn:
             for state, retried_json, n in conn.execute(query):
                 was_retried = state == TrialState.FAIL and retried_json == "true"
-                name = "retried" if was_retried else _STATE_NAMES[state]
+                name = "retried" if was_retried else STATE_NAMES[state]
                 counts[name] += n
         return counts
 
     def census(self) -> dict[str, int]:
         """Trials of every study in the database by state (complete, pruned, failed, ...)."""
         query = sa.select(_TRIALS.c.state, sa.func.count()).group_by(_TRIALS.c.state)
-        counts = dict.fromkeys(_STATE_NAMES.values(), 0)
+        counts = dict.fromkeys(STATE_NAMES.values(), 0)
         with self.store.optuna_reader.connect() as conn:
             for state, n in conn.execute(query):
-                counts[_STATE_NAMES[state]] += n
+                counts[STATE_NAMES[state]] += n
         return counts
 
     def running_trial_ids(self, ostudy: optuna.Study, older_than: float) -> list[int]:

@@ -47,10 +47,10 @@ from hpsearch.recipe import SINGLE, WAIT, Outcome, StageMachine, WorkItem, check
 from hpsearch.scheduling._leases import LeaseBook, LeaseRow
 from hpsearch.scheduling._workers import WorkerBook
 from hpsearch.storage import Store, StudyRecord, as_utc, utcnow
+from hpsearch.storage.migrations import LOCK_SPACE
 
 LEASE_EXPIRED = "lease expired"
 ORPHANED = "orphaned: no worker held it (a claim was cut off)"
-_LOCK_SPACE = 0x4850  # first key of our advisory locks ("HP"); the second is the study id
 
 
 @dataclass(frozen=True)
@@ -239,5 +239,5 @@ class Scheduler:
 
 def _try_advisory_lock(conn: Connection, study_id: int) -> bool:
     """Take the study's claim lock for this transaction if no other server process holds it."""
-    taken = conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(_LOCK_SPACE, study_id)))
+    taken = conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(LOCK_SPACE, study_id)))
     return bool(taken.scalar())

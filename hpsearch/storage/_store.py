@@ -20,7 +20,7 @@ from hpsearch.errors import StorageError, StudyExistsError, StudyNotFoundError
 from hpsearch.spec import StudySpec, parse_spec
 from hpsearch.storage import migrations
 from hpsearch.storage._engine import create_engine, engine_kwargs, normalize_url
-from hpsearch.storage._tables import leases, stages, studies
+from hpsearch.storage._tables import stages, studies
 
 STUDY_STATES = ("running", "stopped", "completed", "failed")
 DRIVERS = ("local", "server")
@@ -292,14 +292,6 @@ class Store:
         except IntegrityError:
             return False
         return True
-
-    def trial_workers(self, study_id: int) -> dict[int, str]:
-        """Which worker each of the study's Optuna trials was handed to (by trial id)."""
-        query = sa.select(leases.c.trial_id, leases.c.worker).where(
-            leases.c.study_id == study_id, leases.c.trial_id.is_not(None)
-        )
-        with self.reader.connect() as conn:
-            return {int(trial_id): worker for trial_id, worker in conn.execute(query)}
 
     def add_stage_compute(
         self, study_id: int, name: str, trial_epochs: float, seconds: float

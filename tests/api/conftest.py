@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api import Settings, create_app
+from tests.conftest import tiny_study
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 WORKER = {"Authorization": "Bearer worker-secret"}
@@ -22,3 +24,11 @@ def client(storage_url: str) -> Iterator[TestClient]:
     )
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+def launch(client: TestClient, name: str, **sections: Any) -> int:
+    """Launch a tiny study through the API; its id."""
+    body = tiny_study(name, **sections).model_dump(mode="json")
+    response = client.post("/api/studies", json=body, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])

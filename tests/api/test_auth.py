@@ -109,6 +109,7 @@ def test_dashboard_pages_take_the_admin_token_or_send_you_to_sign_in(client: Tes
     refused = client.get("/", headers=WORKER | {"Accept": "text/html"})
     assert refused.status_code == 403
     assert "worker token cannot read the dashboard" in refused.text
+    assert client.get("/optuna/", headers=WORKER, follow_redirects=False).status_code == 403
     assert client.get("/", headers=ADMIN).status_code == 200
 
 

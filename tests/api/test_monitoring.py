@@ -3,16 +3,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.conftest import ADMIN, WORKER
-from tests.conftest import tiny_study
+from tests.api.conftest import ADMIN, WORKER, launch
 from workers.simulate import simulated_outcome
-
-
-def launch(client: TestClient, name: str) -> int:
-    body = tiny_study(name).model_dump(mode="json")
-    response = client.post("/api/studies", json=body, headers=ADMIN)
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
 
 
 def test_workers_are_listed_with_what_they_hold(client: TestClient) -> None:

@@ -14,18 +14,10 @@ from optuna.trial import TrialState
 from api import Settings, create_app
 from hpsearch.recipe import WorkItem, execute
 from hpsearch.storage import Store
-from tests.api.conftest import ADMIN, WORKER
-from tests.conftest import tiny_study
+from tests.api.conftest import ADMIN, WORKER, launch
 from workers.simulate import simulated_outcome
 
 CPU = torch.device("cpu")
-
-
-def launch(client: TestClient, name: str, **sections: Any) -> int:
-    body = tiny_study(name, **sections).model_dump(mode="json")
-    response = client.post("/api/studies", json=body, headers=ADMIN)
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
 
 
 def claim(client: TestClient, worker: str = "w1") -> dict[str, Any] | None:

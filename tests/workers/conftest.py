@@ -44,12 +44,13 @@ class ServerProcess:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(command, env=self.env, stdout=out, stderr=out)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 if httpx.get(f"{self.url}/healthz").status_code == 200:
                     return
             except httpx.TransportError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         raise AssertionError(f"the server did not start: {self.log.read_text()[-2000:]}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -110,3 +111,13 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> list[int]:
         if w.poll() is None:
             w.send_signal(signal.SIGTERM)  # warm shutdown: idle workers exit at once
     return [w.wait(timeout=120) for w in workers]
+
+
+def ends(server: ServerProcess, study_id: int, timeout: float = 300) -> str:
+    """Wait for the study to leave ``running``; its state then."""
+
+    def ended() -> str | None:
+        state = server.get(f"/api/studies/{study_id}")["state"]
+        return None if state == "running" else str(state)
+
+    return str(wait_until("the study to end", ended, timeout, every=1.0))

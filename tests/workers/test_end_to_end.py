@@ -10,28 +10,26 @@ from hpsearch.storage import Store
 from tests.conftest import tiny_study
 from tests.workers.conftest import (
     ADMIN,
+    ServerProcess,
+    ends,
     start_worker,
     stop_workers,
-    wait_until,
     worker_log,
 )
 
 
 def test_two_workers_complete_a_study_launched_over_rest(
-    server: str, storage_url: str, tmp_path: Path
+    server_process: ServerProcess, storage_url: str, tmp_path: Path
 ) -> None:
+    server_process.start()
+    server = server_process.url
     body = tiny_study("e2e").model_dump(mode="json")
     created = httpx.post(f"{server}/api/studies", json=body, headers=ADMIN)
     assert created.status_code == 201
     study_id = created.json()["id"]
     workers = [start_worker(server, tmp_path, f"w{i}") for i in (1, 2)]
     try:
-
-        def finished() -> str | None:
-            state = httpx.get(f"{server}/api/studies/{study_id}", headers=ADMIN).json()["state"]
-            return None if state == "running" else state
-
-        assert wait_until("the study to end", finished, timeout=240, every=1.0) == "completed"
+        assert ends(server_process, study_id, timeout=240) == "completed"
     finally:
         codes = stop_workers(workers)
     assert codes == [0, 0]

@@ -21,6 +21,7 @@ from tests.conftest import tiny_study
 from tests.workers.conftest import (
     ADMIN,
     ServerProcess,
+    ends,
     start_worker,
     stop_workers,
     wait_until,
@@ -49,14 +50,6 @@ def holding(server: ServerProcess, worker: str, kind: str = "trial") -> dict[str
 def trial(server: ServerProcess, study_id: int, stage: str, number: int) -> dict[str, Any]:
     page = server.get(f"/api/studies/{study_id}/trials?stage={stage}&limit=1000")
     return next(t for t in page["trials"] if t["number"] == number)
-
-
-def ends(server: ServerProcess, study_id: int, timeout: float = 300) -> str:
-    def ended() -> str | None:
-        state = server.get(f"/api/studies/{study_id}")["state"]
-        return None if state == "running" else str(state)
-
-    return str(wait_until("the study to end", ended, timeout, every=1.0))
 
 
 def nothing_left_running(storage_url: str) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 import optuna
@@ -13,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hpsearch.storage import Store
-from tests.workers.conftest import ADMIN, TOKENS, ServerProcess
+from tests.workers.conftest import ADMIN, TOKENS, ServerProcess, ends
 from workers.simulate import SimulatedWorker
 
 WORKERS, TRIALS = 32, 2000
@@ -21,7 +19,7 @@ WORKERS, TRIALS = 32, 2000
 
 @pytest.mark.parametrize("storage_url", ["postgresql"], indirect=True)
 def test_32_workers_claim_report_and_finish_2000_trials(
-    server_process: ServerProcess, storage_url: str, tmp_path: Path
+    server_process: ServerProcess, storage_url: str
 ) -> None:
     server_process.processes = 2  # as deployed: a server process per core, on PostgreSQL
     server_process.start()
@@ -40,14 +38,15 @@ def test_32_workers_claim_report_and_finish_2000_trials(
     threads = [threading.Thread(target=w.run, kwargs={"stop": stop}) for w in crowd]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 600
-    while server_process.get(study_url)["state"] == "running" and time.monotonic() < deadline:
-        time.sleep(1.0)
-    stop.set()
-    for t in threads:
-        t.join()
-    for w in crowd:
-        w.close()
+    try:
+        state = ends(server_process, created.json()["id"], timeout=600)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        for w in crowd:
+            w.close()
+    assert state == "completed"
 
     assert [e for w in crowd for e in w.errors] == []  # no 5xx, nothing unreachable
     leases = [lease for w in crowd for lease in w.items]

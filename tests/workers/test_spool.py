@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -10,17 +11,27 @@ from tests.conftest import tiny_study
 from tests.workers.conftest import ADMIN, free_port
 from workers import ProtocolClient, Spool, Worker
 
+PASSED = {"state": "passed", "result": {"passed": True, "verdict": "passed"}}
+
+
+def sanity_lease(
+    server: str, study: str, worker: str
+) -> tuple[int, ProtocolClient, dict[str, Any]]:
+    """Launch a study and claim its first item (the sanity checks) as ``worker``."""
+    body = tiny_study(study).model_dump(mode="json")
+    study_id = httpx.post(f"{server}/api/studies", json=body, headers=ADMIN).json()["id"]
+    client = ProtocolClient(server, "worker-e2e", worker)
+    lease = client.claim("here", ["cpu"])
+    assert lease is not None
+    assert lease["item"]["kind"] == "sanity"
+    return study_id, client, lease
+
 
 def test_a_result_the_server_cannot_take_waits_on_disk_until_it_can(
     server: str, tmp_path: Path
 ) -> None:
-    body = tiny_study("spooled").model_dump(mode="json")
-    study_id = httpx.post(f"{server}/api/studies", json=body, headers=ADMIN).json()["id"]
-    online = ProtocolClient(server, "worker-e2e", "w-spool")
-    lease = online.claim("here", ["cpu"])
-    assert lease is not None
-    assert lease["item"]["kind"] == "sanity"
-    outcome = {"state": "passed", "result": {"passed": True, "verdict": "passed"}}
+    study_id, online, lease = sanity_lease(server, "spooled", "w-spool")
+    outcome = PASSED
 
     spool = Spool(tmp_path / "spool")
     spool.put(lease["id"], outcome)
@@ -39,12 +50,8 @@ def test_a_result_the_server_cannot_take_waits_on_disk_until_it_can(
 def test_results_a_dead_worker_left_are_delivered_by_the_next_one(
     server: str, tmp_path: Path
 ) -> None:
-    body = tiny_study("orphaned").model_dump(mode="json")
-    study_id = httpx.post(f"{server}/api/studies", json=body, headers=ADMIN).json()["id"]
-    client = ProtocolClient(server, "worker-e2e", "w-old")
-    lease = client.claim("here", ["cpu"])
-    assert lease is not None
-    outcome = {"state": "passed", "result": {"passed": True, "verdict": "passed"}}
+    study_id, client, lease = sanity_lease(server, "orphaned", "w-old")
+    outcome = PASSED
     root = tmp_path / "spool"
     dead = Spool(root / "w-old")
     dead.put(lease["id"], outcome)

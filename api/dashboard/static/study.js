@@ -268,33 +268,37 @@
 
   // --- keeping up ----------------------------------------------------------------------------
 
-  function changed() {
-    const now = JSON.stringify([summary.state, summary.stages.map((s) => [s.name, s.status, s.counts])]);
-    const different = now !== signature;
-    signature = now;
-    return different;
-  }
+  // What the page shows at all, and what the scatter and Optuna's charts show (finished trials
+  // only: a trial starting changes the header and the table, not the charts).
+  const shown = () => JSON.stringify([summary.state, summary.stages.map((s) => [s.name, s.status, s.counts])]);
+  const finished = () => JSON.stringify(summary.stages.map((s) =>
+    [s.name, s.status, s.counts && [s.counts.complete, s.counts.pruned, s.counts.failed]]));
+  let finishedSignature = "";
 
   async function refresh(force) {
     summary = await api(`/api/studies/${studyId}`);
-    if (!changed() && !force) return;
+    const now = shown();
+    if (now === signature && !force) return;
+    signature = now;
     renderHeader();
     renderTimeline();
     renderSanity();
     renderRangeTest();
     renderFinal();
-    await Promise.all([loadTable(), renderSearch(), renderOptunaCharts()]);
+    const charts = finished() !== finishedSignature || force;
+    finishedSignature = finished();
+    await Promise.all(charts ? [loadTable(), renderSearch(), renderOptunaCharts()] : [loadTable()]);
   }
 
-  changed();
+  signature = shown();
+  finishedSignature = finished();
   renderHeader();
   renderTimeline();
   renderSanity();
   renderRangeTest();
   renderFinal();
-  table.total = initial.best.length;
-  renderTable(initial.best);
-  loadTable();
+  table.total = initial.table.total;
+  renderTable(initial.table.trials);
   renderSearch();
   renderOptunaCharts();
   poll(() => refresh(false), 2000);

@@ -26,7 +26,8 @@ from sqlalchemy.engine import Connection, Engine
 
 VERSION_TABLE = "hpsearch_alembic_version"
 _HERE = Path(__file__).parent
-_LOCK = (0x4850, 0)  # advisory lock (space "HP", key 0): migrations; claims use the study id
+LOCK_SPACE = 0x4850  # first key of our advisory locks ("HP"); the second: a study id for claims
+_LOCK = (LOCK_SPACE, 0)  # migrations (no study has id 0)
 _PRE_MIGRATION = "0001"  # the schema databases had before migrations existed
 
 

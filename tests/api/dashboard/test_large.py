@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
-
 from tests.api.dashboard.conftest import Watched, chart_traces, sign_in
 from tests.big_study import write_big_study
-from tests.workers.conftest import ADMIN, ServerProcess
+from tests.workers.conftest import ServerProcess
 
 TRIALS = 10_000
 SHOWING = "(text) => document.getElementById('trial-range').textContent === text"
@@ -23,9 +21,7 @@ def test_ten_thousand_trials_page_and_sort_in_the_browser(
     server = ServerProcess(url, tmp_path / "server.log")
     server.start()
     try:
-        complete = httpx.get(
-            f"{server.url}/api/studies/{study_id}/trials?state=complete&limit=1", headers=ADMIN
-        ).json()["total"]
+        complete = server.get(f"/api/studies/{study_id}/trials?state=complete&limit=1")["total"]
         assert complete > 3000
         page = watched.page
         sign_in(watched, server.url)
@@ -34,10 +30,9 @@ def test_ten_thousand_trials_page_and_sort_in_the_browser(
         page.click("#trial-next")
         page.wait_for_function(SHOWING, arg=f"21 to 40 of {complete}")
         page.click("#trials th[data-key=duration]")
-        longest = httpx.get(
-            f"{server.url}/api/studies/{study_id}/trials?state=complete&sort=duration&limit=1",
-            headers=ADMIN,
-        ).json()["trials"][0]
+        longest = server.get(
+            f"/api/studies/{study_id}/trials?state=complete&sort=duration&limit=1"
+        )["trials"][0]
         page.wait_for_function(
             "(n) => document.querySelector('#trials tbody tr').dataset.number === n",
             arg=str(longest["number"]),
