@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study opened
         store = Store(settings.storage)  # creates our tables when missing
+        await anyio.to_thread.run_sync(store.warm)
         app.state.store = store
         app.state.machine = StageMachine(store, max_retries=settings.max_retries)
         app.state.scheduler = Scheduler(app.state.machine, settings.lease_seconds)

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from hpsearch.errors import HPSearchError
 from hpsearch.recipe import Outcome, WorkItem
 from hpsearch.storage import Store, utcnow
-from hpsearch.storage._tables import leases, workers
+from hpsearch.storage._tables import leases
 
 
 class LeaseNotFoundError(HPSearchError):
@@ -82,8 +82,8 @@ class LeaseBook:
         return _lease_row(row)
 
     def renew(self, lease_id: int, epoch: dict[str, float] | None = None) -> LeaseRow | None:
-        """Extend an active lease (and note its worker was seen); with ``epoch``, keep that
-        epoch's metrics. None if the lease is not active any more."""
+        """Extend an active lease; with ``epoch``, keep that epoch's metrics. None if the lease
+        is not active any more."""
         now = utcnow()
         with self.store.engine.begin() as conn:
             # locked: a re-sent report running beside the first must not drop its epoch
@@ -102,9 +102,6 @@ class LeaseBook:
                 .where(leases.c.id == lease_id, leases.c.state == "active")
                 .values(**values)
             )
-            conn.execute(
-                workers.update().where(workers.c.id == row["worker"]).values(last_seen=now)
-            )
         return _lease_row(row) if renewed.rowcount == 1 else None
 
     def close(
@@ -122,18 +119,12 @@ class LeaseBook:
         return bool(moved.rowcount == 1)
 
     def mark_applied(self, row: LeaseRow) -> None:
-        """The outcome is recorded in the study; the worker is free (and one item further)."""
-        now = utcnow()
+        """The outcome is recorded in the study."""
         with self.store.engine.begin() as conn:
             conn.execute(
                 leases.update()
                 .where(leases.c.id == row.id, leases.c.applied_at.is_(None))
-                .values(applied_at=now)
-            )
-            conn.execute(
-                workers.update()
-                .where(workers.c.id == row.worker, workers.c.lease_id == row.id)
-                .values(lease_id=None, items_done=workers.c.items_done + 1)
+                .values(applied_at=utcnow())
             )
 
     def expired(self) -> list[LeaseRow]:

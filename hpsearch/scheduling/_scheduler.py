@@ -85,15 +85,14 @@ class Scheduler:
         """The next work item of any running study, oldest study first; None if there is none."""
         if time.monotonic() - self._last_reap > 1.0:
             self.reap_expired()
+        self.workers.seen(worker, host, devices or [])
         for study in self.store.running_studies(driver="server"):
             try:
                 lease = self._claim_in(study, worker)
             except StudyNotFoundError:
                 continue  # deleted since the list was read: nothing of it to hand out
             if lease is not None:
-                self.workers.seen(worker, host, devices or [], lease.id)
                 return lease
-        self.workers.seen(worker, host, devices or [], None)
         return None
 
     def _claim_in(self, study: StudyRecord, worker: str) -> Lease | None:
@@ -135,6 +134,7 @@ class Scheduler:
         row = self.leases.renew(lease_id, {"epoch": epoch, **metrics})
         if row is None:
             return True
+        self.workers.heard(row.worker)
         return self.machine.report(row.item, epoch, metrics)
 
     def heartbeat(self, lease_id: int) -> bool:
@@ -142,6 +142,7 @@ class Scheduler:
         row = self.leases.renew(lease_id)
         if row is None:
             return False
+        self.workers.heard(row.worker)
         return self.store.study_state(row.study_id) == "running"
 
     def finish(self, lease_id: int, outcome: Outcome) -> bool:

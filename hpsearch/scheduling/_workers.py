@@ -9,9 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 
-from hpsearch.storage import Store, as_utc, utcnow
+from hpsearch.storage import Store, as_utc, upsert, utcnow
 from hpsearch.storage._tables import leases, workers
 
 
@@ -23,37 +22,38 @@ class WorkerBook:
         # third of what such a claim cost. It is rewritten when it changes, else at most this
         # often (by this process), well inside the time that makes a worker count as gone.
         self.quiet_seconds = min(5.0, alive_seconds / 4)
-        self._written: dict[str, tuple[float, tuple[Any, ...]]] = {}
+        self._written: dict[str, tuple[float, tuple[Any, ...] | None]] = {}  # clock, row
         self._written_lock = threading.Lock()
 
-    def seen(self, worker: str, host: str | None, devices: list[str], lease_id: int | None) -> None:
-        """Record a claim: the worker exists, was seen now, and holds ``lease_id`` (or nothing)."""
-        row, clock = (host, tuple(devices), lease_id), time.monotonic()
+    def seen(self, worker: str, host: str | None, devices: list[str]) -> None:
+        """Record a claim: the worker exists, where, on what, and was seen now."""
+        row, clock = (host, tuple(devices)), time.monotonic()
         with self._written_lock:
             last = self._written.get(worker)
             if last is not None and last[1] == row and clock - last[0] < self.quiet_seconds:
                 return
-        self._write(worker, host, devices, lease_id)
+        self._write(worker, host, devices)
         with self._written_lock:
             self._written[worker] = (clock, row)
 
-    def _write(
-        self, worker: str, host: str | None, devices: list[str], lease_id: int | None
-    ) -> None:
-        now = utcnow()
-        values = {"host": host, "devices": devices, "last_seen": now, "lease_id": lease_id}
+    def heard(self, worker: str) -> None:
+        """A report or heartbeat from ``worker``: it was seen now. Written at most every
+        ``quiet_seconds`` as well (by this process): a report came with every epoch."""
+        clock = time.monotonic()
+        with self._written_lock:
+            last = self._written.get(worker)
+            if last is not None and clock - last[0] < self.quiet_seconds:
+                return
+            self._written[worker] = (clock, last[1] if last is not None else None)
         with self.store.engine.begin() as conn:
-            updated = conn.execute(workers.update().where(workers.c.id == worker).values(**values))
-        if updated.rowcount == 1:
-            return
-        try:
-            with self.store.engine.begin() as conn:
-                conn.execute(
-                    workers.insert().values(id=worker, first_seen=now, items_done=0, **values)
-                )
-        except IntegrityError:  # its other thread or another server inserted it a moment ago
-            with self.store.engine.begin() as conn:
-                conn.execute(workers.update().where(workers.c.id == worker).values(**values))
+            conn.execute(workers.update().where(workers.c.id == worker).values(last_seen=utcnow()))
+
+    def _write(self, worker: str, host: str | None, devices: list[str]) -> None:
+        now = utcnow()
+        values = {"host": host, "devices": devices, "last_seen": now}
+        new = {"id": worker, "first_seen": now, **values}
+        with self.store.engine.begin() as conn:
+            conn.execute(upsert(self.store.engine, workers, new, ["id"], list(values)))
 
     def count_alive(self) -> int:
         since = utcnow() - timedelta(seconds=self.alive_seconds)
@@ -62,11 +62,34 @@ class WorkerBook:
             return int(conn.execute(query).scalar_one())
 
     def list(self, alive_only: bool = False) -> list[dict[str, Any]]:
-        """Every worker (or only live ones), most recently seen first, with its current item."""
+        """Every worker (or only live ones), most recently seen first, with its current item
+        (its newest active lease) and how many items it finished. Both are read from the
+        leases, so no claim or finish has to write them into the worker's row."""
         since = utcnow() - timedelta(seconds=self.alive_seconds)
+        current = (
+            sa.select(leases.c.worker, sa.func.max(leases.c.id).label("lease_id"))
+            .where(leases.c.state == "active")
+            .group_by(leases.c.worker)
+            .subquery()
+        )
+        done = (
+            sa.select(leases.c.worker, sa.func.count().label("items_done"))
+            .where(leases.c.state == "finished")
+            .group_by(leases.c.worker)
+            .subquery()
+        )
         query = (
-            sa.select(workers, leases.c.item, leases.c.state.label("lease_state"))
-            .select_from(workers.outerjoin(leases, leases.c.id == workers.c.lease_id))
+            sa.select(
+                workers,
+                current.c.lease_id,
+                leases.c.item,
+                sa.func.coalesce(done.c.items_done, 0).label("items_done"),
+            )
+            .select_from(
+                workers.outerjoin(current, current.c.worker == workers.c.id)
+                .outerjoin(leases, leases.c.id == current.c.lease_id)
+                .outerjoin(done, done.c.worker == workers.c.id)
+            )
             .order_by(workers.c.last_seen.desc(), workers.c.id)
         )
         if alive_only:
@@ -78,7 +101,7 @@ class WorkerBook:
 
 def _worker_view(row: Any, since: Any) -> dict[str, Any]:
     current = None
-    if row["item"] is not None and row["lease_state"] == "active":
+    if row["item"] is not None:
         item = row["item"]
         current = {
             "id": row["lease_id"],

@@ -1,6 +1,6 @@
 """Storage: our tables (studies, stage results) beside Optuna's, over one SQLAlchemy URL."""
 
-from hpsearch.storage._engine import create_engine, normalize_url
+from hpsearch.storage._engine import create_engine, normalize_url, upsert
 from hpsearch.storage._store import (
     FINISHED_STAGE,
     StageRecord,
@@ -18,5 +18,6 @@ __all__ = [
     "as_utc",
     "create_engine",
     "normalize_url",
+    "upsert",
     "utcnow",
 ]

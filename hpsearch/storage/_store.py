@@ -6,6 +6,7 @@ by any process (the local runner, an API server) that can open the same URL.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -115,6 +116,16 @@ class Store:
             engine = self.optuna.engine
             self._optuna_reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         return self._optuna_reader
+
+    def warm(self) -> None:
+        """Open Optuna's storage and fill both connection pools now. A server that has just
+        started is often met by every worker at once (they wait for it together); each claim
+        that had to open a database connection, or Optuna's storage, made all of them slow."""
+        for engine in (self.engine, self.optuna.engine):
+            size = getattr(engine.pool, "size", None)
+            with contextlib.ExitStack() as held:
+                for _ in range(size() if callable(size) else 1):
+                    held.enter_context(engine.connect())
 
     def close(self) -> None:
         self.engine.dispose()

@@ -131,3 +131,59 @@ def test_the_pruning_decision_is_the_median_pruners_own(storage_url: str) -> Non
         ostudy.tell(ours, state=TrialState.PRUNED)
     assert True in decisions
     assert False in decisions  # both answers were exercised
+
+
+def test_finished_trials_read_back_as_optuna_tell_writes_them(storage_url: str) -> None:
+    store = Store(storage_url)
+    trials, ostudy = stage_study(store)
+    reference = optuna.create_study(study_name="reference", storage=store.url)
+    history = {"history": [{"epoch": 1, "val_accuracy": 0.5}]}
+    ends = [  # (state, value given, intermediate values reported)
+        (TrialState.COMPLETE, 0.75, [0.5, 0.75]),
+        (TrialState.PRUNED, None, [0.25, 0.125]),
+        (TrialState.PRUNED, None, []),
+        (TrialState.FAIL, None, [0.5]),
+    ]
+    for state, value, curve in ends:
+        ours = ostudy.ask(fixed_distributions=distributions(RANGES))
+        theirs = reference.ask(fixed_distributions=distributions(RANGES))
+        for step, v in enumerate(curve, start=1):
+            assert not trials.report(ostudy, ours._trial_id, ours.number, step, v)
+            theirs.report(v, step)
+        assert trials.finish(ours._trial_id, state, value, history)
+        theirs.set_user_attr("history", history["history"])
+        reference.tell(theirs, value, state=state)
+        # a second finish, or a report after the end, changes nothing
+        assert not trials.finish(ours._trial_id, TrialState.COMPLETE, 0.0, {"history": []})
+        assert trials.report(ostudy, ours._trial_id, ours.number, len(curve) + 1, 0.0)
+    loaded = optuna.load_study(study_name="t:coarse", storage=store.url).trials
+    for ours_t, theirs_t in zip(loaded, reference.trials, strict=True):
+        assert ours_t.state == theirs_t.state
+        assert ours_t.value == theirs_t.value
+        assert ours_t.intermediate_values == theirs_t.intermediate_values
+        assert ours_t.user_attrs == theirs_t.user_attrs
+        assert ours_t.datetime_complete is not None
+    assert [t.value for t in loaded] == [0.75, 0.125, None, None]
+
+
+def test_a_resent_report_replaces_the_epochs_value(storage_url: str) -> None:
+    store = Store(storage_url)
+    trials, ostudy = stage_study(store)
+    trial = ostudy.ask(fixed_distributions=distributions(RANGES))
+    trials.report(ostudy, trial._trial_id, trial.number, 1, 0.5)
+    trials.report(ostudy, trial._trial_id, trial.number, 1, float("nan"))
+    trials.report(ostudy, trial._trial_id, trial.number, 2, 0.75)
+    values = store.optuna.get_trial(trial._trial_id).intermediate_values
+    assert values[2] == 0.75
+    assert list(values) == [1, 2]
+    assert values[1] != values[1]  # NaN, kept as Optuna keeps it
+
+
+def test_a_queued_trial_cancelled_unstarted_ends_failed(storage_url: str) -> None:
+    store = Store(storage_url)
+    trials, ostudy = stage_study(store)
+    trials.enqueue_random(ostudy, tiny_study("t"), "coarse", RANGES, count=2)
+    trials.cancel_waiting(ostudy, "the study's budget is spent")
+    loaded = optuna.load_study(study_name="t:coarse", storage=store.url).trials
+    assert [t.state for t in loaded] == [TrialState.FAIL] * 2
+    assert {t.user_attrs["fail_reason"] for t in loaded} == {"the study's budget is spent"}

@@ -77,5 +77,28 @@ def test_migrations_go_down_and_up_again(storage_url: str) -> None:
     reopened.close()
 
 
+def test_workers_seen_before_0003_keep_their_rows(storage_url: str) -> None:
+    engine = create_engine(storage_url)
+    migrations.upgrade(engine, "0002")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO hpsearch_workers (id, host, devices, first_seen, last_seen, "
+                "lease_id, items_done) VALUES ('gpu-0', 'box', '[\"cuda:0\"]', :now, :now, "
+                "NULL, 7)"
+            ),
+            {"now": NOW},
+        )
+    engine.dispose()
+    store = Store(storage_url)  # opening migrates
+    with store.engine.connect() as conn:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("hpsearch_workers")}
+        host = conn.execute(sa.text("SELECT host FROM hpsearch_workers")).scalar()
+    assert "lease_id" not in columns
+    assert "items_done" not in columns
+    assert host == "box"
+    store.close()
+
+
 def _ours(name: str | None, kind: str, parent: object) -> bool:
     return kind != "table" or (str(name).startswith("hpsearch_") and "alembic" not in str(name))
