@@ -74,6 +74,9 @@ class Worker:
         """Work until an exit condition; returns how many items were finished."""
         done, backoff = 0, self.idle_seconds
         self.deliver_spool()
+        # Workers started together (a machine's GPUs, a fleet brought up at once) spread their
+        # first claims over one idle wait instead of meeting the server at the same instant.
+        self.warm_stop.wait(random.uniform(0, self.idle_seconds))
         while not self.warm_stop.is_set():
             try:
                 # results kept while the server was away go first: their leases are running out
