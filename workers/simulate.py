@@ -20,6 +20,8 @@ from typing import Any
 from workers._client import ProtocolClient, Unreachable
 
 CALLS = ("claim", "report", "finish")
+SUGGESTED_LR = 0.05  # what the simulated range test suggests (the made-up optimum's LR)
+LR_RANGE = (SUGGESTED_LR / 10, SUGGESTED_LR * 10**0.5)  # and the coarse LR range it gives
 
 
 def simulated_accuracy(params: dict[str, float], epoch: int) -> float:
@@ -48,6 +50,8 @@ class SimulatedWorker:
         self.errors: list[str] = []  # server errors (5xx) and unreachable calls
         self.items: list[dict[str, Any]] = []  # every lease claimed, in order
         self.last_finish = 0.0  # time.perf_counter() when the last item was finished
+        self.first_trial = math.inf  # time.perf_counter() when a claim that got a trial began
+        self.last_trial = 0.0  # and when the finish of the last trial returned
 
     def close(self) -> None:
         self.client.close()
@@ -61,7 +65,9 @@ class SimulatedWorker:
         is set instead, however long the server has nothing to hand out (a study between stages,
         or busy queueing a stage's trials). Returns how many items were finished."""
         idle_since = None
+        time.sleep(random.uniform(0, self.poll_seconds))  # as the daemon: first claims spread
         while stop is None or not stop.is_set():
+            asked = time.perf_counter()
             lease = self._call("claim", self.client.claim, "simulated", ["none"])
             if lease is None:
                 idle_since = idle_since or time.monotonic()
@@ -71,7 +77,11 @@ class SimulatedWorker:
                 continue
             idle_since = None
             self.items.append(lease)
+            if lease["item"]["kind"] == "trial":
+                self.first_trial = min(self.first_trial, asked)
             self._finish(int(lease["id"]), self._outcome(lease))
+            if lease["item"]["kind"] == "trial":
+                self.last_trial = self.last_finish
         return len(self.items)
 
     def _outcome(self, lease: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +125,7 @@ def _trial(
     item: dict[str, Any], report: Callable[[int, dict[str, float]], bool], epoch_seconds: float
 ) -> dict[str, Any]:
     history, value = [], 0.0
-    jitter = random.Random(item.get("trial_id"))  # epochs of real trials differ in length
+    jitter = random.Random(item.get("trial_number"))  # epochs of real trials differ in length
     for epoch in range(1, int(item["spec"]["train"]["epochs"]) + 1):
         time.sleep(epoch_seconds * jitter.uniform(0.5, 1.5))
         value = simulated_accuracy(item["params"], epoch)
@@ -146,11 +156,11 @@ def _range_test(item: dict[str, Any]) -> dict[str, Any]:
         "verdict": "passed",
         "curve": {"lr": lrs, "loss": losses, "smoothed": losses},
         "stopped": "end of sweep",
-        "lr_steepest": 0.05,
-        "lr_min_loss": 0.05,
-        "suggested_lr": 0.05,
-        "range": {"low": 0.005, "high": 0.05 * 10**0.5},
-        "check": {"lr": 0.05, "passed": True, "iterations": 20},
+        "lr_steepest": SUGGESTED_LR,
+        "lr_min_loss": SUGGESTED_LR,
+        "suggested_lr": SUGGESTED_LR,
+        "range": {"low": LR_RANGE[0], "high": LR_RANGE[1]},
+        "check": {"lr": SUGGESTED_LR, "passed": True, "iterations": 20},
     }
     return {"state": "passed", "result": result, "trial_epochs": 1.0}
 

@@ -23,6 +23,7 @@ from hpsearch.recipe._query import (
     trial_points,
 )
 from hpsearch.recipe._ranges import Range, narrow
+from hpsearch.recipe._sampling import make_sampler
 from hpsearch.recipe._trials import optuna_name
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ __all__ = [
     "diagnose",
     "execute",
     "list_trials",
+    "make_sampler",
     "narrow",
     "open_study",
     "optuna_name",
