@@ -109,7 +109,7 @@ def run_processes(
     """Start ``n`` processes of ``target(barrier, queue, stop, index, *args)``, each putting
     (timings, errors, when its first trial began, when its last trial ended, when its last item
     ended) on the queue, all as ``time.perf_counter()`` (one clock for all processes). Given
-    ``done``, a check called every 0.2 s, ``stop`` is set once it says so. Returns when they were
+    ``done``, a check called every second, ``stop`` is set once it says so. Returns when they were
     all ready and their results."""
     context = multiprocessing.get_context("spawn")
     barrier, queue, stop = context.Barrier(n + 1), context.Queue(), context.Event()
@@ -122,7 +122,7 @@ def run_processes(
     started = time.perf_counter()
     if done is not None:
         while not done():
-            time.sleep(0.2)
+            time.sleep(1.0)
         stop.set()
     results = [queue.get() for _ in processes]
     for p in processes:

@@ -416,8 +416,16 @@ class StageTrials:
 
     def _record_value(self, trial_id: int, step: int, value: float) -> bool:
         """Keep a RUNNING trial's intermediate value for ``step`` (a re-sent report replaces
-        it); False if the trial has ended. What Optuna's ``set_trial_intermediate_value`` does,
-        in two statements instead of four and an ORM session: this runs for every epoch."""
+        it); False if the trial has ended (or is gone). What Optuna's
+        ``set_trial_intermediate_value`` does, in two statements instead of four and an ORM
+        session: this runs for every epoch.
+
+        The value is written first and the trial's state read after, in the same transaction,
+        which is undone unless the trial is still running. So a finish cannot slip in between
+        and leave a value on an ended trial: on SQLite the write holds the database's write lock
+        until the end; on PostgreSQL the state is read with a share lock, which a finish's update
+        waits for (or, having committed first, is seen).
+        """
         engine = self.store.optuna.engine
         stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
         row = {
@@ -426,16 +434,17 @@ class StageTrials:
             "intermediate_value": stored,
             "intermediate_value_type": kind,
         }
-        with engine.begin() as conn:
-            state = conn.execute(  # locked, as Optuna locks it: a finish waits for this report
+        update = ["intermediate_value", "intermediate_value_type"]
+        with engine.connect() as conn, conn.begin() as transaction:
+            conn.execute(upsert(engine, _VALUES, row, ["trial_id", "step"], update))
+            state = conn.execute(
                 sa.select(_TRIALS.c.state)
                 .where(_TRIALS.c.trial_id == trial_id)
                 .with_for_update(read=True)
-            ).scalar_one()
+            ).scalar()
             if state != TrialState.RUNNING:
+                transaction.rollback()
                 return False
-            update = ["intermediate_value", "intermediate_value_type"]
-            conn.execute(upsert(engine, _VALUES, row, ["trial_id", "step"], update))
         return True
 
 

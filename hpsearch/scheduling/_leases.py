@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from hpsearch.errors import HPSearchError
 from hpsearch.recipe import Outcome, WorkItem
 from hpsearch.storage import Store, utcnow
-from hpsearch.storage._tables import leases
+from hpsearch.storage._tables import leases, workers
 
 
 class LeaseNotFoundError(HPSearchError):
@@ -119,12 +119,21 @@ class LeaseBook:
         return bool(moved.rowcount == 1)
 
     def mark_applied(self, row: LeaseRow) -> None:
-        """The outcome is recorded in the study."""
+        """The outcome is recorded in the study; a worker that finished the item has one more
+        done (once, however often this is called)."""
         with self.store.engine.begin() as conn:
-            conn.execute(
+            marked = conn.execute(
                 leases.update()
                 .where(leases.c.id == row.id, leases.c.applied_at.is_(None))
                 .values(applied_at=utcnow())
+            )
+            if marked.rowcount != 1:
+                return
+            finished = sa.exists().where(leases.c.id == row.id, leases.c.state == "finished")
+            conn.execute(
+                workers.update()
+                .where(workers.c.id == row.worker, finished)
+                .values(items_done=workers.c.items_done + 1)
             )
 
     def expired(self) -> list[LeaseRow]:

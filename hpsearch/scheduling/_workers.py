@@ -51,7 +51,7 @@ class WorkerBook:
     def _write(self, worker: str, host: str | None, devices: list[str]) -> None:
         now = utcnow()
         values = {"host": host, "devices": devices, "last_seen": now}
-        new = {"id": worker, "first_seen": now, **values}
+        new = {"id": worker, "first_seen": now, "items_done": 0, **values}
         with self.store.engine.begin() as conn:
             conn.execute(upsert(self.store.engine, workers, new, ["id"], list(values)))
 
@@ -62,9 +62,9 @@ class WorkerBook:
             return int(conn.execute(query).scalar_one())
 
     def list(self, alive_only: bool = False) -> list[dict[str, Any]]:
-        """Every worker (or only live ones), most recently seen first, with its current item
-        (its newest active lease) and how many items it finished. Both are read from the
-        leases, so no claim or finish has to write them into the worker's row."""
+        """Every worker (or only live ones), most recently seen first, with its current item:
+        its newest active lease, read from the leases so that no claim has to write it into
+        the worker's row."""
         since = utcnow() - timedelta(seconds=self.alive_seconds)
         current = (
             sa.select(leases.c.worker, sa.func.max(leases.c.id).label("lease_id"))
@@ -72,23 +72,12 @@ class WorkerBook:
             .group_by(leases.c.worker)
             .subquery()
         )
-        done = (
-            sa.select(leases.c.worker, sa.func.count().label("items_done"))
-            .where(leases.c.state == "finished")
-            .group_by(leases.c.worker)
-            .subquery()
-        )
         query = (
-            sa.select(
-                workers,
-                current.c.lease_id,
-                leases.c.item,
-                sa.func.coalesce(done.c.items_done, 0).label("items_done"),
-            )
+            sa.select(workers, current.c.lease_id, leases.c.item)
             .select_from(
-                workers.outerjoin(current, current.c.worker == workers.c.id)
-                .outerjoin(leases, leases.c.id == current.c.lease_id)
-                .outerjoin(done, done.c.worker == workers.c.id)
+                workers.outerjoin(current, current.c.worker == workers.c.id).outerjoin(
+                    leases, leases.c.id == current.c.lease_id
+                )
             )
             .order_by(workers.c.last_seen.desc(), workers.c.id)
         )

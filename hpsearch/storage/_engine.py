@@ -33,11 +33,12 @@ def engine_kwargs(url: str) -> dict[str, Any]:
     # that meets it; SQLAlchemy then discards every pooled connection of that age, and the
     # caller retries (the API answers 503, workers resend, the lease design loses nothing).
     # Up to 20 connections per engine (a store has two: ours and Optuna's), so that a server
-    # process with 16 request threads (api.Settings.threads) fits, and a few server processes
-    # stay under PostgreSQL's default of 100 connections. 16 are kept open when idle: one past
-    # the pool's size is closed as soon as it is returned, so with a smaller pool each burst of
-    # requests (workers asking together) opened, and PostgreSQL forked, a backend per request
-    # beyond it; a burst of 32 claims took twice as long.
+    # process with 16 request threads (api.Settings.threads) fits: 40 per server process at
+    # most, so PostgreSQL's default of 100 connections serves two (README: "Connections").
+    # 16 are kept open when idle: one past the pool's size is closed as soon as it is returned,
+    # so with a smaller pool each burst of requests (workers asking together) opened, and
+    # PostgreSQL forked, a backend per request beyond it; a burst of 32 claims took twice as
+    # long.
     return {"pool_size": 16, "max_overflow": 4}
 
 
@@ -67,6 +68,10 @@ def upsert(
     """``INSERT rows ... ON CONFLICT (key) DO UPDATE``, setting the ``update`` columns of a row
     that exists to the new row's: one statement whether or not it exists, on SQLite and
     PostgreSQL alike."""
+    if engine.dialect.name not in ("postgresql", "sqlite"):
+        raise NotImplementedError(
+            f"hpsearch stores studies in SQLite or PostgreSQL, not {engine.dialect.name}"
+        )
     insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(table)
     insert = insert.values(rows)
     return insert.on_conflict_do_update(

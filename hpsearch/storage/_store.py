@@ -7,6 +7,7 @@ by any process (the local runner, an API server) that can open the same URL.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,8 @@ from hpsearch.spec import StudySpec, parse_spec
 from hpsearch.storage import migrations
 from hpsearch.storage._engine import create_engine, engine_kwargs, normalize_url
 from hpsearch.storage._tables import stages, studies
+
+log = logging.getLogger(__name__)
 
 STUDY_STATES = ("running", "stopped", "completed", "failed")
 DRIVERS = ("local", "server")
@@ -120,12 +123,18 @@ class Store:
     def warm(self) -> None:
         """Open Optuna's storage and fill both connection pools now. A server that has just
         started is often met by every worker at once (they wait for it together); each claim
-        that had to open a database connection, or Optuna's storage, made all of them slow."""
+        that had to open a database connection, or Optuna's storage, made all of them slow.
+        A database that refuses more connections (PostgreSQL's ``max_connections``) stops the
+        filling with a warning, not the server: the pools then grow as requests need them."""
         for engine in (self.engine, self.optuna.engine):
             size = getattr(engine.pool, "size", None)
             with contextlib.ExitStack() as held:
                 for _ in range(size() if callable(size) else 1):
-                    held.enter_context(engine.connect())
+                    try:
+                        held.enter_context(engine.connect())
+                    except sa.exc.OperationalError as exc:
+                        log.warning("connection pool not filled: %s", _first_line(exc))
+                        return
 
     def close(self) -> None:
         self.engine.dispose()

@@ -75,7 +75,6 @@ leases = sa.Table(
     sa.Index("ix_hpsearch_leases_active", "state", "expires_at"),
     sa.Index("ix_hpsearch_leases_trial", "trial_id"),
     sa.Index("ix_hpsearch_leases_study_stage", "study_id", "stage"),
-    sa.Index("ix_hpsearch_leases_worker", "worker", "state"),
 )
 
 workers = sa.Table(
@@ -86,4 +85,5 @@ workers = sa.Table(
     sa.Column("devices", sa.JSON, nullable=False),
     sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("items_done", sa.Integer, nullable=False, default=0),  # leases it finished
 )

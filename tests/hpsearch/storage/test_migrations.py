@@ -85,7 +85,7 @@ def test_workers_seen_before_0003_keep_their_rows(storage_url: str) -> None:
             sa.text(
                 "INSERT INTO hpsearch_workers (id, host, devices, first_seen, last_seen, "
                 "lease_id, items_done) VALUES ('gpu-0', 'box', '[\"cuda:0\"]', :now, :now, "
-                "NULL, 7)"
+                "3, 7)"
             ),
             {"now": NOW},
         )
@@ -93,10 +93,9 @@ def test_workers_seen_before_0003_keep_their_rows(storage_url: str) -> None:
     store = Store(storage_url)  # opening migrates
     with store.engine.connect() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("hpsearch_workers")}
-        host = conn.execute(sa.text("SELECT host FROM hpsearch_workers")).scalar()
-    assert "lease_id" not in columns
-    assert "items_done" not in columns
-    assert host == "box"
+        host, done = conn.execute(sa.text("SELECT host, items_done FROM hpsearch_workers")).one()
+    assert "lease_id" not in columns  # read from the leases now
+    assert (host, done) == ("box", 7)
     store.close()
 
 
