@@ -324,16 +324,34 @@ class StageMachine:
 
     # --- reports and results -----------------------------------------------------------------
 
-    def report(self, item: WorkItem, epoch: int, metrics: dict[str, float]) -> bool:
-        """Record a trial's epoch; True means "stop now" (pruned, or the study stopped)."""
-        running = self.store.study_state(item.study_id) == "running"
+    def report(
+        self,
+        item: WorkItem,
+        epoch: int,
+        metrics: dict[str, float],
+        study_state: str | None = None,
+        progress: list[dict[str, float]] | None = None,
+    ) -> bool:
+        """Record a trial's epoch; True means "stop now" (pruned, or the study stopped).
+
+        A caller that has just read the study's state, or every epoch the trial reported so far
+        (``progress``: metrics with their epoch, this one included), passes them and saves a
+        query each; otherwise they are read."""
+        state = study_state if study_state is not None else self.store.study_state(item.study_id)
+        running = state == "running"
         if item.kind != "trial":
             return not running
         assert item.trial_id is not None
         assert item.trial_number is not None
         ostudy = self._item_study(item)
         value = metrics["val_accuracy"]
-        prune = self.optuna.report(ostudy, item.trial_id, item.trial_number, epoch, value)
+        curve = None
+        if progress is not None:
+            curve = {
+                int(e["epoch"]): float(e["val_accuracy"]) for e in progress if "val_accuracy" in e
+            }
+            curve[epoch] = value
+        prune = self.optuna.report(ostudy, item.trial_id, item.trial_number, epoch, value, curve)
         return prune or not running
 
     def finish(self, item: WorkItem, outcome: Outcome) -> None:

@@ -311,10 +311,17 @@ class StageTrials:
     # --- reporting and finishing ---------------------------------------------------------------
 
     def report(
-        self, ostudy: optuna.Study, trial_id: int, number: int, epoch: int, value: float
+        self,
+        ostudy: optuna.Study,
+        trial_id: int,
+        number: int,
+        epoch: int,
+        value: float,
+        curve: Mapping[int, float] | None = None,
     ) -> bool:
         """Record an epoch's validation accuracy; True if the pruner says stop (or the trial is
-        already over)."""
+        already over). ``curve``, if given, is every value the trial reported (epoch -> value,
+        this one included), which then need not be read back."""
         storage = self.store.optuna
         if not self._record_value(trial_id, epoch, value):
             return True
@@ -325,7 +332,8 @@ class StageTrials:
         # A median pruner reads only the study's direction, its completed trials' intermediate
         # values and this trial's: give it those, read in two or three small queries instead of
         # rebuilding every unfinished trial of the study from the database.
-        frozen = _with_values(trial_id, number, TrialState.RUNNING, self._values([trial_id]))
+        values = {trial_id: dict(curve)} if curve is not None else self._values([trial_id])
+        frozen = _with_values(trial_id, number, TrialState.RUNNING, values)
         view = _PrunerView(self._completed(ostudy))
         return bool(ostudy.pruner.prune(cast(optuna.Study, view), frozen))
 

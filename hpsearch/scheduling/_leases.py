@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from hpsearch.errors import HPSearchError
 from hpsearch.recipe import Outcome, WorkItem
 from hpsearch.storage import Store, utcnow
-from hpsearch.storage._tables import leases, workers
+from hpsearch.storage._tables import leases, studies, workers
 
 
 class LeaseNotFoundError(HPSearchError):
@@ -81,13 +81,21 @@ class LeaseBook:
             raise LeaseNotFoundError(lease_id)
         return _lease_row(row)
 
-    def renew(self, lease_id: int, epoch: dict[str, float] | None = None) -> LeaseRow | None:
-        """Extend an active lease; with ``epoch``, keep that epoch's metrics. None if the lease
-        is not active any more."""
+    def renew(
+        self, lease_id: int, epoch: dict[str, float] | None = None
+    ) -> tuple[LeaseRow, str] | None:
+        """Extend an active lease; with ``epoch``, keep that epoch's metrics. Returns the lease
+        as renewed (its progress with this epoch) and its study's state, read in the same
+        query; None if the lease is not active any more."""
         now = utcnow()
         with self.store.engine.begin() as conn:
             # locked: a re-sent report running beside the first must not drop its epoch
-            query = sa.select(leases).where(leases.c.id == lease_id).with_for_update()
+            query = (
+                sa.select(leases, studies.c.state.label("study_state"))
+                .join(studies, studies.c.id == leases.c.study_id)
+                .where(leases.c.id == lease_id)
+                .with_for_update(of=leases)
+            )
             row = conn.execute(query).mappings().first()
             if row is None:
                 raise LeaseNotFoundError(lease_id)
@@ -102,7 +110,9 @@ class LeaseBook:
                 .where(leases.c.id == lease_id, leases.c.state == "active")
                 .values(**values)
             )
-        return _lease_row(row) if renewed.rowcount == 1 else None
+        if renewed.rowcount != 1:
+            return None
+        return _lease_row({**row, **values}), str(row["study_state"])
 
     def close(
         self, lease_id: int, state: str, outcome: Outcome, *, only_if_expired: bool = False

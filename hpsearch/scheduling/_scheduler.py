@@ -131,19 +131,21 @@ class Scheduler:
 
     def report(self, lease_id: int, epoch: int, metrics: dict[str, float]) -> bool:
         """Record an epoch and renew the lease; True means "stop now" (pruned, stopped, expired)."""
-        row = self.leases.renew(lease_id, {"epoch": epoch, **metrics})
-        if row is None:
+        renewed = self.leases.renew(lease_id, {"epoch": epoch, **metrics})
+        if renewed is None:
             return True
+        row, study_state = renewed
         self.workers.heard(row.worker)
-        return self.machine.report(row.item, epoch, metrics)
+        return self.machine.report(row.item, epoch, metrics, study_state, row.progress)
 
     def heartbeat(self, lease_id: int) -> bool:
         """Renew the lease; False means the item is no longer this worker's to finish."""
-        row = self.leases.renew(lease_id)
-        if row is None:
+        renewed = self.leases.renew(lease_id)
+        if renewed is None:
             return False
+        row, study_state = renewed
         self.workers.heard(row.worker)
-        return self.store.study_state(row.study_id) == "running"
+        return study_state == "running"
 
     def finish(self, lease_id: int, outcome: Outcome) -> bool:
         """Apply ``outcome`` once; a repeated or late finish is acknowledged and not applied.

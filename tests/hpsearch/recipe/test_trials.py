@@ -117,13 +117,17 @@ def test_the_pruning_decision_is_the_median_pruners_own(storage_url: str) -> Non
             done.report(rng.random(), epoch)
         ostudy.tell(done, rng.random())
     decisions = []
-    for _ in range(20):
+    for i in range(20):
         ours = ostudy.ask(fixed_distributions=distributions(RANGES))
+        curve: dict[int, float] = {}
         for epoch in range(1, 4):
-            value = rng.random()
-            decided = trials.report(ostudy, ours._trial_id, ours.number, epoch, value)
+            value = curve[epoch] = rng.random()
+            # half the trials give their curve so far (as the server does, from the lease)
+            given = dict(curve) if i % 2 else None
+            decided = trials.report(ostudy, ours._trial_id, ours.number, epoch, value, given)
             # the pruner itself, given the real study and the trial as Optuna reads it
             fresh = store.optuna.get_trial(ours._trial_id)
+            assert fresh.intermediate_values == curve
             assert decided == ostudy.pruner.prune(ostudy, fresh)
             decisions.append(decided)
             if decided:
