@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 from urllib.parse import quote
 
 import anyio
@@ -23,8 +22,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.charts import Charts
 from api.dashboard import mount_dashboard
 from api.dashboard._pages import SignInNeeded, WorkerRefused, error_page
+from api.docs import mount_docs
 from api.metrics import Metrics, RequestTimer
 from api.routes import charts, health, studies, trials, workers
+from api.schemas import ErrorBody, Problem
 from api.settings import Settings
 from hpsearch import __version__
 from hpsearch.errors import (
@@ -36,12 +37,18 @@ from hpsearch.errors import (
     StudyNotFoundError,
 )
 from hpsearch.recipe import BadQueryError, StageMachine
-from hpsearch.scheduling import LeaseNotFoundError, Scheduler
+from hpsearch.scheduling import (
+    LeaseHeldError,
+    LeaseNotFoundError,
+    Scheduler,
+    database_unavailable,
+)
 from hpsearch.storage import Store
 
 _STATUS = {
     StudyNotFoundError: 404,
     LeaseNotFoundError: 404,
+    LeaseHeldError: 409,
     StudyExistsError: 409,
     SpecError: 422,
     OutcomeError: 422,
@@ -78,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Hyperparameter search for regularized CNNs, the coarse-to-fine recipe.",
         lifespan=lifespan,
+        docs_url=None,  # served by mount_docs from installed files, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
@@ -89,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(workers.router)
     app.include_router(charts.router)
     mount_dashboard(app)
+    mount_docs(app)
     app.add_exception_handler(SignInNeeded, _sign_in)
     app.add_exception_handler(WorkerRefused, _worker_refused)
     app.add_exception_handler(HPSearchError, _hpsearch_error)
@@ -105,11 +115,19 @@ async def _reap_forever(scheduler: Scheduler, lease_seconds: float) -> None:
         await asyncio.sleep(min(5.0, lease_seconds / 4))
         try:
             reaped = await run_in_threadpool(scheduler.reap)
-        except Exception:  # a database blip must not end the reaper; the next round retries
-            log.exception("reaping expired leases failed")
+        except Exception as exc:  # a database blip must not end the reaper; the next round retries
+            if database_unavailable(exc):  # expected, and recovered from: one line is enough
+                log.warning("reaping expired leases failed, retrying: %s", _first_line(exc))
+            else:
+                log.exception("reaping expired leases failed")
             continue
         if reaped:
             log.info("reaped %d expired leases", reaped)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
 async def _sign_in(request: Request, exc: Exception) -> Response:
@@ -126,17 +144,20 @@ async def _hpsearch_error(request: Request, exc: Exception) -> Response:
         return error_page(
             request, status, "Not found" if status == 404 else "Cannot show that", str(exc)
         )
-    body: dict[str, Any] = {"detail": str(exc)}
+    problems = None
     if isinstance(exc, SpecError):
-        body["problems"] = [{"field": f, "message": m} for f, m in exc.problems]
-    return JSONResponse(body, status_code=status)
+        problems = [Problem(field=f, message=m) for f, m in exc.problems]
+    retry = {"Retry-After": "2"} if status == 503 else None  # as the schema says every 503 has
+    return _error(status, str(exc), problems, retry)
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     """The database dropped the connection or is down: the caller should retry (workers do).
 
     Nothing is half-recorded by such a failure that a retry or the reaper does not complete."""
-    log.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
+    log.warning(
+        "%s %s: database unavailable: %s", request.method, request.url.path, _first_line(exc)
+    )
     detail = "the database is unavailable right now; retry shortly"
     return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "2"})
 
@@ -152,10 +173,21 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     if _wants_page(request) and request.method == "GET":  # a mistyped page address
         return error_page(request, 404, "Not found", f"there is no page at {request.url.path}")
     problems = [
-        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+        Problem(field=".".join(str(p) for p in e["loc"]), message=e["msg"]) for e in exc.errors()
     ]
-    detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-    return JSONResponse({"detail": detail, "problems": problems}, status_code=422)
+    detail = "; ".join(f"{p.field}: {p.message}" for p in problems)
+    return _error(422, detail, problems)
+
+
+def _error(
+    status: int,
+    detail: str,
+    problems: list[Problem] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """An error as the schema declares it (``ErrorBody``)."""
+    body = ErrorBody(detail=detail, problems=problems).model_dump(mode="json", exclude_none=True)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 class BodyLimit:

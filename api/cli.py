@@ -13,6 +13,8 @@ import uvicorn
 
 from api.app import create_app
 from api.settings import Settings, check_can_serve
+from hpsearch.errors import StorageError
+from hpsearch.storage import Store
 
 
 @click.command()
@@ -40,6 +42,10 @@ def serve(storage: str | None, host: str, port: int, processes: int, access_log:
     problem = check_can_serve(settings, host, processes)
     if problem is not None:
         raise click.ClickException(problem)
+    try:  # a storage that cannot be opened is one error line, not a server's traceback
+        Store(settings.storage).close()
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
     log = logging.getLogger("hpsearch.serve")
     if settings.open:
         click.echo(f"hpsearch: no tokens set: the API on {host}:{port} is open to anyone here")

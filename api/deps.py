@@ -13,10 +13,12 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
+from api.schemas import ID_MAX, StudyKey
 from api.settings import Settings
+from hpsearch.errors import StudyNotFoundError
 from hpsearch.recipe import StageMachine
 from hpsearch.scheduling import Scheduler
-from hpsearch.storage import Store
+from hpsearch.storage import Store, StudyRecord
 
 SESSION_COOKIE = "hpsearch_session"
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -46,6 +48,18 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 MachineDep = Annotated[StageMachine, Depends(get_machine)]
 SchedulerDep = Annotated[Scheduler, Depends(get_scheduler)]
+
+
+def get_study(study: StudyKey, store: StoreDep) -> StudyRecord:
+    """The study a path names: by id when the key is all digits, else by name; 404 if none."""
+    if not study.isdigit():
+        return store.get_study(study)
+    if not 1 <= int(study) <= ID_MAX:  # no such id can exist (and the database would refuse it)
+        raise StudyNotFoundError(int(study))
+    return store.get_study(int(study))
+
+
+StudyDep = Annotated[StudyRecord, Depends(get_study)]
 
 
 class NotSignedIn(HTTPException):

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, gt=0)  # larger request bodies get 413
     # requests handled at once per server process (each holds a database connection or two)
     threads: int = Field(16, ge=1, le=256)
+    # a study whose work item would need more memory than this (estimated from its spec: the
+    # data set, the model's weights and a batch's activations) is refused at launch
+    max_item_memory_gib: float = Field(16.0, gt=0, allow_inf_nan=False)
 
     @property
     def open(self) -> bool:

@@ -1,9 +1,20 @@
 """hpsearch: hyperparameter search for regularized CNNs, following the coarse-to-fine recipe."""
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from hpsearch.errors import DatasetNotFoundError, DivergedError, HPSearchError, SpecError
-from hpsearch.spec import StudySpec, load_spec, parse_spec
+
+if TYPE_CHECKING:
+    from hpsearch.spec import StudySpec, load_spec, parse_spec
 
 __version__ = "0.1.0"
+
+# The spec's names load on first use: pydantic takes a while to build the models, and
+# ``hpsearch --help`` (whose modules are in this package) should not wait for it.
+_LAZY = {"StudySpec": "hpsearch.spec", "load_spec": "hpsearch.spec", "parse_spec": "hpsearch.spec"}
 
 __all__ = [
     "DatasetNotFoundError",
@@ -15,3 +26,9 @@ __all__ = [
     "load_spec",
     "parse_spec",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'hpsearch' has no attribute {name!r}")
+    return getattr(import_module(_LAZY[name]), name)

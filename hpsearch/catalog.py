@@ -16,6 +16,7 @@ class DatasetInfo:
     classes: tuple[str, ...]
     flip_invariant: bool  # is a mirrored image still of the same class?
     official_test_split: bool  # False: the test split is carved out of the data, seeded
+    images: int = 0  # in all splits together (0: set by the spec, as for shapes' dataset.size)
 
     @property
     def num_classes(self) -> int:
@@ -33,7 +34,7 @@ _CIFAR = (
 )
 
 DATASETS: dict[str, DatasetInfo] = {
-    "digits": DatasetInfo("digits", 1, 8, _DIGITS, False, False),
+    "digits": DatasetInfo("digits", 1, 8, _DIGITS, False, False, images=1797),
     "shapes": DatasetInfo(
         "shapes",
         3,
@@ -42,7 +43,7 @@ DATASETS: dict[str, DatasetInfo] = {
         True,
         False,
     ),
-    "mnist": DatasetInfo("mnist", 1, 28, _DIGITS, False, True),
+    "mnist": DatasetInfo("mnist", 1, 28, _DIGITS, False, True, images=70_000),
     "fashion_mnist": DatasetInfo(
         "fashion_mnist",
         1,
@@ -50,6 +51,7 @@ DATASETS: dict[str, DatasetInfo] = {
         _FASHION,
         True,
         True,
+        images=70_000,
     ),
     "cifar10": DatasetInfo(
         "cifar10",
@@ -58,5 +60,6 @@ DATASETS: dict[str, DatasetInfo] = {
         _CIFAR,
         True,
         True,
+        images=60_000,
     ),
 }

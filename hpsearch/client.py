@@ -1,4 +1,4 @@
-"""A client of the hpsearch server's REST API for people's commands (launch, status, up).
+"""A client of the hpsearch server's REST API for people's commands (launch, status, stop, ...).
 
 Workers have their own client for the trial protocol (``workers``); this one manages studies with
 the admin token. Every failure is an :class:`HPSearchError` whose message says what went wrong:
@@ -64,8 +64,17 @@ class ServiceClient:
                 return int(study["id"])
         raise ServerError(f"no study named {key!r} on {self.server}", 404)
 
+    def stop(self, study_id: int) -> dict[str, Any]:
+        """Stop a running study (``id``, ``name``, ``state``); 409 if it is not running."""
+        return dict(self._request("POST", f"/api/studies/{study_id}/stop"))
+
     def resume(self, study_id: int) -> dict[str, Any]:
+        """Resume a stopped study (``id``, ``name``, ``state``); 409 if it is not stopped."""
         return dict(self._request("POST", f"/api/studies/{study_id}/resume"))
+
+    def delete(self, study_id: int) -> None:
+        """Delete a study with its trials and stage results."""
+        self._request("DELETE", f"/api/studies/{study_id}")
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

@@ -91,3 +91,11 @@ class OutcomeError(HPSearchError):
         self.item = item
         self.problem = problem
         super().__init__(f"outcome of {item}: {problem}")
+
+
+class CancelledError(HPSearchError):
+    """A work item was given up part-way: its study was stopped, or its worker is shutting down.
+    Not the item's fault: it is handed back to be done again."""
+
+    def __init__(self, why: str = "its study was stopped or its worker is shutting down") -> None:
+        super().__init__(f"given up part-way: {why}")

@@ -1,4 +1,10 @@
-"""The worker's HTTP client for the trial protocol. Network errors surface as ``Unreachable``."""
+"""The worker's HTTP client for the trial protocol.
+
+Every call says which worker makes it: the server lets only the worker that claimed an item
+report on, renew or finish it. Failures come in two kinds: ``Unreachable`` (no answer, or a 5xx:
+the server or its database is away for a moment; back off and send again) and ``Refused`` (a 4xx:
+sending the same again cannot help), each one line naming the call and the server's reason.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,19 @@ import httpx
 
 class Unreachable(Exception):
     """The server did not answer (down, restarting, network blip): back off and try again."""
+
+
+class Refused(Exception):
+    """The server answered 4xx: a wrong token (401/403), an item that is not ours or no longer
+    exists (404/409), a malformed call (422). ``status`` is the HTTP status."""
+
+    def __init__(self, path: str, status: int, detail: str) -> None:
+        self.status, self.detail = status, detail
+        super().__init__(f"{path}: HTTP {status}: {detail}")
+
+    @property
+    def bad_token(self) -> bool:
+        return self.status in (401, 403)
 
 
 class ProtocolClient:
@@ -33,14 +52,18 @@ class ProtocolClient:
         return None if response.status_code == 204 else dict(response.json())
 
     def report(self, item_id: int, epoch: int, metrics: dict[str, float]) -> bool:
-        body = {"epoch": epoch, "metrics": metrics}
+        body = {"worker": self.worker_id, "epoch": epoch, "metrics": metrics}
         return bool(self._post(f"/api/trials/{item_id}/report", body).json()["prune"])
 
     def heartbeat(self, item_id: int) -> bool:
-        return bool(self._post(f"/api/trials/{item_id}/heartbeat", None).json()["continue"])
+        body = {"worker": self.worker_id}
+        return bool(self._post(f"/api/trials/{item_id}/heartbeat", body).json()["continue"])
 
-    def finish(self, item_id: int, outcome: dict[str, Any]) -> bool:
-        return bool(self._post(f"/api/trials/{item_id}/finish", outcome).json()["applied"])
+    def finish(self, item_id: int, outcome: dict[str, Any], worker: str | None = None) -> bool:
+        """Deliver an outcome as ``worker`` (default: this worker), the item's holder: a result
+        adopted from a dead worker's spool is delivered under its holder's id."""
+        body = {"worker": worker or self.worker_id, **outcome}
+        return bool(self._post(f"/api/trials/{item_id}/finish", body).json()["applied"])
 
     def _post(self, path: str, body: dict[str, Any] | None) -> httpx.Response:
         try:
@@ -48,6 +71,17 @@ class ProtocolClient:
         except httpx.TransportError as exc:
             raise Unreachable(f"{path}: {exc}") from None
         if response.status_code >= 500:
-            raise Unreachable(f"{path}: HTTP {response.status_code}")
-        response.raise_for_status()  # 4xx: our bug or a bad token; let it be seen
+            raise Unreachable(f"{path}: HTTP {response.status_code}: {_detail(response)}")
+        if response.status_code >= 400:
+            raise Refused(path, response.status_code, _detail(response))
         return response
+
+
+def _detail(response: httpx.Response) -> str:
+    """The server's own explanation (``detail``), or the start of whatever it sent."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:300] or response.reason_phrase
+    detail = body.get("detail") if isinstance(body, dict) else None
+    return str(detail if detail is not None else body)[:1000]

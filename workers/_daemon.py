@@ -2,7 +2,12 @@
 
 Exits are explicit so the loop is testable: ``burst`` (stop when nothing is left to claim) and
 ``max_trials``. Signals: the first SIGTERM/SIGINT lets the current item finish (warm), the second
-stops it at its next report and hands it back as a retryable failure (cold).
+stops it at its next step and hands it back as a retryable failure (cold).
+
+Nothing an item does ends the worker: any exception it raises (out of memory, a bug, a bad spec)
+is reported as the item's failure, with its type and message, and the worker claims the next one.
+Only a token the server refuses ends it. An epoch's report the server could not take is sent again
+(bounded), and an outcome it could not take waits in the spool: no work is lost to a blip.
 """
 
 from __future__ import annotations
@@ -12,18 +17,21 @@ import random
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-import httpx
 import torch
 
-from hpsearch.errors import HPSearchError
+from hpsearch.errors import CancelledError, HPSearchError
 from hpsearch.recipe import Outcome, WorkItem, execute
-from workers._client import ProtocolClient, Unreachable
+from workers._client import ProtocolClient, Refused, Unreachable
 from workers._spool import Spool
 
 log = logging.getLogger("hpsearch.worker")
+
+
+REPORT_WAITS = (0.5, 1.0, 2.0)  # seconds before each resend of an epoch's report
 
 
 class Heartbeat:
@@ -31,7 +39,7 @@ class Heartbeat:
 
     def __init__(self, client: ProtocolClient, item_id: int, interval: float) -> None:
         self.client, self.item_id, self.interval = client, item_id, interval
-        self.lost = False  # the server says the item is no longer ours
+        self.lost = False  # the server says the item is no longer ours (or its study stopped)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True, name="heartbeat")
 
@@ -50,6 +58,52 @@ class Heartbeat:
                     self.lost = True
             except Unreachable as exc:  # keep training; the lease may survive the blip
                 log.warning("[%s] heartbeat failed: %s", self.client.worker_id, exc)
+            except Refused as exc:  # the item is gone or not ours: give it up
+                log.warning("[%s] heartbeat refused: %s", self.client.worker_id, exc)
+                self.lost = True
+
+
+class Reporter:
+    """Sends a trial's epochs in order. An epoch the server could not take (no answer, a 503
+    while its database reconnects) is sent again a few times, then kept and sent before the
+    next epoch and before the finish: the pruner sees every epoch, late rather than never."""
+
+    def __init__(self, client: ProtocolClient, item_id: int, stop: threading.Event) -> None:
+        self.client, self.item_id, self.stop = client, item_id, stop
+        self.unsent: dict[int, dict[str, float]] = {}
+
+    def __call__(self, epoch: int, metrics: dict[str, float]) -> bool:
+        """Report ``epoch``; True means stop (pruned, the study stopped, the item is gone)."""
+        self.unsent[epoch] = metrics
+        return self.flush()
+
+    def flush(self) -> bool:
+        """Send what is unsent; True if the server said stop. The server known away (epochs
+        left over from before), each epoch gets one try rather than every wait."""
+        waits = REPORT_WAITS if len(self.unsent) == 1 else ()
+        for epoch in sorted(self.unsent):
+            for wait in (*waits, None):
+                try:
+                    prune = self.client.report(self.item_id, epoch, self.unsent[epoch])
+                except Unreachable as exc:
+                    if wait is None or self.stop.wait(wait):
+                        log.warning(
+                            "[%s] epoch %d of item %d kept for later: %s",
+                            self.client.worker_id,
+                            epoch,
+                            self.item_id,
+                            exc,
+                        )
+                        return False  # train on; sent with the next epoch or the finish
+                    continue
+                except Refused as exc:  # the item is gone or not ours: stop training it
+                    log.warning("[%s] report refused: %s", self.client.worker_id, exc)
+                    return True
+                del self.unsent[epoch]
+                if prune:
+                    return True
+                break
+        return False
 
 
 class Worker:
@@ -69,9 +123,11 @@ class Worker:
         self.idle_seconds, self.max_backoff = idle_seconds, max_backoff
         self.warm_stop = threading.Event()
         self.cold_stop = threading.Event()
+        self._logged: set[tuple[str, str]] = set()  # failures whose traceback was logged
 
     def run(self) -> int:
-        """Work until an exit condition; returns how many items were finished."""
+        """Work until an exit condition; returns how many items were finished. A token the
+        server refuses raises :class:`Refused` (nothing else ends the loop early)."""
         done, backoff = 0, self.idle_seconds
         self.deliver_spool()
         # Workers started together (a machine's GPUs, a fleet brought up at once) spread their
@@ -82,10 +138,13 @@ class Worker:
                 # results kept while the server was away go first: their leases are running out
                 self.deliver_spool(raise_unreachable=True)
                 lease = self.client.claim(socket.gethostname(), [str(self.device)])
-            except Unreachable as exc:
+            except (Unreachable, Refused) as exc:
+                if isinstance(exc, Refused) and exc.bad_token:
+                    raise
                 log.warning(
-                    "[%s] server unreachable (%s); retrying in %.0fs",
+                    "[%s] %s (%s); retrying in %.0fs",
                     self.client.worker_id,
+                    "server unreachable" if isinstance(exc, Unreachable) else "claim refused",
                     exc,
                     backoff,
                 )
@@ -107,7 +166,12 @@ class Worker:
         return done
 
     def _work(self, lease: dict[str, Any]) -> None:
-        item, item_id = WorkItem.from_dict(lease["item"]), int(lease["id"])
+        item_id = int(lease["id"])
+        try:
+            item = WorkItem.from_dict(lease["item"])
+        except (TypeError, KeyError) as exc:  # a server of another version
+            self._deliver(item_id, self._failed(item_id, exc))
+            return
         log.info(
             "[%s] item %d: %s %s %s",
             self.client.worker_id,
@@ -117,35 +181,70 @@ class Worker:
             item.params,
         )
         with Heartbeat(self.client, item_id, max(0.5, lease["lease_seconds"] / 3)) as beat:
+            reporter = Reporter(self.client, item_id, self.cold_stop)
 
             def report(epoch: int, metrics: dict[str, float]) -> bool:
-                if self.cold_stop.is_set() or beat.lost:
-                    return True
-                try:
-                    return self.client.report(item_id, epoch, metrics)
-                except Unreachable:
-                    return False  # train on; the result is spooled at the end
-                except httpx.HTTPStatusError:  # the server no longer knows this item
-                    return True
+                return self.cold_stop.is_set() or beat.lost or reporter(epoch, metrics)
 
-            try:
-                outcome = execute(item, self.device, report)
-            except HPSearchError as exc:  # e.g. the data set is missing on this machine
-                outcome = Outcome(state="failed", reason=str(exc))
-            except (RuntimeError, ValueError, OSError) as exc:  # CUDA OOM is a RuntimeError
-                outcome = Outcome(state="failed", reason=f"{type(exc).__name__}: {exc}")
+            outcome = self._execute(item_id, item, report, self._give_up_when(item, beat))
+            if reporter.unsent:
+                reporter.flush()  # the server rebuilds any still missing from the history
         if self.cold_stop.is_set():
             outcome = Outcome(state="failed", reason="worker shut down", retryable=True)
-        self.spool.put(item_id, outcome.to_dict())
+        self._deliver(item_id, outcome)
+
+    def _give_up_when(self, item: WorkItem, beat: Heartbeat) -> Callable[[], bool]:
+        """When to give the item up part-way: at a cold stop; a single stage (sanity checks,
+        range test, final training) also when its study stops or the lease is lost (a trial
+        is pruned at its next report instead)."""
+        if item.kind == "trial":
+            return self.cold_stop.is_set
+        return lambda: self.cold_stop.is_set() or beat.lost
+
+    def _execute(
+        self,
+        item_id: int,
+        item: WorkItem,
+        report: Callable[[int, dict[str, float]], bool],
+        cancelled: Callable[[], bool],
+    ) -> Outcome:
+        try:
+            return execute(item, self.device, report, cancelled)
+        except CancelledError as exc:  # not the item's fault: handed back to be done again
+            return Outcome(state="failed", reason=str(exc), retryable=True)
+        except HPSearchError as exc:  # e.g. the data set is missing on this machine
+            return Outcome(state="failed", reason=str(exc))
+        except Exception as exc:  # MemoryError, CUDA out of memory, a bug: the item's failure
+            return self._failed(item_id, exc)
+
+    def _failed(self, item_id: int, exc: BaseException) -> Outcome:
+        """The outcome of an item that raised ``exc``; its traceback is logged the first time
+        this worker meets that failure, one line after that."""
+        detail = str(exc).strip() or (
+            "the worker ran out of memory" if isinstance(exc, MemoryError) else ""
+        )
+        reason = f"{type(exc).__name__}: {detail}"[:4000] if detail else type(exc).__name__
+        key = (type(exc).__name__, str(exc)[:200])
+        if key in self._logged:
+            log.error("[%s] item %d failed: %s", self.client.worker_id, item_id, reason)
+        else:
+            self._logged.add(key)
+            log.error(
+                "[%s] item %d failed: %s", self.client.worker_id, item_id, reason, exc_info=exc
+            )
+        return Outcome(state="failed", reason=reason)
+
+    def _deliver(self, item_id: int, outcome: Outcome) -> None:
+        self.spool.put(item_id, self.client.worker_id, outcome.to_dict())
         self.deliver_spool()
 
     def deliver_spool(self, raise_unreachable: bool = False) -> None:
         """Send every spooled result; keep those the server could not take yet (and, with
         ``raise_unreachable``, let the caller back off)."""
-        for item_id, outcome in self.spool.pending():
+        for item_id, holder, outcome in self.spool.pending():
             try:
-                applied = self.client.finish(item_id, outcome)
-            except httpx.HTTPStatusError as exc:  # refused for good: resending cannot help
+                applied = self.client.finish(item_id, outcome, holder)
+            except Refused as exc:  # refused for good: resending cannot help
                 log.error("[%s] result %d refused: %s", self.client.worker_id, item_id, exc)
                 self.spool.done(item_id)
                 continue

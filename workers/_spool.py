@@ -6,7 +6,8 @@ deleted only after the server answered, so no finished work is lost to a blip or
 Each worker has its own folder under a shared root, locked (``flock``) while the worker lives;
 the lock goes with the process, however it ends. A worker starting up adopts the results left in
 the unlocked folders beside its own (a worker that died, or was restarted under a new id) and
-delivers them as its own: the server takes a finish from any worker and never applies one twice.
+delivers them under their holder's id (the server takes a finish only from the worker that
+claimed the item, and never applies one twice).
 """
 
 from __future__ import annotations
@@ -54,14 +55,22 @@ class Spool:
                 sibling.rmdir()
         return adopted
 
-    def put(self, item_id: int, outcome: dict[str, Any]) -> None:
+    def put(self, item_id: int, holder: str, outcome: dict[str, Any]) -> None:
+        """Keep ``outcome`` of item ``item_id``, which worker ``holder`` claimed (only the
+        holder may deliver it: a result adopted from a dead worker's spool keeps its id)."""
         temp = self.directory / f".{item_id}.json.tmp"
-        temp.write_text(json.dumps(outcome))
+        temp.write_text(json.dumps({"holder": holder, "outcome": outcome}))
         os.replace(temp, self.directory / f"{item_id}.json")
 
-    def pending(self) -> Iterator[tuple[int, dict[str, Any]]]:
+    def pending(self) -> Iterator[tuple[int, str | None, dict[str, Any]]]:
+        """(item id, its holder, its outcome) of every kept result; a result spooled by an
+        older version has no holder (None: the worker delivering it is taken to be it)."""
         for path in sorted(self.directory.glob("*.json")):
-            yield int(path.stem), json.loads(path.read_text())
+            data = json.loads(path.read_text())
+            if isinstance(data, dict) and set(data) == {"holder", "outcome"}:
+                yield int(path.stem), data["holder"], data["outcome"]
+            else:
+                yield int(path.stem), None, data
 
     def done(self, item_id: int) -> None:
         (self.directory / f"{item_id}.json").unlink(missing_ok=True)

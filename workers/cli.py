@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import click
-import httpx
 
-from workers._client import ProtocolClient
+from workers._client import ProtocolClient, Refused
 from workers._spool import Spool
 
 
@@ -49,7 +48,9 @@ def worker(
     worker_id: str | None,
 ) -> None:
     """Claim work items from a server and train them until stopped."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # the worker's own lines (hpsearch.*) from INFO; libraries' only when they warn
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("hpsearch").setLevel(logging.INFO)
     from hpsearch.device import resolve_device  # PyTorch: loaded by the worker, not by hpsearch
     from workers._daemon import Worker
 
@@ -71,10 +72,9 @@ def worker(
     daemon.install_signal_handlers()
     try:
         done = daemon.run()
-    except httpx.HTTPStatusError as exc:  # 401/403: a wrong token, not a reason to retry
-        detail = exc.response.json().get("detail", "") if exc.response.content else ""
+    except Refused as exc:  # 401/403: a wrong token, not a reason to retry
         raise click.ClickException(
-            f"the server refused the worker: HTTP {exc.response.status_code} {detail}"
+            f"the server refused the worker: HTTP {exc.status}: {exc.detail}"
         ) from None
     finally:
         client.close()

@@ -3,9 +3,10 @@
 optuna-dashboard expects to own the site's root: its page loads ``/static/bundle.js``, its
 scripts call ``/api/...`` (ours!) and route under ``/dashboard``. Here it runs as a WSGI app
 under ``/optuna`` (a2wsgi), and three small rewrites keep it there: its page loads its bundle and
-a one-line shim from ``/optuna/static``, the shim sends its ``/api/`` calls to ``/optuna/api/``,
+a small shim from ``/optuna/static``, the shim sends its ``/api/`` calls to ``/optuna/api/``,
 and its bundle's route prefix ``/dashboard`` becomes ``/optuna/dashboard``. Access is the
-dashboard's: the admin token, from the session cookie or a bearer header.
+dashboard's: the admin token, from the session cookie or a bearer header; a change made with the
+cookie alone must carry ``X-Requested-With: hpsearch``, as on our own API (the shim adds it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from api.dashboard._pages import viewer
+from api.deps import presented_token
 from api.settings import Settings
 
 # Found, not imported: importing it pulls in scikit-learn and SciPy, seconds of a server's start.
@@ -28,11 +30,16 @@ _SPEC = importlib.util.find_spec("optuna_dashboard")
 assert _SPEC is not None, "optuna-dashboard is a dependency"
 assert _SPEC.origin is not None
 _PACKAGE = Path(_SPEC.origin).parent
-_SHIM = """// optuna-dashboard calls its API at /api/...; here it lives under /optuna.
+_SHIM = """// optuna-dashboard calls its API at /api/...; here it lives under /optuna, and a change
+// it makes with the session cookie must say it comes from the dashboard (X-Requested-With).
 (() => {
   const f = window.fetch;
-  window.fetch = (input, init) =>
-    f(typeof input === "string" && input.startsWith("/api/") ? "/optuna" + input : input, init);
+  window.fetch = (input, init) => {
+    if (typeof input !== "string" || !input.startsWith("/api/")) return f(input, init);
+    const headers = new Headers(init && init.headers);
+    headers.set("X-Requested-With", "hpsearch");
+    return f("/optuna" + input, { ...init, headers });
+  };
 })();
 """
 
@@ -59,7 +66,10 @@ class OptunaDashboard:
             return
         request = Request(scope, receive)
         settings: Settings = self.app.state.settings
-        viewer(request, settings)  # the pages' rule: the sign-in form, or 403 for a worker token
+        # the pages' rule: the sign-in form, or 403 for a worker token; then the API's rule for
+        # a change made with the session cookie alone (403 without the dashboard's header)
+        if viewer(request, settings) != "open":
+            presented_token(request)
         path = scope["path"][len(scope.get("root_path", "")) :] or "/"
         response = self._rewritten(path)
         if response is not None:

@@ -18,11 +18,11 @@ from api.deps import (
     MachineDep,
     SchedulerDep,
     SettingsDep,
+    StudyDep,
     request_token,
     role_of,
 )
 from api.routes.studies import list_studies
-from api.schemas import StudyId
 from api.settings import Settings
 from hpsearch import __version__
 from hpsearch.errors import HPSearchError
@@ -98,16 +98,17 @@ def studies_page(request: Request, machine: MachineDep, who: ViewerDep) -> HTMLR
     return page(request, "studies.html", "Studies", {"studies": _dump(list_studies(machine))})
 
 
-@router.get("/studies/{study_id}", response_class=HTMLResponse)
+# ``who`` before the study: FastAPI solves dependencies in this order, and a visitor who has not
+# signed in is sent to the sign-in form before any study is looked up (not told it is missing)
+@router.get("/studies/{study}", response_class=HTMLResponse)
 def study_page(
-    request: Request, study_id: StudyId, machine: MachineDep, who: ViewerDep
+    request: Request, who: ViewerDep, record: StudyDep, machine: MachineDep
 ) -> HTMLResponse:
-    record = machine.store.get_study(study_id)
     data = {
         "id": record.id,
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
-        "summary": summary(machine, study_id),
+        "summary": summary(machine, record.id),
         # the table's first page, as the page's script asks for it (complete, best first)
         "table": list_trials(machine, record, state="complete", sort="value", limit=20),
         "params": ["lr", "weight_decay", *record.spec.search.extra],
@@ -115,16 +116,15 @@ def study_page(
     return page(request, "study.html", record.name, data)
 
 
-@router.get("/studies/{study_id}/trials/{stage}/{number}", response_class=HTMLResponse)
+@router.get("/studies/{study}/trials/{stage}/{number}", response_class=HTMLResponse)
 def trial_page(
     request: Request,
-    study_id: StudyId,
+    who: ViewerDep,
+    record: StudyDep,
     stage: Annotated[str, PathParam(pattern=r"^(coarse|refine-\d+)$")],
     number: Annotated[int, PathParam(ge=0, le=2**31 - 1)],
     machine: MachineDep,
-    who: ViewerDep,
 ) -> HTMLResponse:
-    record = machine.store.get_study(study_id)
     trial = trial_detail(machine, record, stage, number)
     data = {"study_id": record.id, "study": record.name, "trial": trial}
     return page(request, "trial.html", f"{record.name} {stage} #{number}", data)

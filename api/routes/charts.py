@@ -7,22 +7,27 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from api.charts import ChartKind, Charts
-from api.deps import AdminDep, MachineDep
-from api.schemas import StudyId
+from api.deps import AdminDep, MachineDep, StudyDep
+from api.schemas import error_responses
 from hpsearch.recipe import trial_points
 
-router = APIRouter(prefix="/api/studies", tags=["charts"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/api/studies",
+    tags=["charts"],
+    dependencies=[AdminDep],
+    responses=error_responses(401, 403, 404, 503),
+)
 
 
-@router.get("/{study_id}/points")
-def points(study_id: StudyId, machine: MachineDep) -> dict[str, Any]:
+@router.get("/{study}/points")
+def points(record: StudyDep, machine: MachineDep) -> dict[str, Any]:
     """Every search trial in columns: stage, number, state, value, and each parameter."""
-    return trial_points(machine, machine.store.get_study(study_id))
+    return trial_points(machine, record)
 
 
-@router.get("/{study_id}/charts/{kind}")
+@router.get("/{study}/charts/{kind}")
 def chart(
-    study_id: StudyId,
+    record: StudyDep,
     kind: ChartKind,
     request: Request,
     machine: MachineDep,
@@ -31,4 +36,4 @@ def chart(
     """A plotly figure (JSON) from Optuna's visualization module: ``history`` (every round),
     ``importance`` (fANOVA) or ``intermediate`` (validation accuracy per epoch)."""
     charts: Charts = request.app.state.charts
-    return charts.figure(machine.store.get_study(study_id), kind, stage)
+    return charts.figure(record, kind, stage)

@@ -8,9 +8,13 @@ from fastapi import APIRouter, Request, Response
 
 from api.deps import StoreDep, WorkerDep
 from api.metrics import CONTENT_TYPE, Metrics
+from api.schemas import error_responses
 from hpsearch import __version__
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=error_responses(503))  # both read the database
+_PROMETHEUS: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}}}
+}
 
 
 @router.get("/healthz")
@@ -19,7 +23,12 @@ def healthz(store: StoreDep) -> dict[str, Any]:
     return {"status": "ok", "version": __version__, "studies": store.count_studies()}
 
 
-@router.get("/metrics", dependencies=[WorkerDep], response_class=Response)  # any token
+@router.get(
+    "/metrics",
+    dependencies=[WorkerDep],  # any token
+    response_class=Response,
+    responses=_PROMETHEUS | error_responses(401),
+)
 def metrics(request: Request) -> Response:
     """Prometheus text format: trials, studies, live workers, active leases, request latency."""
     registry: Metrics = request.app.state.metrics

@@ -6,14 +6,27 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
-from api.deps import AdminDep, MachineDep, StoreDep
-from api.schemas import StudyCreated, StudyId, StudyListItem
+from api.deps import AdminDep, MachineDep, SettingsDep, StoreDep, StudyDep
+from api.schemas import StudyCreated, StudyListItem, error_responses
 from hpsearch.errors import SpecError
-from hpsearch.recipe import TrialStateName, best_trials, list_trials, summary, trial_detail
+from hpsearch.recipe import (
+    MemoryLimit,
+    TrialStateName,
+    best_trials,
+    check_launch,
+    list_trials,
+    summary,
+    trial_detail,
+)
 from hpsearch.spec import parse_spec, read_spec_text
 from hpsearch.storage import StudyRecord
 
-router = APIRouter(prefix="/api/studies", tags=["studies"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/api/studies",
+    tags=["studies"],
+    dependencies=[AdminDep],
+    responses=error_responses(401, 403, 503),
+)
 
 _JSON = ("application/json",)
 _YAML = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
@@ -27,10 +40,17 @@ _SPEC_BODY = {
         },
     }
 }
+_ONE_STUDY = error_responses(404)  # the routes of one study: 404 for an unknown id or name
+_STATE_CHANGE = error_responses(404, 409)  # stop, resume: 409 when the study is not in the state
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, openapi_extra=_SPEC_BODY)
-async def create_study(request: Request, store: StoreDep) -> StudyCreated:
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=_SPEC_BODY,
+    responses=error_responses(409, 413, 415, 422),
+)
+async def create_study(request: Request, store: StoreDep, settings: SettingsDep) -> StudyCreated:
     """Launch a study from a spec; a name already taken is 409."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in _JSON + _YAML:
@@ -45,6 +65,11 @@ async def create_study(request: Request, store: StoreDep) -> StudyCreated:
         raise SpecError([("", "the body is not UTF-8 text")], "request body") from None
     data = read_spec_text(text, "request body", is_json=media in _JSON)
     spec = parse_spec(data, "request body")
+    limit = MemoryLimit(
+        round(settings.max_item_memory_gib * 2**30),
+        "the server's limit (HPSEARCH_MAX_ITEM_MEMORY_GIB)",
+    )
+    check_launch(spec, limit, "request body")  # what its work will derive, and its memory
     record = store.create_study(spec, driver="server")
     return StudyCreated(id=record.id, name=record.name, state=record.state)
 
@@ -55,18 +80,17 @@ def list_studies(machine: MachineDep) -> list[StudyListItem]:
     return [_list_item(machine, record) for record in machine.store.list_studies()]
 
 
-@router.get("/{study_id}")
-def get_study(study_id: StudyId, machine: MachineDep) -> dict[str, Any]:
+@router.get("/{study}", responses=_ONE_STUDY)
+def get_study(record: StudyDep, machine: MachineDep) -> dict[str, Any]:
     """A study: spec, state, and every stage's result (numbers, verdicts, curves)."""
-    record = machine.store.get_study(study_id)
     return {"id": record.id, "spec": record.spec.model_dump(mode="json")} | summary(
-        machine, study_id
+        machine, record.id
     )
 
 
-@router.get("/{study_id}/trials")
+@router.get("/{study}/trials", responses=_ONE_STUDY)
 def get_trials(
-    study_id: StudyId,
+    record: StudyDep,
     machine: MachineDep,
     state: TrialStateName | None = None,
     stage: Annotated[str | None, Query(pattern=r"^(coarse|refine-\d+)$")] = None,
@@ -76,56 +100,54 @@ def get_trials(
 ) -> dict[str, Any]:
     """A page of the study's trials, sorted by ``value`` (best first), ``number``, ``duration``,
     ``epochs``, ``worker``, ``state``, ``stage`` or a parameter's name; ``-`` reverses."""
-    record = machine.store.get_study(study_id)
     return list_trials(
         machine, record, state=state, stage=stage, sort=sort, limit=limit, offset=offset
     )
 
 
-@router.get("/{study_id}/best")
+@router.get("/{study}/best", responses=_ONE_STUDY)
 def get_best(
-    study_id: StudyId, machine: MachineDep, k: Annotated[int, Query(ge=1, le=1000)] = 10
+    record: StudyDep, machine: MachineDep, k: Annotated[int, Query(ge=1, le=1000)] = 10
 ) -> list[dict[str, Any]]:
     """The k completed trials with the highest validation accuracy, best first."""
-    return best_trials(machine, machine.store.get_study(study_id), k)
+    return best_trials(machine, record, k)
 
 
-@router.get("/{study_id}/trials/{stage}/{number}")
+@router.get("/{study}/trials/{stage}/{number}", responses=_ONE_STUDY)
 def get_trial(
-    study_id: StudyId,
+    record: StudyDep,
     stage: Annotated[str, Path(pattern=r"^(coarse|refine-\d+)$")],
     number: Annotated[int, Path(ge=0, le=2**31 - 1)],
     machine: MachineDep,
 ) -> dict[str, Any]:
     """One trial: params, state and reason, worker, timings, and every epoch's metrics."""
-    return trial_detail(machine, machine.store.get_study(study_id), stage, number)
+    return trial_detail(machine, record, stage, number)
 
 
-@router.post("/{study_id}/stop")
-def stop_study(study_id: StudyId, store: StoreDep) -> StudyCreated:
+@router.post("/{study}/stop", responses=_STATE_CHANGE)
+def stop_study(record: StudyDep, store: StoreDep) -> StudyCreated:
     """Stop: running trials are pruned at their next report, nothing new is handed out."""
-    return _transition(store, study_id, frm="running", to="stopped")
+    return _transition(store, record, frm="running", to="stopped")
 
 
-@router.post("/{study_id}/resume")
-def resume_study(study_id: StudyId, store: StoreDep) -> StudyCreated:
+@router.post("/{study}/resume", responses=_STATE_CHANGE)
+def resume_study(record: StudyDep, store: StoreDep) -> StudyCreated:
     """Resume a stopped study where it stopped (from now on this server drives it)."""
-    return _transition(store, study_id, frm="stopped", to="running", driver="server")
+    return _transition(store, record, frm="stopped", to="running", driver="server")
 
 
-@router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_study(study_id: StudyId, machine: MachineDep) -> Response:
+@router.delete("/{study}", status_code=status.HTTP_204_NO_CONTENT, responses=_ONE_STUDY)
+def delete_study(record: StudyDep, machine: MachineDep) -> Response:
     """Delete a study, its stage results and its Optuna studies."""
-    machine.delete(study_id)
+    machine.delete(record.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 def _transition(
-    store: StoreDep, study_id: int, frm: str, to: str, driver: str | None = None
+    store: StoreDep, record: StudyRecord, frm: str, to: str, driver: str | None = None
 ) -> StudyCreated:
-    record = store.get_study(study_id)
-    if not store.set_study_state(study_id, to, driver=driver, only_from=frm):
-        now = store.get_study(study_id).state
+    if not store.set_study_state(record.id, to, driver=driver, only_from=frm):
+        now = store.get_study(record.id).state
         raise HTTPException(status.HTTP_409_CONFLICT, f"study {record.name!r} is {now}, not {frm}")
     return StudyCreated(id=record.id, name=record.name, state=to)
 

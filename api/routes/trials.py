@@ -5,28 +5,52 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from api.deps import SchedulerDep, WorkerDep
-from api.schemas import ItemId
-from hpsearch.recipe import Outcome
+from api.schemas import ItemId, error_responses
+from hpsearch.recipe import Outcome, first_non_finite
 
-router = APIRouter(prefix="/api/trials", tags=["worker protocol"], dependencies=[WorkerDep])
+router = APIRouter(
+    prefix="/api/trials",
+    tags=["worker protocol"],
+    dependencies=[WorkerDep],
+    responses=error_responses(400, 401, 403, 413, 503),  # and 422: every route takes a body
+)
+# a call on a work item: 404 for an item never handed out, 409 for another worker's item
+_ITEM = error_responses(404, 409)
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
+WorkerId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        description="the worker's id; calls on a work item must come from the worker that "
+        "claimed it (another worker's call is 409)",
+    ),
+]
+
+
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinities are refused in every float field (no database stores them as JSON)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ClaimRequest(_Body):
-    worker: str = Field(min_length=1, max_length=128, description="the worker's id")
+    worker: WorkerId
     host: str | None = Field(None, max_length=256)
-    devices: list[str] = Field(default_factory=list, max_length=64)
+    devices: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=64)
+
+
+class HeartbeatRequest(_Body):
+    worker: WorkerId
 
 
 class ReportRequest(_Body):
+    worker: WorkerId
     epoch: int = Field(ge=1, le=100_000)
     metrics: dict[str, Finite]
 
@@ -41,6 +65,7 @@ class ReportRequest(_Body):
 
 
 class FinishRequest(_Body):
+    worker: WorkerId
     state: Literal["passed", "failed", "completed", "pruned"]
     value: Finite | None = None
     result: dict[str, Any] = Field(default_factory=dict)
@@ -49,6 +74,14 @@ class FinishRequest(_Body):
     retryable: bool = False
     trial_epochs: float = Field(0.0, ge=0)
     seconds: float = Field(0.0, ge=0)
+
+    @field_validator("result", "history")
+    @classmethod
+    def _finite(cls, value: Any, info: ValidationInfo) -> Any:
+        where = first_non_finite(value)
+        if where is not None:
+            raise ValueError(f"{info.field_name}{where} is not a finite number")
+        return value
 
 
 @router.post("/claim", responses={204: {"description": "nothing to do right now"}})
@@ -60,19 +93,20 @@ def claim(body: ClaimRequest, scheduler: SchedulerDep) -> Any:
     return lease.as_dict()
 
 
-@router.post("/{item_id}/report")
+@router.post("/{item_id}/report", responses=_ITEM)
 def report(item_id: ItemId, body: ReportRequest, scheduler: SchedulerDep) -> dict[str, bool]:
     """Record an epoch's metrics; the answer says whether to stop (prune) now."""
-    return {"prune": scheduler.report(item_id, body.epoch, body.metrics)}
+    return {"prune": scheduler.report(item_id, body.worker, body.epoch, body.metrics)}
 
 
-@router.post("/{item_id}/heartbeat")
-def heartbeat(item_id: ItemId, scheduler: SchedulerDep) -> dict[str, bool]:
-    """Renew the lease; ``continue: false`` means give the item up."""
-    return {"continue": scheduler.heartbeat(item_id)}
+@router.post("/{item_id}/heartbeat", responses=_ITEM)
+def heartbeat(item_id: ItemId, body: HeartbeatRequest, scheduler: SchedulerDep) -> dict[str, bool]:
+    """Renew the lease; ``continue: false`` means give the item up (its study stopped)."""
+    return {"continue": scheduler.heartbeat(item_id, body.worker)}
 
 
-@router.post("/{item_id}/finish")
+@router.post("/{item_id}/finish", responses=_ITEM)
 def finish(item_id: ItemId, body: FinishRequest, scheduler: SchedulerDep) -> dict[str, bool]:
     """Deliver the outcome; a repeated finish is acknowledged and never applied twice."""
-    return {"applied": scheduler.finish(item_id, Outcome(**body.model_dump()))}
+    outcome = Outcome(**body.model_dump(exclude={"worker"}))
+    return {"applied": scheduler.finish(item_id, body.worker, outcome)}

@@ -7,8 +7,14 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import AdminDep, SchedulerDep
+from api.schemas import error_responses
 
-router = APIRouter(prefix="/api/workers", tags=["workers"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/api/workers",
+    tags=["workers"],
+    dependencies=[AdminDep],
+    responses=error_responses(401, 403, 503),
+)
 
 
 @router.get("")

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
-import optuna
 
-from hpsearch.cli._main import EXIT_FAILED, main, run_reporting_errors
-from hpsearch.cli._view import SearchView, print_result
-from hpsearch.spec import load_spec
+from hpsearch.cli._main import main, run_reporting_errors
 
 
 @main.command()
@@ -46,9 +42,14 @@ def run(
     as_json: bool,
 ) -> None:
     """Run the whole search for a spec; run it again to resume."""
-    from hpsearch.recipe import run_search  # PyTorch loads here, not whenever hpsearch starts
+    from hpsearch.spec import load_spec  # pydantic, and below the rest: not for hpsearch --help
 
     spec = run_reporting_errors(lambda: load_spec(spec_path, overrides), as_json)
+    import optuna
+
+    from hpsearch.cli._view import SearchView, exit_unless_completed, print_result
+    from hpsearch.recipe import run_search  # PyTorch
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if as_json:
         result = run_reporting_errors(
@@ -56,17 +57,12 @@ def run(
         )
         click.echo(json.dumps(result))
     else:
-        view = SearchView()
-        with view.live:
+        with SearchView() as view:
             result = run_reporting_errors(
                 lambda: run_search(
                     spec, storage, workers=workers, device=device, on_progress=view.update
                 ),
                 as_json,
             )
-        if not view.console.is_terminal:
-            view.console.line()
         print_result(view.console, result, f"stored in {storage}")
-    if result["state"] == "failed":
-        click.echo(f"error: {result['message']}", err=True)
-        sys.exit(EXIT_FAILED)
+    exit_unless_completed(result)

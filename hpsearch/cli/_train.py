@@ -7,17 +7,13 @@ import time
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from hpsearch.cli._main import main, run_reporting_errors
-from hpsearch.spec import StudySpec, load_spec
 
-if TYPE_CHECKING:  # PyTorch loads when a command trains, not whenever hpsearch starts
+if TYPE_CHECKING:  # pydantic, PyTorch and rich load when a command runs, not for hpsearch --help
     import torch
 
+    from hpsearch.spec import StudySpec
     from hpsearch.training import EpochMetrics, TrainResult
 
 
@@ -42,6 +38,8 @@ def train(
     spec_path: str, overrides: tuple[str, ...], epochs: int | None, device: str, as_json: bool
 ) -> None:
     """Train the spec's CNN once and report per-epoch metrics."""
+    from hpsearch.spec import load_spec
+
     started = time.perf_counter()
     extra = [*overrides, *([f"train.epochs={epochs}"] if epochs else [])]
     spec = run_reporting_errors(lambda: load_spec(spec_path, extra), as_json)
@@ -77,6 +75,17 @@ class _LiveView:
     """A progress bar over the run's steps above a table that gains a row every epoch."""
 
     def __init__(self, spec: StudySpec, n_train: int, n_val: int, device: str) -> None:
+        from rich.console import Console, Group
+        from rich.live import Live
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        from rich.table import Table
+
         self.total_epochs = spec.train.epochs
         self.console = Console()
         self.console.print(

@@ -1,23 +1,45 @@
-"""What the search commands show people: a live table of the stages, and the final summary."""
+"""What the search commands show people: the stages as they progress, and the final summary.
+
+At a terminal, a live table redrawn after every item. Anywhere else (a log file, a pipe), where
+a live view would print nothing until the end, one plain line per change of a stage's status.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from hpsearch.recipe import Outcome, WorkItem
+from hpsearch.cli._main import fail
+
+if TYPE_CHECKING:  # the recipe loads Optuna and SQLAlchemy: only for the types here
+    from hpsearch.recipe import Outcome, WorkItem
 
 
 class SearchView:
-    """Stages with their trial counts, and the best trial so far, redrawn after every item."""
+    """Follows a study through its summaries: at a terminal, the stages with their trial counts
+    and the best trial so far, redrawn; elsewhere, a line whenever a stage changes status."""
 
-    def __init__(self) -> None:
-        self.console = Console()
-        self.live = Live(Text("starting..."), console=self.console, refresh_per_second=4)
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console()
+        self.live: Live | None = None
+        if self.console.is_terminal:
+            self.live = Live(Text("starting..."), console=self.console, refresh_per_second=4)
+        else:
+            self.console.soft_wrap = True  # a log's lines are not cut at 80 columns
+        self._statuses: dict[str, str] = {}
+
+    def __enter__(self) -> SearchView:
+        if self.live is not None:
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.stop()
 
     def update(
         self,
@@ -25,7 +47,15 @@ class SearchView:
         item: WorkItem | None = None,
         outcome: Outcome | None = None,
     ) -> None:
-        self.live.update(self.render(summary, item, outcome))
+        if self.live is not None:
+            self.live.update(self.render(summary, item, outcome))
+            return
+        for stage in summary["stages"]:
+            before = self._statuses.get(stage["name"], "pending")
+            self._statuses[stage["name"]] = stage["status"]
+            if stage["status"] not in (before, "pending"):
+                line = f"hpsearch: {stage['name']} {stage['status']}{_stage_detail(stage)}"
+                self.console.print(line, markup=False, highlight=False)
 
     @staticmethod
     def render(
@@ -35,17 +65,13 @@ class SearchView:
         table = Table("stage", "status", "done", "pruned", "failed", "best val", "epochs", "s")
         for stage in summary["stages"]:
             counts = stage.get("counts") or {}
-            best = stage.get("best") or {}
-            value = best.get("value") if isinstance(best, dict) else None
-            if stage["name"] == "final" and "val_accuracy" in stage:
-                value = stage["val_accuracy"]
             table.add_row(
                 stage["name"],
                 stage["status"],
                 str(counts.get("complete", "")),
                 str(counts.get("pruned", "")),
                 str(counts.get("failed", "")),
-                f"{value:.4f}" if value is not None else "",
+                f"{value:.4f}" if (value := _best_value(stage)) is not None else "",
                 f"{stage.get('trial_epochs', 0):.1f}" if "trial_epochs" in stage else "",
                 f"{stage.get('seconds', 0):.1f}" if "seconds" in stage else "",
             )
@@ -56,9 +82,30 @@ class SearchView:
         last = ""
         if item is not None and outcome is not None:
             number = f" #{item.trial_number}" if item.trial_number is not None else ""
-            value = f" {outcome.value:.4f}" if outcome.value is not None else ""
-            last = f"\nlast: {item.stage}{number} {outcome.state}{value}"
+            score = f" {outcome.value:.4f}" if outcome.value is not None else ""
+            last = f"\nlast: {item.stage}{number} {outcome.state}{score}"
         return Group(table, Text(line + last))
+
+
+def _best_value(stage: dict[str, Any]) -> float | None:
+    if stage["name"] == "final" and "val_accuracy" in stage:
+        return float(stage["val_accuracy"])
+    best = stage.get("best")
+    value = best.get("value") if isinstance(best, dict) else None
+    return float(value) if value is not None else None
+
+
+def _stage_detail(stage: dict[str, Any]) -> str:
+    """What the line of a stage adds to its status: the trials done, the best value, or why."""
+    counts = stage.get("counts")
+    if stage["status"] == "running" and counts and "trials" in stage:
+        done = counts.get("complete", 0) + counts.get("pruned", 0) + counts.get("failed", 0)
+        return f" ({done}/{stage['trials']} trials)"
+    value = _best_value(stage)
+    if value is not None and stage["status"] not in ("failed", "skipped"):
+        return f", best val {value:.4f}"
+    why = stage.get("reason") or (stage.get("verdict") if stage["status"] == "failed" else None)
+    return f": {why}" if why else ""
 
 
 def _params(params: dict[str, float]) -> str:
@@ -86,4 +133,13 @@ def print_result(console: Console, result: dict[str, Any], where: str) -> None:
         for name, c in result["compute"].items()
     )
     console.print(f"  compute: {spent}")
+    for warning in result.get("warnings", []):
+        console.print(f"  [yellow]note:[/] {warning}", markup=True, highlight=False)
     console.print(f"  {where} (Optuna studies '{result['study']}:coarse', ...)")
+
+
+def exit_unless_completed(result: dict[str, Any]) -> None:
+    """A study that ended other than completed: its message as the error line, exit status 1
+    (the summary, JSON or not, is already printed)."""
+    if result["state"] != "completed":
+        fail(result["message"] or f"study {result['study']!r} is {result['state']}")

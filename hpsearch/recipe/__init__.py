@@ -11,7 +11,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.recipe._diagnosis import diagnose
-from hpsearch.recipe._items import Outcome, WorkItem, check_outcome
+from hpsearch.recipe._items import Outcome, WorkItem, check_outcome, finite, first_non_finite
+from hpsearch.recipe._launch import MemoryEstimate, MemoryLimit, check_launch, estimate_memory
 from hpsearch.recipe._machine import DONE, SINGLE, WAIT, StageMachine, plan
 from hpsearch.recipe._query import (
     BadQueryError,
@@ -57,6 +58,8 @@ __all__ = [
     "SINGLE",
     "WAIT",
     "BadQueryError",
+    "MemoryEstimate",
+    "MemoryLimit",
     "Outcome",
     "Range",
     "StageMachine",
@@ -64,11 +67,15 @@ __all__ = [
     "WorkItem",
     "best_trials",
     "check_initial_loss",
+    "check_launch",
     "check_lr",
     "check_outcome",
     "check_overfit",
     "diagnose",
+    "estimate_memory",
     "execute",
+    "finite",
+    "first_non_finite",
     "list_trials",
     "make_sampler",
     "narrow",

@@ -1,4 +1,4 @@
-"""Reading the learning curves (RECIPE.md stage 5; the notes' "look at the loss curves").
+"""Reading the learning curves (docs/RECIPE.md, stage 5; the notes' "look at the loss curves").
 
 Verdicts, first match wins:
 

@@ -7,24 +7,39 @@ GPU machines, with a ``report`` callback that goes over HTTP.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 
 import torch
 
 from hpsearch.data import DataBundle, load_data
-from hpsearch.errors import DivergedError
+from hpsearch.errors import CancelledError, DivergedError
 from hpsearch.recipe._final import run_final
-from hpsearch.recipe._items import Outcome, WorkItem
+from hpsearch.recipe._items import Outcome, WorkItem, finite
 from hpsearch.recipe._range_test import run_range_test
 from hpsearch.recipe._sanity import run_sanity
 from hpsearch.spec import StudySpec, parse_spec
-from hpsearch.training import ReportFn, Trainer
+from hpsearch.training import ReportFn, Trainer, cancellable
 
 _cache: dict[str, DataBundle] = {}
 
 
-def execute(item: WorkItem, device: torch.device, report: ReportFn | None = None) -> Outcome:
-    """Run ``item`` on ``device``; ``report(epoch, metrics)`` returning True stops a trial."""
+def execute(
+    item: WorkItem,
+    device: torch.device,
+    report: ReportFn | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> Outcome:
+    """Run ``item`` on ``device``; ``report(epoch, metrics)`` returning True stops a trial
+    (pruned) and gives a final training up. Once ``cancelled()`` is true, training raises
+    :class:`~hpsearch.errors.CancelledError` at its next step. Every number of the outcome is
+    finite (a NaN or an infinity is None), as JSON and the server require."""
+    with cancellable(cancelled):
+        outcome = _execute(item, device, report)
+    return Outcome.from_dict(finite(outcome.to_dict()))
+
+
+def _execute(item: WorkItem, device: torch.device, report: ReportFn | None) -> Outcome:
     spec = parse_spec(item.spec, f"work item {item.study}/{item.stage}")
     data = cached_data(spec, device)
     started = time.perf_counter()
@@ -40,7 +55,7 @@ def execute(item: WorkItem, device: torch.device, report: ReportFn | None = None
             seconds=time.perf_counter() - started,
         )
     if item.kind == "final":
-        result = run_final(spec, item.configs, data, device, report, item.epoch_budget)
+        result = run_final(spec, item.configs, data, device, _give_up_on(report), item.epoch_budget)
         targeted = result["targeted"] or {}
         return Outcome(
             state="completed",
@@ -49,6 +64,20 @@ def execute(item: WorkItem, device: torch.device, report: ReportFn | None = None
             seconds=time.perf_counter() - started,
         )
     return _run_trial(spec, data, device, report)
+
+
+def _give_up_on(report: ReportFn | None) -> ReportFn | None:
+    """A final training is never pruned: "stop" from its report means its study was stopped,
+    and a model cut short must not be recorded as the study's result."""
+    if report is None:
+        return None
+
+    def checked(epoch: int, metrics: dict[str, float]) -> bool:
+        if report(epoch, metrics):
+            raise CancelledError("its study was stopped")
+        return False
+
+    return checked
 
 
 def _run_trial(

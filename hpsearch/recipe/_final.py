@@ -9,33 +9,17 @@ the chosen model (and, with ``ensemble_top_k`` > 1, for the average of the top-k
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 import torch
 
 from hpsearch.data import DataBundle
+from hpsearch.recipe._derive import Params, final_spec, targeted_plan
 from hpsearch.recipe._diagnosis import diagnose
-from hpsearch.spec import StudySpec, spec_with
+from hpsearch.spec import StudySpec
 from hpsearch.training import ReportFn, Trainer, TrainResult, probability_sums
-
-Params = Mapping[str, float]
-
-
-def final_spec(spec: StudySpec, params: Params, epochs: int | None = None) -> StudySpec:
-    """The spec for a final run of ``params`` (spec paths such as ``train.lr``)."""
-    fin = spec.recipe.final
-    return spec_with(
-        spec,
-        {
-            **params,
-            "train.epochs": epochs or fin.epochs,
-            "train.schedule": fin.schedule,
-            "train.early_stopping_patience": fin.early_stopping_patience,
-            "train.tta_flip": fin.tta_flip,
-        },
-    )
 
 
 def run_final(
@@ -119,14 +103,7 @@ def _targeted(
     epoch_budget: float | None,
 ) -> dict[str, Any]:
     """Train the variants the diagnosis calls for; the best one wins if it beats the final run."""
-    fin = spec.recipe.final
-    if diagnosis["verdict"] == "still improving":
-        action, epochs = "extend: train twice as long", 2 * fin.epochs
-        variants = [params]
-    else:
-        action, epochs = "regularize: search weight decay upward", fin.epochs
-        wd = max(params.get("train.weight_decay", spec.train.weight_decay), 1e-6)
-        variants = [params | {"train.weight_decay": wd * f} for f in (4.0, 16.0)]
+    action, epochs, variants = targeted_plan(spec, params, diagnosis["verdict"])
     needed = epochs * len(variants)
     if epoch_budget is not None and needed > epoch_budget:
         return {

@@ -7,6 +7,7 @@ the trial's parameters applied), so whoever executes it needs no database access
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -67,6 +68,33 @@ class Outcome:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Outcome:
         return cls(**data)
+
+
+def finite(data: Any) -> Any:
+    """``data`` with every non-finite float (NaN, inf) replaced by None: what a JSON result may
+    hold (a range test's curve that blew up, a loss that diverged)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite(value) for value in data]
+    return data
+
+
+def first_non_finite(data: Any) -> str | None:
+    """Where ``data`` first holds a NaN or an infinity (``.curve.loss[3]``), or None. Iterative,
+    so a deeply nested body cannot exhaust the stack."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return where
+        if isinstance(value, dict):
+            stack += reversed([(f"{where}.{key}", item) for key, item in value.items()])
+        elif isinstance(value, list):
+            stack += reversed([(f"{where}[{i}]", item) for i, item in enumerate(value)])
+    return None
 
 
 _STATES: dict[str, tuple[str, ...]] = {

@@ -21,6 +21,7 @@ from hpsearch.device import resolve_device
 from hpsearch.errors import HPSearchError, StudyExistsError
 from hpsearch.recipe._execute import execute
 from hpsearch.recipe._items import Outcome, WorkItem
+from hpsearch.recipe._launch import check_launch
 from hpsearch.recipe._machine import DONE, WAIT, StageMachine
 from hpsearch.recipe._query import summary
 from hpsearch.spec import StudySpec
@@ -64,6 +65,7 @@ def open_study(store: Store, spec: StudySpec) -> StudyRecord:
     """The stored study named like ``spec`` (created if new); another stored spec is an error."""
     existing = store.find_study(spec.name)
     if existing is None:
+        check_launch(spec, source=spec.name)
         try:
             return store.create_study(spec)
         except StudyExistsError:  # created by a concurrent run a moment ago

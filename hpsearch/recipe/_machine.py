@@ -17,28 +17,32 @@ lock (the local runner is a single driver; the server's scheduler takes a lock p
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.recipe._derive import stage_epochs, trial_spec
 from hpsearch.recipe._items import Outcome, WorkItem, check_outcome, param_path
 from hpsearch.recipe._ranges import Range, narrow, top_count
 from hpsearch.recipe._trials import StageTrials, distributions, optuna_name
-from hpsearch.spec import StudySpec, parse_spec, spec_with
+from hpsearch.spec import MAX_ROUNDS, StudySpec, parse_spec
 from hpsearch.storage import StageRecord, Store, StudyRecord
 
 WAIT: Literal["wait"] = "wait"  # nothing to hand out until running work finishes
 DONE: Literal["done"] = "done"  # the study is over (completed, failed or stopped)
 SINGLE = ("sanity", "range_test", "final")
 MAX_RETRIES = 2
+QUEUE_BATCH = 256  # random trials queued by one claim at most
 Records = Mapping[str, StageRecord]  # the study's stage rows by name, as read for this decision
 
 
 def plan(spec: StudySpec) -> list[str]:
     """The study's stages in order."""
-    rounds = [f"refine-{r}" for r in range(1, spec.recipe.refine.rounds + 1)]
+    # bounded even for a stored spec from before the bound (read leniently: Store.stages)
+    rounds = [f"refine-{r}" for r in range(1, min(spec.recipe.refine.rounds, MAX_ROUNDS) + 1)]
     return ["sanity", "range_test", "coarse", *rounds, "final"]
 
 
@@ -128,7 +132,7 @@ class StageMachine:
         record = records.get(stage)
         if record is None:
             skip = self._refine_skip_reason(study, stage, records)
-            if skip is None and _over_budget(study.spec, records, _stage_epochs(study.spec, stage)):
+            if skip is None and _over_budget(study.spec, records, stage_epochs(study.spec, stage)):
                 skip = "the study's budget is spent"
             if skip is not None:
                 self.store.start_stage(study.id, stage, position, {"reason": skip})
@@ -171,8 +175,9 @@ class StageMachine:
         needs, queued at once, or one sampled now (TPE, Sobol: they learn from, or keep their place
         in, the trials before). None if another claim just took the last queued one.
 
-        Queueing the whole stage lets every claim of it take the fast path: in batches, each
-        batch's end sent a burst of claims to this locked path, all but one to come back later.
+        Queueing many at once lets most claims of the stage take the fast path (queueing one at
+        a time sent every claim to this locked path); queueing at most ``QUEUE_BATCH`` keeps
+        each claim's work bounded whatever ``trials`` says (10,000 in one insert took seconds).
         """
         ranges = {k: Range.from_dict(v) for k, v in setup["ranges"].items()}
         search = study.spec.recipe.coarse if stage == "coarse" else study.spec.recipe.refine
@@ -181,7 +186,7 @@ class StageMachine:
                 return self.optuna.ask(ostudy, stage, ranges)
             done = counts["complete"] + counts["pruned"] + counts["failed"]
             needed = setup["trials"] - done - counts["running"]
-            self.optuna.enqueue_random(ostudy, study.spec, stage, ranges, needed)
+            self.optuna.enqueue_random(ostudy, study.spec, stage, ranges, min(needed, QUEUE_BATCH))
         return self.optuna.pop(ostudy)
 
     def quick_item(self, study: StudyRecord) -> WorkItem | Literal["wait"] | None:
@@ -220,7 +225,7 @@ class StageMachine:
             ranges = self._coarse_ranges(study, records)
             return {
                 "ranges": {k: r.as_dict() for k, r in ranges.items()},
-                "epochs": _stage_epochs(spec, stage),
+                "epochs": stage_epochs(spec, stage),
                 "trials": spec.recipe.coarse.trials,
             }
         previous_stage = _previous_search_stage(stage)
@@ -236,7 +241,7 @@ class StageMachine:
             "previous_ranges": {k: r.as_dict() for k, r in prev_ranges.items()},
             "narrowed_from": [t.number for t in top],
             "best_so_far": _trial_summary(best[0]) if best else None,
-            "epochs": _stage_epochs(spec, stage),
+            "epochs": stage_epochs(spec, stage),
             "trials": ref.trials,
         }
 
@@ -301,16 +306,7 @@ class StageMachine:
         self, study: StudyRecord, stage: str, setup: dict[str, Any], trial: FrozenTrial
     ) -> WorkItem:
         params = dict(trial.params)
-        item_spec = spec_with(
-            study.spec,
-            {
-                **_spec_params(params),
-                "train.epochs": setup["epochs"],
-                "train.schedule": "constant",  # the notes: no LR decay while searching
-                "train.early_stopping_patience": None,
-                "train.tta_flip": False,
-            },
-        )
+        item_spec = trial_spec(study.spec, _spec_params(params), setup["epochs"])
         return WorkItem(
             study.id,
             study.name,
@@ -410,7 +406,9 @@ class StageMachine:
             ended = self._fail_trial(item, outcome.reason or "failed", outcome.retryable, attrs)
         else:
             state = TrialState.COMPLETE if outcome.state == "completed" else TrialState.PRUNED
-            ended = self.optuna.finish(item.trial_id, state, outcome.value, attrs)
+            ended = self.optuna.finish(
+                item.trial_id, state, outcome.value, attrs, _curve(outcome.history)
+            )
         if ended:
             self.store.add_stage_compute(
                 item.study_id, item.stage, outcome.trial_epochs, outcome.seconds
@@ -473,6 +471,27 @@ class StageMachine:
                     item = self._trial_item(study, record.name, record.result, frozen)
                     failed += self._fail_trial(item, reason, retryable=True, attrs={})
         return failed
+
+    def abandon(self, study_id: int, reason: str, held: set[int]) -> None:
+        """End a study that cannot go on: failed with ``reason``, its stages in progress failed,
+        its queued trials and the running ones no worker holds (not in ``held``) failed and not
+        retried. Held trials end when their workers next report (they are told to stop)."""
+        if not self.store.set_study_state(study_id, "failed", reason, only_from="running"):
+            return  # it ended meanwhile (stopped, failed, deleted): nothing of it runs
+        study = self.store.get_study(study_id)
+        for record in self.store.stages(study_id):
+            if record.status not in ("running", "pending"):
+                continue
+            if is_search_stage(record.name) and "epochs" in record.result:
+                ostudy = self.stage_study(study, record.name, record.result["epochs"])
+                self.optuna.end_unheld(ostudy, held, f"the study failed: {reason}")
+            self.store.update_stage(study_id, record.name, status="failed")
+
+    def give_up_stage(self, study_id: int, stage: str, reason: str) -> None:
+        """A single stage that cannot be done (its retries are spent): it fails, and so does
+        the study, with ``reason``."""
+        self.store.update_stage(study_id, stage, status="failed", result={"reason": reason})
+        self.abandon(study_id, reason, set())
 
     def delete(self, study_id: int) -> None:
         """Delete a study: its Optuna studies, its stage rows, and itself."""
@@ -581,15 +600,22 @@ def _trial_summary(trial: FrozenTrial) -> dict[str, Any]:
     return {"number": trial.number, "value": trial.value, "params": dict(trial.params)}
 
 
+def _curve(history: list[dict[str, Any]]) -> dict[int, float]:
+    """Epoch -> validation accuracy of a trial's history (entries that hold both as numbers)."""
+    curve = {}
+    for entry in history:
+        epoch, value = entry.get("epoch"), entry.get("val_accuracy")
+        if _number(epoch) and _number(value) and 1 <= epoch <= 100_000:
+            curve[int(epoch)] = float(value)
+    return curve
+
+
+def _number(x: object) -> TypeGuard[float]:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def _spec_params(params: dict[str, Any]) -> dict[str, float]:
     return {param_path(k): v for k, v in params.items()}
-
-
-def _stage_epochs(spec: StudySpec, stage: str) -> int:
-    """Epochs of each trial of a search stage: coarse, or coarse times the refine factor."""
-    if stage == "coarse":
-        return spec.recipe.coarse.epochs
-    return round(spec.recipe.coarse.epochs * spec.recipe.refine.epochs_factor)
 
 
 def _previous_search_stage(stage: str) -> str:

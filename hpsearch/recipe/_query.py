@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from hpsearch.recipe._edges import edge_warnings
 from hpsearch.recipe._items import param_name
 from hpsearch.recipe._machine import StageMachine, is_search_stage, plan
 from hpsearch.recipe._pages import BadQueryError, best_of, trial_detail, trial_page, trial_points
@@ -81,12 +82,15 @@ def summary(machine: StageMachine, study_id: int) -> dict[str, Any]:
             "test_accuracy": None,
         }
         diagnosis = None
+    coarse = records.get("coarse")
+    searched = coarse.result.get("ranges", {}) if coarse is not None else {}
     return {
         "study": study.name,
         "state": study.state,
         "message": study.message,
         "stages": stages,
         "best": best,
+        "warnings": edge_warnings(study.spec, searched, best["params"]),
         "diagnosis": diagnosis,
         "compute": {
             r.name: {"trial_epochs": r.trial_epochs, "seconds": r.seconds} for r in records.values()

@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 
 from hpsearch.data import DataBundle
-from hpsearch.spec import StudySpec, spec_with
+from hpsearch.recipe._derive import range_test_spec
+from hpsearch.spec import StudySpec
 from hpsearch.training import Trainer
 
 Batch = tuple[Tensor, Tensor, Tensor | None]
@@ -29,15 +30,7 @@ Batch = tuple[Tensor, Tensor, Tensor | None]
 def run_range_test(spec: StudySpec, data: DataBundle, device: torch.device) -> dict[str, Any]:
     """The sweep, its analysis, the suggested range and the loss-drop check at the suggestion."""
     cfg = spec.recipe.range_test
-    sweep_spec = spec_with(
-        spec,
-        {
-            "train.weight_decay": cfg.weight_decay,
-            "train.schedule": "constant",
-            "train.warmup_epochs": 0.0,
-        },
-    )
-    trainer = Trainer(sweep_spec, data, device)
+    trainer = Trainer(range_test_spec(spec), data, device)
     lrs = np.geomspace(cfg.min_lr, cfg.max_lr, cfg.steps)
     raw, smoothed = [], []
     average, best = 0.0, math.inf
@@ -87,11 +80,7 @@ def run_range_test(spec: StudySpec, data: DataBundle, device: torch.device) -> d
 def check_lr(spec: StudySpec, data: DataBundle, device: torch.device, lr: float) -> dict[str, Any]:
     """Train a fresh model at constant ``lr``; pass if the loss falls by ``check_drop``."""
     cfg = spec.recipe.range_test
-    trainer = Trainer(
-        spec_with(spec, {"train.lr": lr, "train.schedule": "constant", "train.warmup_epochs": 0.0}),
-        data,
-        device,
-    )
+    trainer = Trainer(range_test_spec(spec, lr), data, device)
     batches = _endless(trainer)
     trainer.model.train()
     losses = torch.stack([trainer.step(*next(batches))[0] for _ in range(cfg.check_iterations)])

@@ -1,4 +1,4 @@
-"""Search ranges and how a refine round narrows them (RECIPE.md stage 4).
+"""Search ranges and how a refine round narrows them (docs/RECIPE.md, stage 4).
 
 Each range is narrowed to the span of the top trials (the best trial so far always among them),
 widened by ``margin`` on each side, and clipped to the previous range. So every round's ranges lie

@@ -305,8 +305,25 @@ class StageTrials:
 
     def cancel_waiting(self, ostudy: optuna.Study, reason: str) -> None:
         """End the study's queued trials unstarted (FAIL, with ``reason``)."""
-        for trial in ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            self.finish(trial._trial_id, TrialState.FAIL, None, {"fail_reason": reason})
+        self.end_unheld(ostudy, set(), reason, states=(TrialState.WAITING,))
+
+    def end_unheld(
+        self,
+        ostudy: optuna.Study,
+        held: Container[int],
+        reason: str,
+        states: tuple[TrialState, ...] = (TrialState.WAITING, TrialState.RUNNING),
+    ) -> None:
+        """Fail (not to be retried) the study's trials in ``states`` whose ids are not in
+        ``held``."""
+        query = sa.select(_TRIALS.c.trial_id).where(
+            _TRIALS.c.study_id == ostudy._study_id, _TRIALS.c.state.in_(states)
+        )
+        with self.store.optuna_reader.connect() as conn:
+            ids = [int(r[0]) for r in conn.execute(query)]
+        for trial_id in ids:
+            if trial_id not in held:
+                self.finish(trial_id, TrialState.FAIL, None, {"fail_reason": reason})
 
     # --- reporting and finishing ---------------------------------------------------------------
 
@@ -376,10 +393,15 @@ class StageTrials:
         state: TrialState,
         value: float | None,
         user_attrs: Mapping[str, Any],
+        curve: Mapping[int, float] | None = None,
     ) -> bool:
         """End a trial once (a RUNNING one, or a WAITING one cancelled unstarted): its state,
         its user attributes and its value, in one transaction; a PRUNED trial's value is its last
         intermediate value, as ``Study.tell`` does. Returns False if it had ended already.
+
+        ``curve`` (epoch -> value, from the trial's history) fills in intermediate values its
+        reports never delivered (a report lost to a dropped connection, an outcome spooled while
+        the server was away); values that were reported are kept as they are.
 
         The rows are the ones Optuna's storage writes (a test holds the two to the same result),
         in three or four statements where its storage takes ten and two transactions.
@@ -396,6 +418,8 @@ class StageTrials:
             )
             if ended.rowcount != 1:
                 return False  # someone else ended it
+            if curve:
+                self._fill_values(conn, trial_id, curve)
             if state == TrialState.PRUNED:
                 last = conn.execute(
                     sa.select(_VALUES.c.intermediate_value, _VALUES.c.intermediate_value_type)
@@ -421,6 +445,20 @@ class StageTrials:
                     )
                 )
         return True
+
+    def _fill_values(self, conn: sa.Connection, trial_id: int, curve: Mapping[int, float]) -> None:
+        """Insert the intermediate values of ``curve`` that the trial does not have."""
+        known = conn.execute(sa.select(_VALUES.c.step).where(_VALUES.c.trial_id == trial_id))
+        have = {int(step) for (step,) in known}
+        encode = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr
+        rows = []
+        for step, value in sorted(curve.items()):
+            if step not in have:
+                stored, kind = encode(value)
+                row = {"trial_id": trial_id, "step": step, "intermediate_value": stored}
+                rows.append(row | {"intermediate_value_type": kind})
+        if rows:
+            conn.execute(_VALUES.insert(), rows)
 
     def _record_value(self, trial_id: int, step: int, value: float) -> bool:
         """Keep a RUNNING trial's intermediate value for ``step`` (a re-sent report replaces

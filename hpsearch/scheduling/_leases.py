@@ -32,6 +32,23 @@ class LeaseNotFoundError(HPSearchError):
         super().__init__(f"no work item {lease_id}")
 
 
+class LeaseHeldError(HPSearchError):
+    """A worker reported on, renewed or finished a work item another worker holds."""
+
+    def __init__(self, lease_id: int, holder: str, caller: str) -> None:
+        self.lease_id, self.holder, self.caller = lease_id, holder, caller
+        super().__init__(
+            f"work item {lease_id} is held by worker {holder!r}, not {caller!r}: "
+            "only the worker that claimed an item may report on, renew or finish it"
+        )
+
+
+def check_holder(lease_id: int, holder: str, worker: str) -> None:
+    """Refuse ``worker``'s call on a lease ``holder`` holds (before anything is applied)."""
+    if holder != worker:
+        raise LeaseHeldError(lease_id, holder, worker)
+
+
 @dataclass(frozen=True)
 class LeaseRow:
     id: int
@@ -82,11 +99,12 @@ class LeaseBook:
         return _lease_row(row)
 
     def renew(
-        self, lease_id: int, epoch: dict[str, float] | None = None
+        self, lease_id: int, worker: str, epoch: dict[str, float] | None = None
     ) -> tuple[LeaseRow, str] | None:
-        """Extend an active lease; with ``epoch``, keep that epoch's metrics. Returns the lease
-        as renewed (its progress with this epoch) and its study's state, read in the same
-        query; None if the lease is not active any more."""
+        """Extend ``worker``'s active lease; with ``epoch``, keep that epoch's metrics. Returns
+        the lease as renewed (its progress with this epoch) and its study's state, read in the
+        same query; None if the lease is not active any more. Another worker's lease raises
+        :class:`LeaseHeldError`."""
         now = utcnow()
         with self.store.engine.begin() as conn:
             # locked: a re-sent report running beside the first must not drop its epoch
@@ -99,6 +117,7 @@ class LeaseBook:
             row = conn.execute(query).mappings().first()
             if row is None:
                 raise LeaseNotFoundError(lease_id)
+            check_holder(lease_id, row["worker"], worker)
             if row["state"] != "active":
                 return None
             values: dict[str, Any] = {"expires_at": now + timedelta(seconds=self.lease_seconds)}
@@ -157,6 +176,14 @@ class LeaseBook:
             leases.c.applied_at.is_(None),
             leases.c.expires_at < utcnow(),
         )
+
+    def count_expired(self, study_id: int, stage: str) -> int:
+        """How often a worker went silent on the study's ``stage`` (its leases that expired)."""
+        query = sa.select(sa.func.count()).where(
+            leases.c.study_id == study_id, leases.c.stage == stage, leases.c.state == "expired"
+        )
+        with self.store.reader.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def count_active(self) -> int:
         with self.store.reader.connect() as conn:

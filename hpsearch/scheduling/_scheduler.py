@@ -22,6 +22,15 @@ Races, with any number of server processes on one database:
   see it (``LeaseBook``);
 - two reapers: the same conditional update decides which one fails an expired lease.
 
+Containment: a claim walks every running study, and nothing one study holds may stop it from
+handing out another's work. A study whose next item cannot be made (a bug, a spec stored by an
+earlier version that the current rules refuse) is failed with the reason and skipped; only the
+database being unavailable fails the claim itself (503: the worker retries). A single-stage item
+whose workers keep going silent (it kills them: out of memory, a crash) is handed out
+``1 + max_retries`` times at most, then the study fails, as trials' parameters are retried a
+bounded number of times. Every call on a lease names the worker; only the one that claimed it
+may report on, renew or finish it.
+
 Work can also be left with no lease at all: a claim cut off after the machine made a trial (or
 claimed a single stage) but before its lease was written. The reaper finds such trials and stages
 once they are older than a lease period and fails (and retries) or reopens them.
@@ -32,25 +41,30 @@ reaps nothing: workers that kept training meanwhile get the chance to report bac
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from optuna.exceptions import StorageInternalError
 from sqlalchemy.engine import Connection
 
 from hpsearch.errors import StudyNotFoundError
 from hpsearch.recipe import SINGLE, WAIT, Outcome, StageMachine, WorkItem, check_outcome
-from hpsearch.scheduling._leases import LeaseBook, LeaseRow
+from hpsearch.scheduling._leases import LeaseBook, LeaseRow, check_holder
 from hpsearch.scheduling._workers import WorkerBook
 from hpsearch.storage import Store, StudyRecord, as_utc, utcnow
 from hpsearch.storage.migrations import LOCK_SPACE
 
 LEASE_EXPIRED = "lease expired"
 ORPHANED = "orphaned: no worker held it (a claim was cut off)"
+log = logging.getLogger("hpsearch.scheduling")
 
 
 @dataclass(frozen=True)
@@ -87,13 +101,40 @@ class Scheduler:
             self.reap_expired()
         self.workers.seen(worker, host, devices or [])
         for study in self.store.running_studies(driver="server"):
+            if study.spec_problems:
+                problems = "; ".join(study.spec_problems)
+                self.give_up(study.id, f"its stored spec breaks this version's rules: {problems}")
+                continue
+            lease = None
             try:
-                lease = self._claim_in(study, worker)
+                with self._contained(study.id, "its next work item could not be made"):
+                    lease = self._claim_in(study, worker)
             except StudyNotFoundError:
                 continue  # deleted since the list was read: nothing of it to hand out
             if lease is not None:
                 return lease
         return None
+
+    def give_up(self, study_id: int, reason: str) -> None:
+        """Fail a study that cannot go on, and everything of it that no worker holds."""
+        held = {row.item.trial_id for row in self.leases.held(study_id) if row.state == "active"}
+        self.machine.abandon(study_id, reason, {t for t in held if t is not None})
+
+    @contextmanager
+    def _contained(self, study_id: int, doing: str) -> Iterator[None]:
+        """Do one study's step; whatever it raises fails that study with the reason instead of
+        the caller (a claim, a finish, the reaper serve every study). Only the database being
+        away is let through (a retry helps; the study is not at fault), and a study deleted
+        meanwhile."""
+        try:
+            yield
+        except StudyNotFoundError:
+            raise
+        except Exception as exc:
+            if database_unavailable(exc):
+                raise
+            log.exception("study %d failed: %s", study_id, doing)
+            self.give_up(study_id, f"{doing}: {_describe(exc)}")
 
     def _claim_in(self, study: StudyRecord, worker: str) -> Lease | None:
         study_id = study.id
@@ -129,45 +170,73 @@ class Scheduler:
 
     # --- reports, heartbeats, finishes ---------------------------------------------------------
 
-    def report(self, lease_id: int, epoch: int, metrics: dict[str, float]) -> bool:
-        """Record an epoch and renew the lease; True means "stop now" (pruned, stopped, expired)."""
-        renewed = self.leases.renew(lease_id, {"epoch": epoch, **metrics})
+    def report(self, lease_id: int, worker: str, epoch: int, metrics: dict[str, float]) -> bool:
+        """Record an epoch and renew the lease; True means "stop now" (pruned, stopped, expired).
+        Only ``worker``, the lease's holder, may (:class:`LeaseHeldError`)."""
+        renewed = self.leases.renew(lease_id, worker, {"epoch": epoch, **metrics})
         if renewed is None:
             return True
         row, study_state = renewed
         self.workers.heard(row.worker)
         return self.machine.report(row.item, epoch, metrics, study_state, row.progress)
 
-    def heartbeat(self, lease_id: int) -> bool:
-        """Renew the lease; False means the item is no longer this worker's to finish."""
-        renewed = self.leases.renew(lease_id)
+    def heartbeat(self, lease_id: int, worker: str) -> bool:
+        """Renew the lease; False means the item is no longer this worker's to finish (or its
+        study stopped: the worker should give it up)."""
+        renewed = self.leases.renew(lease_id, worker)
         if renewed is None:
             return False
         row, study_state = renewed
         self.workers.heard(row.worker)
         return study_state == "running"
 
-    def finish(self, lease_id: int, outcome: Outcome) -> bool:
+    def finish(self, lease_id: int, worker: str, outcome: Outcome) -> bool:
         """Apply ``outcome`` once; a repeated or late finish is acknowledged and not applied.
 
         True if this call recorded ``outcome`` (including a re-sent finish whose first delivery
-        was cut off before its outcome was recorded).
+        was cut off before its outcome was recorded). Only ``worker``, the lease's holder, may
+        finish it (:class:`LeaseHeldError`).
         """
         row = self.leases.get(lease_id)
+        check_holder(lease_id, row.worker, worker)
         check_outcome(row.item, outcome)  # a malformed outcome changes nothing
         if self.leases.close(lease_id, "finished", outcome):
-            self._apply(row, outcome)
-            return True
+            return self._apply(row, outcome)
         row = self.leases.get(lease_id)
         if row.applied_at is None and row.outcome is not None:
-            self._apply(row, row.outcome)
-            return row.outcome == outcome
+            return self._apply(row, row.outcome) and row.outcome == outcome
         return False
 
-    def _apply(self, row: LeaseRow, outcome: Outcome) -> None:
-        if not (row.item.kind != "trial" and outcome.retryable and self._stage_retaken(row)):
+    def _apply(self, row: LeaseRow, outcome: Outcome) -> bool:
+        """Record a closed lease's outcome in its study; False if that failed the study (the
+        lease then counts as applied: nothing would ever record it)."""
+        applied = False
+        with self._contained(row.study_id, f"recording the outcome of work item {row.id} failed"):
+            self._record(row, outcome)
+            applied = True
+        if not applied:
+            self.leases.mark_applied(row)
+        return applied
+
+    def _record(self, row: LeaseRow, outcome: Outcome) -> None:
+        if row.item.kind == "trial" or not outcome.retryable:
             self.machine.finish(row.item, outcome)
+        elif self._stage_retaken(row):
+            pass  # a late, repeated retry: the stage is out again already
+        elif (silent := self.leases.count_expired(row.study_id, row.stage)) > self._retries:
+            self.machine.give_up_stage(
+                row.study_id,
+                row.stage,
+                f"{row.stage} was handed out {silent} times and its worker stopped answering "
+                "each time (killed? out of memory?); last: " + (outcome.reason or "failed"),
+            )
+        else:
+            self.machine.finish(row.item, outcome)  # reopened for another worker
         self.leases.mark_applied(row)
+
+    @property
+    def _retries(self) -> int:
+        return self.machine.max_retries
 
     def _stage_retaken(self, row: LeaseRow) -> bool:
         """Whether another lease holds ``row``'s stage now: a late, repeated retry of a stage
@@ -190,7 +259,11 @@ class Scheduler:
             if row.applied_at is None and row.outcome is not None:
                 self._apply(row, row.outcome)
         for study in self.store.running_studies(driver="server"):
-            self._sweep_orphans(study.id)
+            try:
+                with self._contained(study.id, "sweeping its orphaned work failed"):
+                    self._sweep_orphans(study.id)
+            except StudyNotFoundError:
+                continue  # deleted since the list was read
         return reaped
 
     def reap_expired(self) -> int:
@@ -238,6 +311,19 @@ class Scheduler:
             "workers_alive": self.workers.count_alive(),
             "leases_active": self.leases.count_active(),
         }
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Is ``exc`` the database being unreachable (a retry helps), rather than a fault?"""
+    if isinstance(exc, StorageInternalError):  # Optuna's wrapper of SQLAlchemy's errors
+        exc = exc.__cause__ or exc
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | ConnectionError)
+
+
+def _describe(exc: BaseException) -> str:
+    """The exception in one line of at most 1,000 characters (a study's message)."""
+    text = "; ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
+    return f"{type(exc).__name__}: {text}"[:1000] if text else type(exc).__name__
 
 
 def _try_advisory_lock(conn: Connection, study_id: int) -> bool:

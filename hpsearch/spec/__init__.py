@@ -2,6 +2,9 @@
 
 from hpsearch.spec._load import apply_overrides, load_spec, parse_spec, read_spec_text, spec_with
 from hpsearch.spec._model import (
+    MAX_EPOCHS,
+    MAX_ROUNDS,
+    MAX_TRIALS,
     AugmentSpec,
     BudgetSpec,
     CoarseSpec,
@@ -17,8 +20,12 @@ from hpsearch.spec._model import (
     StudySpec,
     TrainSpec,
 )
+from hpsearch.spec._stored import read_stored_spec
 
 __all__ = [
+    "MAX_EPOCHS",
+    "MAX_ROUNDS",
+    "MAX_TRIALS",
     "AugmentSpec",
     "BudgetSpec",
     "CoarseSpec",
@@ -37,5 +44,6 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "read_spec_text",
+    "read_stored_spec",
     "spec_with",
 ]

@@ -6,7 +6,9 @@ user fixes the whole file in one go instead of one error per attempt.
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -33,12 +35,18 @@ def parse_spec(data: object, source: str | None = None) -> StudySpec:
         raise SpecError(_describe(exc), source) from None
 
 
+MAX_DEPTH = 32  # of nested mappings and lists in a spec (a real one has 4)
+
+
 def read_spec_text(text: str, source: str, *, is_json: bool = False) -> object:
-    """Parse spec text as JSON or YAML; a syntax error names the line and column."""
+    """Parse spec text as JSON or YAML; a syntax error names the line and column, and nesting
+    deeper than :data:`MAX_DEPTH` is refused (it cannot be a spec, and parsing it would recurse
+    as deep)."""
+    too_deep = SpecError([("", f"nested deeper than {MAX_DEPTH} levels")], source)
     try:
-        if is_json:
-            return json.loads(text)
-        return yaml.safe_load(text)
+        data = json.loads(text) if is_json else yaml.safe_load(text)
+    except RecursionError:
+        raise too_deep from None
     except json.JSONDecodeError as exc:
         raise SpecError(
             [("", f"not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}")], source
@@ -48,6 +56,27 @@ def read_spec_text(text: str, source: str, *, is_json: bool = False) -> object:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError([("", f"not valid YAML{where}: {problem}")], source) from None
+    if _depth(data) > MAX_DEPTH:
+        raise too_deep
+    return data
+
+
+def _depth(data: object) -> int:
+    """How deeply ``data`` nests mappings and lists (iteratively: no recursion to exhaust)."""
+    deepest, stack = 0, [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Mapping):
+            stack += [(v, depth + 1) for v in node.values()]
+        elif isinstance(node, list):
+            stack += [(v, depth + 1) for v in node]
+        else:
+            deepest = max(deepest, depth)
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > MAX_DEPTH:
+            break
+    return deepest
 
 
 def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> StudySpec:
@@ -65,9 +94,14 @@ def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> StudySpec:
     except UnicodeDecodeError:
         raise SpecError([("", "not valid YAML: the file is not UTF-8 text")], str(file)) from None
     data = read_spec_text(text, str(file), is_json=file.suffix.lower() == ".json")
-    if isinstance(data, dict):
-        data = apply_overrides(data, overrides, str(file))
-    return parse_spec(data, str(file))
+    items = list(overrides)
+    if not items or not isinstance(data, dict):
+        return parse_spec(data, str(file))
+    changed = apply_overrides(data, items, str(file))
+    try:
+        return parse_spec(changed, str(file))
+    except SpecError as exc:
+        raise _blame_overrides(exc, data, items) from None
 
 
 def resolve_spec_path(path: str | Path) -> Path:
@@ -82,8 +116,11 @@ def resolve_spec_path(path: str | Path) -> Path:
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str], source: str) -> dict[str, Any]:
-    """Return a copy of ``data`` with each ``a.b.c=value`` set; values are parsed as YAML."""
+    """Return a copy of ``data`` with each ``a.b.c=value`` set; values are parsed as YAML.
+
+    A problem with the overrides themselves names the ``--set`` it comes from."""
     updates: dict[str, Any] = {}
+    given: dict[str, str] = {}
     problems: list[tuple[str, str]] = []
     for item in overrides:
         key, sep, value_text = item.partition("=")
@@ -94,9 +131,40 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str], source: str)
             updates[key.strip()] = yaml.safe_load(value_text)
         except yaml.YAMLError:
             updates[key.strip()] = value_text
+        given[key.strip()] = item
     if problems:
-        raise SpecError(problems, source)
-    return _set_paths(data, updates, source)
+        raise SpecError(problems, _after_set(source))
+    return _set_paths(data, updates, _after_set(source), given)
+
+
+def _after_set(source: str) -> str:
+    return f"{source} after --set"
+
+
+def _blame_overrides(exc: SpecError, data: dict[str, Any], overrides: list[str]) -> SpecError:
+    """``exc`` (the spec with ``overrides`` is invalid) with each problem the file alone does not
+    have marked as coming from the overrides: those on the field an override sets (or inside
+    it, or around it), else all of them."""
+    source = exc.source or ""
+    try:
+        parse_spec(data, source)
+        in_file: set[tuple[str, str]] = set()
+    except SpecError as alone:
+        in_file = set(alone.problems)
+    keys = {item.partition("=")[0].strip(): item for item in overrides}
+    problems, blamed = [], False
+    for path, message in exc.problems:
+        if (path, message) not in in_file:
+            culprits = [item for key, item in keys.items() if _overlaps(key, path)] or overrides
+            message += " (from " + ", ".join(f"--set {item}" for item in culprits) + ")"
+            blamed = True
+        problems.append((path, message))
+    return SpecError(problems, _after_set(source) if blamed else source)
+
+
+def _overlaps(key: str, path: str) -> bool:
+    """Whether the field ``path`` is the field ``key``, inside it, or a section around it."""
+    return bool(path) and ((key + ".").startswith(path + ".") or path.startswith(key + "."))
 
 
 def spec_with(spec: StudySpec, updates: Mapping[str, Any]) -> StudySpec:
@@ -104,16 +172,25 @@ def spec_with(spec: StudySpec, updates: Mapping[str, Any]) -> StudySpec:
     return parse_spec(_set_paths(spec.model_dump(mode="json"), updates, spec.name), spec.name)
 
 
-def _set_paths(data: Mapping[str, Any], updates: Mapping[str, Any], source: str) -> dict[str, Any]:
+def _set_paths(
+    data: Mapping[str, Any],
+    updates: Mapping[str, Any],
+    source: str,
+    given: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A copy of ``data`` with ``updates`` set; ``given``: the ``--set`` item of each key."""
     result: dict[str, Any] = json.loads(json.dumps(data))  # deep copy of plain data
     problems: list[tuple[str, str]] = []
     for key, value in updates.items():
         parts = key.split(".")
         node = result
         for depth, part in enumerate(parts[:-1]):
-            child = node.setdefault(part, {})
+            if part not in node:  # a section left to its defaults: one field of it changes
+                node[part] = _default_section(parts[: depth + 1])
+            child = node[part]
             if not isinstance(child, dict):
-                problems.append((".".join(parts[: depth + 1]), "is a value, not a section"))
+                where = f" (from --set {given[key]})" if given and key in given else ""
+                problems.append((".".join(parts[: depth + 1]), f"is a value, not a section{where}"))
                 break
             node = child
         else:
@@ -121,6 +198,19 @@ def _set_paths(data: Mapping[str, Any], updates: Mapping[str, Any], source: str)
     if problems:
         raise SpecError(problems, source)
     return result
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    return StudySpec().model_dump(mode="json")
+
+
+def _default_section(path: list[str]) -> dict[str, Any]:
+    """A copy of the default value of the section at ``path``; {} where there is none."""
+    node: Any = _defaults()
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    return copy.deepcopy(node) if isinstance(node, dict) else {}
 
 
 def _describe(exc: ValidationError) -> list[tuple[str, str]]:

@@ -1,7 +1,13 @@
 """The study spec: one pydantic model holding everything a study needs to run.
 
-Every number the recipe uses is a field here with RECIPE.md's default, so a spec file only has to
-name what differs. Unknown fields are errors (a typo must never silently fall back to a default).
+Every number the recipe uses is a field here with docs/RECIPE.md's default, so a spec file only
+has to name what differs. Unknown fields are errors (a typo must never silently fall back to a
+default).
+
+Every count and size has an upper bound that a real search never needs to pass (README, "Limits"),
+and every float must be finite: a server shares its workers between studies, and one study's spec
+must never make a claim, a page or a worker do unbounded work. What a spec *derives* (the spec of
+each trial, the final training's epochs) is checked at launch by ``hpsearch.recipe.check_launch``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,13 @@ OptimizerName = Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "ad
 ScheduleName = Literal["constant", "step", "cosine", "linear"]
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
+MAX_EPOCHS = 1000  # of any one training run (a trial, the final training, a targeted variant)
+MAX_TRIALS = 10_000  # of one search stage
+MAX_ROUNDS = 20  # refine rounds
+MAX_STEPS = 10_000  # optimizer steps of a sanity check or a range test (their curves are stored)
+MAX_BATCHES = 1000  # batches of a sanity check
+MAX_IMAGES = 10_000_000  # generated images, or a training subset
+MAX_EXTRA_DIMENSIONS = 16
 
 
 class FieldProblem(ValueError):
@@ -29,17 +42,20 @@ class FieldProblem(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: inf and NaN are refused (JSON's Infinity/NaN, YAML's .inf/.nan); a
+    # stored spec must be valid JSON on every database
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DatasetSpec(_Section):
     name: DatasetName = "digits"
-    data_dir: str = "~/.cache/hpsearch/data"  # mnist / fashion_mnist / cifar10 files live here
+    # mnist / fashion_mnist / cifar10 files live here
+    data_dir: str = Field("~/.cache/hpsearch/data", max_length=4096)
     download: bool = False  # fetch missing files through torchvision (needs network)
-    size: int = Field(12_000, ge=100)  # shapes only: number of images generated
+    size: int = Field(12_000, ge=100, le=MAX_IMAGES)  # shapes only: number of images generated
     val_fraction: float = Field(0.15, gt=0.0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0.0, lt=0.5)  # sets without an official test split
-    train_subset: int | None = Field(None, ge=10)  # keep only this many training images
+    train_subset: int | None = Field(None, ge=10, le=MAX_IMAGES)  # keep this many training images
 
 
 class ModelSpec(_Section):
@@ -49,7 +65,7 @@ class ModelSpec(_Section):
     depth: int = Field(1, ge=1, le=8)  # blocks per stage
     residual: bool = False
     norm: NormName = "batch"
-    groups: int = Field(8, ge=1)  # group norm only
+    groups: int = Field(8, ge=1, le=4096)  # group norm only
     dropout: Fraction = 0.0  # before the linear head
     stochastic_depth: Fraction = 0.0  # drop rate of the last residual block (linear in depth)
 
@@ -61,14 +77,14 @@ class AugmentSpec(_Section):
     brightness: float = Field(0.0, ge=0.0, le=1.0)  # factor drawn from [1-b, 1+b]
     contrast: float = Field(0.0, ge=0.0, le=1.0)  # factor drawn from [1-c, 1+c]
     cutout: int = Field(0, ge=0)  # side of the square zeroed at a random place
-    mixup_alpha: float = Field(0.0, ge=0.0)  # Beta(a, a) mixing; 0 turns it off
-    cutmix_alpha: float = Field(0.0, ge=0.0)  # Beta(a, a) patch area; 0 turns it off
+    mixup_alpha: float = Field(0.0, ge=0.0, le=100.0)  # Beta(a, a) mixing; 0 turns it off
+    cutmix_alpha: float = Field(0.0, ge=0.0, le=100.0)  # Beta(a, a) patch area; 0 turns it off
 
 
 class TrainSpec(_Section):
-    epochs: int = Field(20, ge=1, le=10_000)
+    epochs: int = Field(20, ge=1, le=MAX_EPOCHS)
     batch_size: int = Field(128, ge=1, le=65_536)
-    eval_batch_size: int = Field(1024, ge=1)
+    eval_batch_size: int = Field(1024, ge=1, le=65_536)
     optimizer: OptimizerName = "nesterov"
     lr: PositiveFloat = 0.05
     momentum: Fraction = 0.9  # momentum / nesterov / rmsprop
@@ -77,12 +93,12 @@ class TrainSpec(_Section):
     l1: float = Field(0.0, ge=0.0)  # explicit penalty l1 * sum|w| added to the loss
     l2: float = Field(0.0, ge=0.0)  # explicit penalty l2 * sum w^2; both set = elastic net
     schedule: ScheduleName = "cosine"
-    warmup_epochs: float = Field(0.0, ge=0.0)  # linear warmup from 0 before the schedule
-    step_size: int = Field(10, ge=1)  # step schedule: epochs between decays
+    warmup_epochs: float = Field(0.0, ge=0.0, le=MAX_EPOCHS)  # linear warmup from 0 first
+    step_size: int = Field(10, ge=1, le=MAX_EPOCHS)  # step schedule: epochs between decays
     step_gamma: float = Field(0.1, gt=0.0, le=1.0)  # step schedule: decay factor
     min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0)  # cosine / linear: final LR / lr
     label_smoothing: Fraction = 0.0
-    early_stopping_patience: int | None = Field(None, ge=1)  # epochs without val gain
+    early_stopping_patience: int | None = Field(None, ge=1, le=MAX_EPOCHS)  # epochs, no val gain
     min_delta: float = Field(0.0, ge=0.0)  # val accuracy gain that counts as improvement
     tta_flip: bool = False  # average predictions over the image and its mirror
     divergence_factor: float = Field(10.0, gt=1.0)  # train loss > this x ln(C): diverged
@@ -106,14 +122,15 @@ class Dimension(_Section):
 class SearchSpec(_Section):
     lr: Dimension = Dimension(low=1e-4, high=1.0)  # outer bounds; the range test narrows them
     weight_decay: Dimension = Dimension(low=1e-6, high=1e-2)
-    extra: dict[str, Dimension] = Field(default_factory=dict)  # e.g. "model.dropout"
+    # e.g. "model.dropout"; every value between low and high must be valid for the field
+    extra: dict[str, Dimension] = Field(default_factory=dict, max_length=MAX_EXTRA_DIMENSIONS)
 
 
 class SanitySpec(_Section):
-    initial_loss_batches: int = Field(4, ge=1)
+    initial_loss_batches: int = Field(4, ge=1, le=MAX_BATCHES)
     initial_loss_tolerance: float = Field(0.15, gt=0.0, lt=1.0)  # relative to ln(C)
-    overfit_batches: int = Field(5, ge=1)
-    overfit_steps: int = Field(300, ge=1)
+    overfit_batches: int = Field(5, ge=1, le=MAX_BATCHES)
+    overfit_steps: int = Field(300, ge=1, le=MAX_STEPS)
     overfit_pass_accuracy: float = Field(0.99, gt=0.0, le=1.0)
     overfit_min_drop: float = Field(0.1, gt=0.0, lt=1.0)  # below this loss drop: "not learning"
     chance_z: float = Field(3.0, gt=0.0)  # val acc within this many std errors of chance: labels
@@ -123,46 +140,52 @@ class SanitySpec(_Section):
 class RangeTestSpec(_Section):
     min_lr: PositiveFloat = 1e-6
     max_lr: PositiveFloat = 10.0
-    steps: int = Field(150, ge=10)
+    steps: int = Field(150, ge=10, le=MAX_STEPS)
     weight_decay: float = Field(1e-4, ge=0.0)
     # EMA factor of the smoothed loss (bias-corrected). 0.9 (half-life ~7 steps) rather than the
     # usual 0.98: with 150 steps over 7 decades, 0.98 lags the curve by more than a decade of LR.
     smoothing: Fraction = 0.9
     stop_factor: float = Field(4.0, gt=1.0)  # stop once smoothed loss > factor * its minimum
-    decades_below: float = Field(1.0, ge=0.0)  # coarse range: steepest-descent LR / 10**this
-    decades_above: float = Field(0.5, ge=0.0)  # ... up to steepest-descent LR * 10**this
-    check_iterations: int = Field(100, ge=20)
+    decades_below: float = Field(1.0, ge=0.0, le=10.0)  # coarse range: steepest LR / 10**this
+    decades_above: float = Field(0.5, ge=0.0, le=10.0)  # ... up to steepest-descent LR * 10**this
+    check_iterations: int = Field(100, ge=20, le=MAX_STEPS)
     check_drop: float = Field(0.2, gt=0.0, lt=1.0)  # the loss must fall by this share to pass
+
+    @model_validator(mode="after")
+    def _check_sweep(self) -> RangeTestSpec:
+        if not self.min_lr < self.max_lr:
+            raise FieldProblem("max_lr", f"must be above min_lr ({self.max_lr} <= {self.min_lr})")
+        return self
 
 
 class CoarseSpec(_Section):
-    trials: int = Field(30, ge=1)
-    epochs: int = Field(3, ge=1)
+    trials: int = Field(30, ge=1, le=MAX_TRIALS)
+    epochs: int = Field(3, ge=1, le=MAX_EPOCHS)
     sampler: Literal["random", "sobol"] = "random"
     pruner: Literal["median", "successive_halving", "hyperband"] = "median"
 
 
 class RefineSpec(_Section):
-    trials: int = Field(15, ge=1)
-    epochs_factor: float = Field(3.0, ge=1.0)  # refine epochs = coarse epochs * this
+    trials: int = Field(15, ge=1, le=MAX_TRIALS)
+    epochs_factor: float = Field(3.0, ge=1.0, le=MAX_EPOCHS)  # refine epochs = coarse epochs * this
     top_fraction: float = Field(0.2, gt=0.0, le=1.0)
-    top_min: int = Field(3, ge=1)
-    margin: float = Field(2.0, ge=1.0)  # widen the narrowed range by this factor each side
-    rounds: int = Field(2, ge=0)
+    top_min: int = Field(3, ge=1, le=MAX_TRIALS)
+    margin: float = Field(2.0, ge=1.0, le=1e6)  # widen the narrowed range by this factor each side
+    rounds: int = Field(2, ge=0, le=MAX_ROUNDS)
     min_gain: float = Field(0.005, ge=0.0)  # another round only if best val acc grew this much
     sampler: Literal["random", "tpe"] = "random"
     pruner: Literal["median", "successive_halving", "hyperband"] = "median"
 
 
 class FinalSpec(_Section):
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(30, ge=1, le=MAX_EPOCHS)
     schedule: ScheduleName = "cosine"
-    early_stopping_patience: int | None = Field(10, ge=1)
+    early_stopping_patience: int | None = Field(10, ge=1, le=MAX_EPOCHS)
     overfit_gap: float = Field(0.10, gt=0.0, lt=1.0)  # train - val accuracy gap
     underfit_train_accuracy: float = Field(0.9, gt=0.0, le=1.0)  # below: underfitting
     improving_gain: float = Field(0.005, ge=0.0)  # val acc gain over the last epochs: improving
     tta_flip: bool = False
-    ensemble_top_k: int = Field(1, ge=1)  # > 1 averages the probabilities of the top-k configs
+    ensemble_top_k: int = Field(1, ge=1, le=20)  # > 1 averages the top-k configs' probabilities
     targeted_stage: bool = True  # one more stage when the diagnosis calls for it
 
 
@@ -178,13 +201,13 @@ class BudgetSpec(_Section):
     """Once spent, no new search trial starts; the final stage still runs (within what is left
     for its targeted stage)."""
 
-    trial_epochs: int | None = Field(None, ge=1)  # total epochs over all stages of the study
-    seconds: float | None = Field(None, gt=0.0)  # total training seconds over all stages
+    trial_epochs: int | None = Field(None, ge=1, le=10**9)  # total epochs over all stages
+    seconds: float | None = Field(None, gt=0.0, le=1e9)  # total training seconds over all stages
 
 
 class StudySpec(_Section):
     name: str = Field("study", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-    description: str = ""
+    description: str = Field("", max_length=10_000)
     seed: int = Field(0, ge=0, lt=2**31)
     dataset: DatasetSpec = DatasetSpec()
     model: ModelSpec = ModelSpec()

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from hpsearch.errors import StorageError, StudyExistsError, StudyNotFoundError
-from hpsearch.spec import StudySpec, parse_spec
+from hpsearch.spec import StudySpec, read_stored_spec
 from hpsearch.storage import migrations
 from hpsearch.storage._engine import create_engine, engine_kwargs, normalize_url
 from hpsearch.storage._tables import stages, studies
@@ -51,6 +51,9 @@ class StudyRecord:
     driver: str  # "server" (launched through the API) or "local" (hpsearch run)
     created_at: datetime
     updated_at: datetime
+    # what the current rules refuse in a spec stored by an earlier version (read_stored_spec);
+    # such a study is shown, never run
+    spec_problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -340,10 +343,12 @@ class Store:
 
 
 def _study_record(row: Any) -> StudyRecord:
+    spec, problems = read_stored_spec(row["spec"], f"stored spec of {row['name']}")
     return StudyRecord(
         id=row["id"],
         name=row["name"],
-        spec=parse_spec(row["spec"], f"stored spec of {row['name']}"),
+        spec=spec,
+        spec_problems=tuple(f"{path}: {message}" for path, message in problems),
         state=row["state"],
         message=row["message"],
         driver=row["driver"],

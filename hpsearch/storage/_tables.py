@@ -75,6 +75,9 @@ leases = sa.Table(
     sa.Index("ix_hpsearch_leases_active", "state", "expires_at"),
     sa.Index("ix_hpsearch_leases_trial", "trial_id"),
     sa.Index("ix_hpsearch_leases_study_stage", "study_id", "stage"),
+    # a lease's id is a work item's id in the worker protocol: never reused, or a worker still
+    # holding an item of a deleted study would report onto another study's item
+    sqlite_autoincrement=True,
 )
 
 workers = sa.Table(

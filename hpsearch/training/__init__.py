@@ -5,6 +5,7 @@ from __future__ import annotations
 from hpsearch.data import load_data
 from hpsearch.device import resolve_device
 from hpsearch.spec import StudySpec
+from hpsearch.training._cancel import cancellable
 from hpsearch.training._optim import build_optimizer, decayed_parameters, explicit_penalty
 from hpsearch.training._schedule import learning_rate
 from hpsearch.training._trainer import (
@@ -38,6 +39,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "build_optimizer",
+    "cancellable",
     "decayed_parameters",
     "explicit_penalty",
     "learning_rate",

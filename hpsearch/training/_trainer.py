@@ -22,6 +22,7 @@ from hpsearch.data import DataBundle, Split, TrainBatches, eval_batches
 from hpsearch.errors import DivergedError
 from hpsearch.model import build_model
 from hpsearch.spec import StudySpec
+from hpsearch.training._cancel import raise_if_cancelled
 from hpsearch.training._optim import build_optimizer, decayed_parameters, explicit_penalty
 from hpsearch.training._schedule import learning_rate
 
@@ -116,6 +117,7 @@ class Trainer:
 
     def step(self, x: Tensor, labels: Tensor, targets: Tensor | None) -> tuple[Tensor, Tensor]:
         """One optimizer step; returns the (detached) data loss and the logits."""
+        raise_if_cancelled()
         t = self.spec.train
         with self.autocast():
             logits = self.forward(x)

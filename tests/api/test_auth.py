@@ -67,7 +67,7 @@ def _routes(client: TestClient) -> list[tuple[str, str]]:
     return [
         (
             method.upper(),
-            path.format(study_id=1, item_id=1, stage="coarse", number=0, kind="history"),
+            path.format(study=1, item_id=1, stage="coarse", number=0, kind="history"),
         )
         for path, methods in paths.items()
         for method in methods
@@ -102,7 +102,8 @@ def test_several_server_processes_need_postgresql() -> None:
 
 
 def test_dashboard_pages_take_the_admin_token_or_send_you_to_sign_in(client: TestClient) -> None:
-    for path in ("/", "/workers", "/studies/1", "/optuna/"):
+    # no study exists: a visitor not signed in is not told so, but sent to sign in first
+    for path in ("/", "/workers", "/studies/1", "/studies/by-name/trials/coarse/0", "/optuna/"):
         response = client.get(path, follow_redirects=False)
         assert response.status_code == 303, path
         assert response.headers["location"].startswith("/login")
@@ -131,3 +132,38 @@ def test_the_session_cookie_works_and_needs_the_dashboards_header_to_change_thin
     assert ours.status_code == 404  # past the checks: there is no study 1
     client.post("/logout")
     assert client.get("/api/studies").status_code == 401
+
+
+def test_optuna_dashboard_changes_with_the_cookie_alone_are_refused(client: TestClient) -> None:
+    signed = client.post("/login", data={"token": "admin-secret"}, follow_redirects=False)
+    assert signed.status_code == 303  # the client keeps the session cookie from here on
+    body = {"study_name": "from-optuna", "directions": ["maximize"]}
+
+    def names() -> list[str]:
+        listed = client.get("/optuna/api/studies")  # reading with the cookie alone is fine
+        assert listed.status_code == 200
+        return [s["study_name"] for s in listed.json()["study_summaries"]]
+
+    elsewhere = client.post("/optuna/api/studies", json=body)  # a form on another site
+    assert elsewhere.status_code == 403
+    assert "X-Requested-With" in elsewhere.json()["detail"]
+    assert names() == []
+    created = client.post(
+        "/optuna/api/studies", json=body, headers={"X-Requested-With": "hpsearch"}
+    )
+    assert created.status_code == 201
+    study_id = created.json()["study_summary"]["study_id"]
+    assert client.delete(f"/optuna/api/studies/{study_id}").status_code == 403
+    assert names() == ["from-optuna"]
+    deleted = client.delete(
+        f"/optuna/api/studies/{study_id}", headers={"X-Requested-With": "hpsearch"}
+    )
+    assert deleted.status_code == 204
+    assert names() == []
+
+    client.post("/logout")  # a bearer token needs no header; the worker token gets nothing
+    as_worker = client.post("/optuna/api/studies", json=body, headers=WORKER)
+    assert as_worker.status_code == 403
+    assert client.get("/optuna/api/studies", headers=WORKER).status_code == 403
+    assert client.post("/optuna/api/studies", json=body, headers=ADMIN).status_code == 201
+    assert client.get("/optuna/api/studies", headers=ADMIN).json()["study_summaries"]

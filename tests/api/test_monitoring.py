@@ -18,7 +18,7 @@ def test_workers_are_listed_with_what_they_hold(client: TestClient) -> None:
     assert worker["current"]["stage"] == "sanity"
     assert worker["current"]["study"] == "watched"
     assert worker["items_done"] == 0
-    outcome = simulated_outcome(lease["item"])
+    outcome = simulated_outcome(lease["item"]) | {"worker": "gpu-box-1"}
     client.post(f"/api/trials/{lease['id']}/finish", json=outcome, headers=WORKER)
     worker = client.get("/api/workers?alive=true", headers=ADMIN).json()[0]
     assert worker["current"] is None
@@ -34,7 +34,7 @@ def test_metrics_count_trials_workers_and_request_latency(client: TestClient) ->
     while True:  # work the study until its first trials are done
         response = client.post("/api/trials/claim", json={"worker": "w1"}, headers=WORKER)
         lease = response.json()
-        outcome = simulated_outcome(lease["item"])
+        outcome = simulated_outcome(lease["item"]) | {"worker": "w1"}
         client.post(f"/api/trials/{lease['id']}/finish", json=outcome, headers=WORKER)
         if lease["item"]["kind"] == "trial" and lease["item"]["trial_number"] >= 3:
             break

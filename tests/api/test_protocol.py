@@ -26,20 +26,20 @@ def claim(client: TestClient, worker: str = "w1") -> dict[str, Any] | None:
     return None if response.status_code == 204 else response.json()
 
 
-def work_on(client: TestClient, lease: dict[str, Any]) -> dict[str, Any]:
+def work_on(client: TestClient, lease: dict[str, Any], worker: str = "w1") -> dict[str, Any]:
     """Do the item here, reporting each epoch over HTTP like a worker would; then finish."""
     item = WorkItem.from_dict(lease["item"])
 
     def report(epoch: int, metrics: dict[str, float]) -> bool:
         answer = client.post(
             f"/api/trials/{lease['id']}/report",
-            json={"epoch": epoch, "metrics": metrics},
+            json={"worker": worker, "epoch": epoch, "metrics": metrics},
             headers=WORKER,
         )
         assert answer.status_code == 200, answer.text
         return bool(answer.json()["prune"])
 
-    outcome = execute(item, CPU, report).to_dict()
+    outcome = execute(item, CPU, report).to_dict() | {"worker": worker}
     finished = client.post(f"/api/trials/{lease['id']}/finish", json=outcome, headers=WORKER)
     assert finished.status_code == 200, finished.text
     return outcome
@@ -80,7 +80,7 @@ def short_leases(storage_url: str) -> Iterator[TestClient]:
 
 def finish_quickly(client: TestClient, lease: dict[str, Any]) -> None:
     """Made-up results for a single stage, well within a short lease."""
-    outcome = simulated_outcome(lease["item"])
+    outcome = simulated_outcome(lease["item"]) | {"worker": "w1"}
     finished = client.post(f"/api/trials/{lease['id']}/finish", json=outcome, headers=WORKER)
     assert finished.json() == {"applied": True}
 
@@ -99,10 +99,11 @@ def test_an_expired_lease_fails_the_trial_and_retries_its_params(short_leases: T
     assert retry["item"]["params"] == lease["item"]["params"]
     assert retry["item"]["trial_number"] != lease["item"]["trial_number"]
     base = f"/api/trials/{lease['id']}"
-    epoch = {"epoch": 1, "metrics": {"val_accuracy": 0.5}}
+    epoch = {"worker": "w1", "epoch": 1, "metrics": {"val_accuracy": 0.5}}
     assert client.post(f"{base}/report", json=epoch, headers=WORKER).json() == {"prune": True}
-    assert client.post(f"{base}/heartbeat", headers=WORKER).json() == {"continue": False}
-    late = {"state": "completed", "value": 0.99, "trial_epochs": 2}
+    beat = client.post(f"{base}/heartbeat", json={"worker": "w1"}, headers=WORKER)
+    assert beat.json() == {"continue": False}
+    late = {"worker": "w1", "state": "completed", "value": 0.99, "trial_epochs": 2}
     assert client.post(f"{base}/finish", json=late, headers=WORKER).json() == {"applied": False}
     storage = Store(client.app.state.settings.storage).url  # type: ignore[attr-defined]
     trials = optuna.load_study(study_name="leasy:coarse", storage=storage).trials
@@ -119,11 +120,15 @@ def test_heartbeats_keep_a_lease_alive(short_leases: TestClient) -> None:
     assert lease is not None
     for _ in range(4):
         time.sleep(0.25)
-        beat = client.post(f"/api/trials/{lease['id']}/heartbeat", headers=WORKER)
+        beat = client.post(
+            f"/api/trials/{lease['id']}/heartbeat", json={"worker": "w1"}, headers=WORKER
+        )
         assert beat.json() == {"continue": True}
     assert claim(client, "w2") is None  # the sanity stage is still this worker's
     client.post(f"/api/studies/{lease['item']['study_id']}/stop", headers=ADMIN)
-    beat = client.post(f"/api/trials/{lease['id']}/heartbeat", headers=WORKER)
+    beat = client.post(
+        f"/api/trials/{lease['id']}/heartbeat", json={"worker": "w1"}, headers=WORKER
+    )
     assert beat.json() == {"continue": False}
 
 
@@ -160,8 +165,11 @@ def test_concurrent_claims_hand_each_trial_out_once(client: TestClient) -> None:
         ("/api/trials/1/report", {"epoch": 0, "metrics": {"val_accuracy": 0.5}}, "body.epoch"),
         ("/api/trials/1/report", {"epoch": 1, "metrics": {"loss": 0.5}}, "val_accuracy"),
         ("/api/trials/1/report", {"epoch": 1, "metrics": {"val_accuracy": 7}}, "[0, 1]"),
+        ("/api/trials/1/report", {"epoch": 1, "metrics": {"val_accuracy": 0.5}}, "body.worker"),
+        ("/api/trials/1/heartbeat", {}, "body.worker"),
         ("/api/trials/1/finish", {"state": "exploded"}, "body.state"),
         ("/api/trials/1/finish", {"state": "completed", "seconds": -1}, "body.seconds"),
+        ("/api/trials/1/finish", {"state": "completed"}, "body.worker"),
     ],
 )
 def test_bad_worker_messages_are_422_naming_the_field(
@@ -173,16 +181,15 @@ def test_bad_worker_messages_are_422_naming_the_field(
 
 
 def test_non_finite_metrics_and_unknown_items_are_refused(client: TestClient) -> None:
-    nan = '{"epoch": 1, "metrics": {"val_accuracy": NaN}}'
+    nan = '{"worker": "w1", "epoch": 1, "metrics": {"val_accuracy": NaN}}'
     response = client.post(
         "/api/trials/1/report",
         content=nan,
         headers=WORKER | {"Content-Type": "application/json"},
     )
     assert response.status_code == 422
-    unknown = client.post(
-        "/api/trials/77/report", json={"epoch": 1, "metrics": {"val_accuracy": 0.5}}, headers=WORKER
-    )
+    body = {"worker": "w1", "epoch": 1, "metrics": {"val_accuracy": 0.5}}
+    unknown = client.post("/api/trials/77/report", json=body, headers=WORKER)
     assert unknown.status_code == 404
     assert "no work item 77" in unknown.json()["detail"]
     assert client.post("/api/trials/claim", json={"worker": "x"}).status_code == 401

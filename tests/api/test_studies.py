@@ -11,6 +11,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from hpsearch.recipe import run_search
+from hpsearch.spec import StudySpec
 from tests.api.conftest import ADMIN
 from tests.conftest import tiny_study
 
@@ -171,33 +172,72 @@ def test_bad_trial_queries_are_422_naming_the_parameter(
     assert response.json()["detail"].startswith(field)
 
 
-def test_stop_resume_and_delete(client: TestClient, storage_url: str) -> None:
+@pytest.mark.parametrize(
+    ("key", "words"),
+    [
+        ("999", "no study 999 "),
+        ("no-such.study", "no study 'no-such.study'"),
+        ("9" * 12, "no study"),
+    ],
+)
+def test_unknown_study_is_404_everywhere(client: TestClient, key: str, words: str) -> None:
+    for method, path in [
+        ("get", f"/api/studies/{key}"),
+        ("get", f"/api/studies/{key}/trials"),
+        ("get", f"/api/studies/{key}/best"),
+        ("get", f"/api/studies/{key}/points"),
+        ("post", f"/api/studies/{key}/stop"),
+        ("post", f"/api/studies/{key}/resume"),
+        ("delete", f"/api/studies/{key}"),
+    ]:
+        response = getattr(client, method)(path, headers=ADMIN)
+        assert response.status_code == 404, path
+        assert words in response.json()["detail"], path
+
+
+def test_stop_resume_and_delete_by_id_or_by_name(client: TestClient, storage_url: str) -> None:
     run_search(tiny_study("gone", recipe={"refine": {"rounds": 0}}), storage_url)
     study_id = client.get("/api/studies", headers=ADMIN).json()[0]["id"]
+    for tail in ("", "/trials?sort=-value", "/best?k=3", "/points", "/trials/coarse/0"):
+        by_id = client.get(f"/api/studies/{study_id}{tail}", headers=ADMIN)
+        by_name = client.get(f"/api/studies/gone{tail}", headers=ADMIN)
+        assert by_name.status_code == 200, (tail, by_name.text)
+        assert by_name.json() == by_id.json(), tail
+    assert client.get("/api/studies/gone/best", headers=ADMIN).json()  # not just empty
+    page = client.get("/studies/gone", headers=ADMIN)
+    assert page.status_code == 200
+    assert f'"id": {study_id}' in page.text  # the page's scripts go on by the id
     assert client.post(f"/api/studies/{study_id}/stop", headers=ADMIN).status_code == 409
-    fresh = client.post("/api/studies", json=spec_json("paused"), headers=ADMIN).json()["id"]
+    assert client.post("/api/studies/gone/stop", headers=ADMIN).status_code == 409
+
+    fresh = client.post("/api/studies", json=spec_json("paused.v1"), headers=ADMIN).json()["id"]
     assert client.post(f"/api/studies/{fresh}/stop", headers=ADMIN).json()["state"] == "stopped"
-    assert client.post(f"/api/studies/{fresh}/stop", headers=ADMIN).status_code == 409
-    assert client.post(f"/api/studies/{fresh}/resume", headers=ADMIN).json()["state"] == "running"
+    assert client.post("/api/studies/paused.v1/stop", headers=ADMIN).status_code == 409
+    resumed = client.post("/api/studies/paused.v1/resume", headers=ADMIN).json()
+    assert resumed == {"id": fresh, "name": "paused.v1", "state": "running"}
+    assert client.post("/api/studies/paused.v1/stop", headers=ADMIN).json()["state"] == "stopped"
+    assert client.get(f"/api/studies/{fresh}", headers=ADMIN).json()["state"] == "stopped"
 
     assert client.delete(f"/api/studies/{study_id}", headers=ADMIN).status_code == 204
     assert client.get(f"/api/studies/{study_id}", headers=ADMIN).status_code == 404
     names = {s.study_name for s in optuna.get_all_study_summaries(_url(storage_url))}
     assert not any(n.startswith("gone:") for n in names)
     assert client.delete(f"/api/studies/{study_id}", headers=ADMIN).status_code == 404
+    assert client.delete("/api/studies/paused.v1", headers=ADMIN).status_code == 204
+    assert client.get(f"/api/studies/{fresh}", headers=ADMIN).status_code == 404
+    assert client.get("/api/studies", headers=ADMIN).json() == []
 
 
-def test_unknown_study_is_404_everywhere(client: TestClient) -> None:
-    for method, path in [
-        ("get", "/api/studies/999"),
-        ("get", "/api/studies/999/trials"),
-        ("get", "/api/studies/999/best"),
-        ("post", "/api/studies/999/stop"),
-        ("delete", "/api/studies/999"),
-    ]:
-        response = getattr(client, method)(path, headers=ADMIN)
-        assert response.status_code == 404, path
-        assert "no study 999" in response.json()["detail"]
+def test_a_study_key_takes_exactly_the_names_a_spec_may_have(client: TestClient) -> None:
+    parameters = client.get("/openapi.json").json()["paths"]["/api/studies/{study}"]["get"]
+    key = next(p for p in parameters["parameters"] if p["name"] == "study")
+    assert (
+        key["schema"]["pattern"] == StudySpec.model_json_schema()["properties"]["name"]["pattern"]
+    )
+    assert "by its id" in key["description"]
+    refused = client.get("/api/studies/-leading-dash", headers=ADMIN)
+    assert refused.status_code == 422
+    assert refused.json()["detail"].startswith("path.study")
 
 
 def _url(storage_url: str) -> str:

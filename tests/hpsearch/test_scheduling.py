@@ -26,7 +26,7 @@ def first_trial(scheduler: Scheduler, worker: str = "w1") -> Lease:
     """Claim (and finish with made-up results) the single stages until a trial comes up."""
     lease = scheduler.claim(worker)
     while lease is not None and lease.item.kind != "trial":
-        scheduler.finish(lease.id, Outcome(**simulated_outcome(lease.item.to_dict())))
+        scheduler.finish(lease.id, worker, Outcome(**simulated_outcome(lease.item.to_dict())))
         lease = scheduler.claim(worker)
     assert lease is not None
     return lease
@@ -51,11 +51,11 @@ def test_a_finish_cut_off_half_way_is_completed_by_its_resend(
     with monkeypatch.context() as patch:  # the lease moves, then the study cannot be written
         patch.setattr(scheduler.machine, "finish", connection_dropped)
         with pytest.raises(ConnectionError, match="went away"):
-            scheduler.finish(lease.id, outcome)
+            scheduler.finish(lease.id, "w1", outcome)
     assert trial_of(storage_url, "cutoff", lease.item).state == TrialState.RUNNING
-    assert scheduler.finish(lease.id, outcome)  # the worker's resend records it
+    assert scheduler.finish(lease.id, "w1", outcome)  # the worker's resend records it
     assert trial_of(storage_url, "cutoff", lease.item).value == 0.9
-    assert not scheduler.finish(lease.id, outcome)  # and only once
+    assert not scheduler.finish(lease.id, "w1", outcome)  # and only once
 
 
 def test_the_reaper_records_an_outcome_nobody_resent(
@@ -66,7 +66,7 @@ def test_the_reaper_records_an_outcome_nobody_resent(
     with monkeypatch.context() as patch:
         patch.setattr(scheduler.machine, "finish", connection_dropped)
         with pytest.raises(ConnectionError, match="went away"):
-            scheduler.finish(lease.id, Outcome(state="completed", value=0.8, trial_epochs=2))
+            scheduler.finish(lease.id, "w1", Outcome(state="completed", value=0.8, trial_epochs=2))
     time.sleep(0.4)  # past the lease, and past the reaper's grace after start-up
     scheduler.reap()
     assert trial_of(storage_url, "unsent", lease.item).value == 0.8
@@ -106,7 +106,7 @@ def test_a_restarted_server_reaps_nothing_for_one_lease_period(storage_url: str)
     time.sleep(0.6)  # the lease ran out while "the server was down"
     restarted = Scheduler(StageMachine(Store(storage_url)), lease_seconds=0.5)
     assert restarted.reap() == 0  # the worker may still be training: give it a lease period
-    assert restarted.finish(lease.id, Outcome(state="completed", value=0.7, trial_epochs=2))
+    assert restarted.finish(lease.id, "w1", Outcome(state="completed", value=0.7, trial_epochs=2))
     time.sleep(0.6)
     late = first_trial(restarted, "w2")
     time.sleep(0.6)
@@ -130,7 +130,7 @@ def test_an_outcome_that_does_not_fit_is_refused_and_changes_nothing(storage_url
     assert lease is not None
     assert lease.item.kind == "sanity"
     with pytest.raises(OutcomeError, match="state 'completed' is not one of passed, failed"):
-        scheduler.finish(lease.id, Outcome(state="completed"))
+        scheduler.finish(lease.id, "w1", Outcome(state="completed"))
     assert scheduler.leases.get(lease.id).state == "active"  # still the worker's to finish
 
 
@@ -153,3 +153,48 @@ def test_a_stage_retried_twice_by_a_late_reaper_is_handed_out_once(storage_url: 
     stage = scheduler.store.stage(study_id, "sanity")
     assert stage is not None
     assert stage.status == "running"
+
+
+def test_a_stage_whose_workers_keep_dying_fails_the_study_after_its_retries(
+    storage_url: str,
+) -> None:
+    scheduler, study_id = served(storage_url, "killer", lease_seconds=0.3)
+    scheduler._started -= 1.0  # past the restart grace
+    handed = 0
+    while (lease := scheduler.claim(f"w{handed}")) is not None:
+        assert lease.item.kind == "sanity"  # the item kills every worker that takes it
+        handed += 1
+        time.sleep(0.4)
+        assert scheduler.reap_expired() == 1
+    assert handed == 1 + scheduler.machine.max_retries
+    study = scheduler.store.get_study(study_id)
+    assert study.state == "failed"
+    assert "sanity was handed out 3 times and its worker stopped answering" in str(study.message)
+    stage = scheduler.store.stage(study_id, "sanity")
+    assert stage is not None
+    assert stage.status == "failed"
+
+
+def test_a_stage_handed_back_by_a_shutting_down_worker_is_not_counted_as_a_death(
+    storage_url: str,
+) -> None:
+    scheduler, study_id = served(storage_url, "polite")
+    for i in range(4):  # more hand-backs than retries: each is the worker's choice, not a death
+        lease = scheduler.claim(f"w{i}")
+        assert lease is not None
+        assert lease.item.kind == "sanity"
+        back = Outcome(state="failed", reason="worker shut down", retryable=True)
+        assert scheduler.finish(lease.id, f"w{i}", back)
+    assert scheduler.store.get_study(study_id).state == "running"
+
+
+def test_a_trial_whose_reports_were_lost_gets_its_curve_from_the_finish(storage_url: str) -> None:
+    scheduler, _ = served(storage_url, "lossy")
+    lease = first_trial(scheduler)
+    scheduler.report(lease.id, "w1", 1, {"val_accuracy": 0.5})  # epoch 2's report never came
+    history = [{"epoch": e, "val_accuracy": v} for e, v in ((1, 0.5), (2, 0.7), (3, 0.6))]
+    outcome = Outcome(state="pruned", history=history, trial_epochs=3)
+    assert scheduler.finish(lease.id, "w1", outcome)
+    trial = trial_of(storage_url, "lossy", lease.item)
+    assert trial.intermediate_values == {1: 0.5, 2: 0.7, 3: 0.6}
+    assert trial.value == 0.6  # a pruned trial's value: its last epoch's, as Study.tell has it

@@ -59,7 +59,12 @@ class ServerProcess:
         self.process.wait(timeout=30)
 
     def get(self, path: str) -> Any:
-        response = httpx.get(f"{self.url}{path}", headers=ADMIN, timeout=30)
+        """GET as a script would: a 503 (the database reconnecting) is asked again shortly."""
+        for _ in range(10):
+            response = httpx.get(f"{self.url}{path}", headers=ADMIN, timeout=30)
+            if response.status_code != 503:
+                break
+            time.sleep(float(response.headers.get("retry-after", 1)))
         assert response.status_code == 200, response.text
         return response.json()
 

@@ -34,10 +34,10 @@ def test_a_result_the_server_cannot_take_waits_on_disk_until_it_can(
     outcome = PASSED
 
     spool = Spool(tmp_path / "spool")
-    spool.put(lease["id"], outcome)
+    spool.put(lease["id"], "w-spool", outcome)
     offline = ProtocolClient(f"http://127.0.0.1:{free_port()}", "worker-e2e", "w-spool")
     Worker(offline, resolve_device("cpu"), spool).deliver_spool()  # the server is unreachable
-    assert [item_id for item_id, _ in spool.pending()] == [lease["id"]]
+    assert [item_id for item_id, _, _ in spool.pending()] == [lease["id"]]
 
     Worker(online, resolve_device("cpu"), spool).deliver_spool()  # it is back
     assert list(spool.pending()) == []
@@ -50,23 +50,26 @@ def test_a_result_the_server_cannot_take_waits_on_disk_until_it_can(
 def test_results_a_dead_worker_left_are_delivered_by_the_next_one(
     server: str, tmp_path: Path
 ) -> None:
-    study_id, client, lease = sanity_lease(server, "orphaned", "w-old")
+    study_id, _, lease = sanity_lease(server, "orphaned", "w-old")
     outcome = PASSED
     root = tmp_path / "spool"
     dead = Spool(root / "w-old")
-    dead.put(lease["id"], outcome)
+    dead.put(lease["id"], "w-old", outcome)
     dead.close()  # the worker is gone (a killed process's lock goes with it)
     alive = Spool(root / "w-busy")
-    alive.put(999_999, outcome)  # a running worker's own, not to be touched
+    alive.put(999_999, "w-busy", outcome)  # a running worker's own, not to be touched
 
     restarted = Spool(root / "w-new")
     assert restarted.adopt_orphans() == 1
-    assert [item_id for item_id, _ in restarted.pending()] == [lease["id"]]
-    assert [item_id for item_id, _ in alive.pending()] == [999_999]
+    assert [(item_id, holder) for item_id, holder, _ in restarted.pending()] == [
+        (lease["id"], "w-old")  # delivered as the worker that claimed it
+    ]
+    assert [item_id for item_id, _, _ in alive.pending()] == [999_999]
     assert not (root / "w-old").exists()
     with pytest.raises(RuntimeError, match="in use by another worker"):
         Spool(root / "w-busy")  # the same id twice at once is refused
-    Worker(client, resolve_device("cpu"), restarted).deliver_spool()
+    successor = ProtocolClient(server, "worker-e2e", "w-new")
+    Worker(successor, resolve_device("cpu"), restarted).deliver_spool()
     stages = httpx.get(f"{server}/api/studies/{study_id}", headers=ADMIN).json()["stages"]
     assert (stages[0]["name"], stages[0]["status"]) == ("sanity", "passed")
 
@@ -94,4 +97,4 @@ def test_a_wrong_token_is_a_message_not_a_traceback(server: str, tmp_path: Path)
     args = ["worker", "--server", server, "--token", "nope", "--devices", "cpu", "--burst"]
     result = CliRunner().invoke(main, [*args, "--spool", str(tmp_path / "s")])
     assert result.exit_code == 1
-    assert "refused the worker: HTTP 401 invalid token" in result.output
+    assert "refused the worker: HTTP 401: invalid token" in result.output

@@ -36,6 +36,7 @@
     fill(document.getElementById("header"),
       el("h1", {}, summary.study, " ", badge(summary.state), " ", button),
       summary.message ? el("p", { class: "problem" }, summary.message) : "",
+      ...(summary.warnings || []).map((w) => el("p", { class: "warning" }, w)),
       dl([
         ["stage", summary.state === "running" && current ? current.name : ""],
         ["best validation accuracy", fmt.acc(best.val_accuracy)],

@@ -50,12 +50,12 @@ def _work_until_a_trial_is_done(server: str) -> int:
             item = lease["item"]
 
             def report(epoch: int, metrics: dict[str, float], lease_id: int = lease["id"]) -> bool:
-                body = {"epoch": epoch, "metrics": metrics}
+                body = {"worker": "hand", "epoch": epoch, "metrics": metrics}
                 return bool(
                     worker.post(f"/api/trials/{lease_id}/report", json=body).json()["prune"]
                 )
 
-            outcome = simulated_outcome(item, report)
+            outcome = simulated_outcome(item, report) | {"worker": "hand"}
             assert worker.post(f"/api/trials/{lease['id']}/finish", json=outcome).json()["applied"]
             if item["kind"] == "trial":
                 assert outcome["state"] == "completed"  # the first trials are never pruned

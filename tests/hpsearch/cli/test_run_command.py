@@ -110,6 +110,10 @@ def test_resuming_with_another_spec_is_refused(tmp_path: Path) -> None:
     first = CliRunner().invoke(main, ["run", "--spec", str(spec), "--storage", storage])
     assert first.exit_code == 0, first.output
     assert "test accuracy" in first.stdout
+    # not a terminal: a line per stage as it changes, no live table
+    assert "hpsearch: sanity passed\nhpsearch: range_test passed\n" in first.stdout
+    assert "hpsearch: coarse completed, best val 0." in first.stdout
+    assert "┃" not in first.stdout
     second = CliRunner().invoke(
         main, ["run", "--spec", str(spec), "--storage", storage, "--set", "train.lr=0.3"]
     )

@@ -249,3 +249,30 @@ def test_a_claim_that_loses_the_queued_trial_to_another_waits(
     coarse = store.stage(study.id, "coarse")
     assert coarse is not None
     assert coarse.status == "running"  # not mistaken for finished
+
+
+def test_a_big_stage_is_queued_a_bounded_batch_at_a_time(
+    storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hpsearch.recipe import _machine
+
+    monkeypatch.setattr(_machine, "QUEUE_BATCH", 8)  # 256 in use; the same logic, fewer claims
+    store = Store(storage_url)
+    study = store.create_study(tiny_study("big", recipe={"coarse": {"trials": 20}}))
+    machine = StageMachine(store)
+    item = machine.next_item(study.id)
+    while isinstance(item, WorkItem) and item.kind != "trial":
+        machine.finish(item, _fake_outcome(item, machine))
+        item = machine.next_item(study.id)
+    ostudy = machine.stage_study(store.get_study(study.id), "coarse", 2)
+    counts = machine.optuna.counts(ostudy)
+    assert counts["running"] == 1
+    assert counts["waiting"] <= 8  # not the stage's 20: a claim's work is bounded
+    assert isinstance(item, WorkItem)
+    numbers = {item.trial_number}
+    for _ in range(19):  # every trial is still handed out, each once
+        next_one = machine.next_item(study.id)
+        assert isinstance(next_one, WorkItem)
+        numbers.add(next_one.trial_number)
+    assert numbers == set(range(20))
+    assert machine.next_item(study.id) == WAIT

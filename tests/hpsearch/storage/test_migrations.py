@@ -99,5 +99,35 @@ def test_workers_seen_before_0003_keep_their_rows(storage_url: str) -> None:
     store.close()
 
 
+def test_leases_from_before_0004_are_kept_and_their_ids_never_reused(storage_url: str) -> None:
+    engine = create_engine(storage_url)
+    migrations.upgrade(engine, "0003")
+    lease = (
+        "INSERT INTO hpsearch_leases (study_id, stage, item, worker, state, claimed_at, "
+        "expires_at) VALUES (1, 'sanity', '{}', :worker, 'active', :now, :now)"
+    )
+    with engine.begin() as conn:
+        spec = json.dumps(make_spec(name="old").model_dump(mode="json"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO hpsearch_studies (name, spec, state, driver, created_at, updated_at) "
+                "VALUES ('old', :spec, 'running', 'server', :now, :now)"
+            ),
+            {"spec": spec, "now": NOW},
+        )
+        for worker in ("w1", "w2"):
+            conn.execute(sa.text(lease), {"worker": worker, "now": NOW})
+    engine.dispose()
+    store = Store(storage_url)  # opening migrates
+    with store.engine.begin() as conn:
+        kept = conn.execute(sa.text("SELECT id, worker FROM hpsearch_leases ORDER BY id")).all()
+        conn.execute(sa.text("DELETE FROM hpsearch_leases WHERE id = 2"))
+        conn.execute(sa.text(lease), {"worker": "w3", "now": NOW})
+        newest = conn.execute(sa.text("SELECT max(id) FROM hpsearch_leases")).scalar()
+    assert [tuple(row) for row in kept] == [(1, "w1"), (2, "w2")]
+    assert newest == 3  # not 2 again
+    store.close()
+
+
 def _ours(name: str | None, kind: str, parent: object) -> bool:
     return kind != "table" or (str(name).startswith("hpsearch_") and "alembic" not in str(name))

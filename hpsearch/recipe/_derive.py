@@ -1,0 +1,77 @@
+"""The specs a study's work runs with, each derived from the study's spec in one place.
+
+The stage machine derives a trial's spec here when it hands the trial out, and the stages derive
+theirs here when they run. The launch check (``_launch``) derives every one of them, at the
+corners of the search space, before a study is accepted: so a spec that launches never makes a
+work item whose own spec is invalid (a claim that failed that way used to stall every study).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from hpsearch.spec import StudySpec, spec_with
+
+Params = Mapping[str, float]  # by spec path: {"train.lr": 0.1, "model.dropout": 0.2}
+
+# What the notes ask of a search trial: no LR decay, no early stopping, no test-time tricks.
+SEARCH_TRIAL = {
+    "train.schedule": "constant",
+    "train.early_stopping_patience": None,
+    "train.tta_flip": False,
+}
+TARGETED_WEIGHT_DECAY = (4.0, 16.0)  # "overfitting": weight decay x4 and x16
+TARGETED_EPOCHS_FACTOR = 2  # "still improving": twice the epochs
+
+
+def stage_epochs(spec: StudySpec, stage: str) -> int:
+    """Epochs of each trial of a search stage: coarse, or coarse times the refine factor."""
+    if stage == "coarse":
+        return spec.recipe.coarse.epochs
+    return round(spec.recipe.coarse.epochs * spec.recipe.refine.epochs_factor)
+
+
+def trial_spec(spec: StudySpec, params: Params, epochs: int) -> StudySpec:
+    """The spec of a search trial of ``params`` that trains ``epochs`` epochs."""
+    return spec_with(spec, {**params, "train.epochs": epochs, **SEARCH_TRIAL})
+
+
+def final_spec(spec: StudySpec, params: Params, epochs: int | None = None) -> StudySpec:
+    """The spec for a final run of ``params`` (spec paths such as ``train.lr``)."""
+    fin = spec.recipe.final
+    return spec_with(
+        spec,
+        {
+            **params,
+            "train.epochs": epochs or fin.epochs,
+            "train.schedule": fin.schedule,
+            "train.early_stopping_patience": fin.early_stopping_patience,
+            "train.tta_flip": fin.tta_flip,
+        },
+    )
+
+
+def targeted_plan(
+    spec: StudySpec, params: Params, verdict: str
+) -> tuple[str, int, list[dict[str, float]]]:
+    """What the targeted stage does for ``verdict``: (action, epochs, the variants' params)."""
+    epochs = spec.recipe.final.epochs
+    if verdict == "still improving":
+        return "extend: train twice as long", TARGETED_EPOCHS_FACTOR * epochs, [dict(params)]
+    wd = max(params.get("train.weight_decay", spec.train.weight_decay), 1e-6)
+    variants = [dict(params) | {"train.weight_decay": wd * f} for f in TARGETED_WEIGHT_DECAY]
+    return "regularize: search weight decay upward", epochs, variants
+
+
+def range_test_spec(spec: StudySpec, lr: float | None = None) -> StudySpec:
+    """The range test's sweep (``lr`` None: the LR is set step by step) or its check at ``lr``."""
+    cfg = spec.recipe.range_test
+    if lr is not None:
+        updates = {"train.lr": lr, "train.schedule": "constant", "train.warmup_epochs": 0.0}
+        return spec_with(spec, updates)
+    updates = {
+        "train.weight_decay": cfg.weight_decay,
+        "train.schedule": "constant",
+        "train.warmup_epochs": 0.0,
+    }
+    return spec_with(spec, updates)

@@ -1,0 +1,184 @@
+"""The worker loop against a scripted server (no HTTP): whatever an item raises, whatever the
+server answers short of refusing the token, the worker goes on and loses nothing."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from hpsearch.errors import CancelledError
+from hpsearch.recipe import Outcome, WorkItem
+from tests.conftest import tiny_study
+from workers import _daemon
+from workers._client import Refused, Unreachable
+from workers._daemon import Reporter, Worker
+from workers._spool import Spool
+
+
+class ScriptedServer:
+    """A ProtocolClient stand-in: claims answered from a script, everything else recorded."""
+
+    def __init__(self, claims: list[Any], worker_id: str = "w1") -> None:
+        self.worker_id = worker_id
+        self.claims = claims  # a lease dict, None (nothing to do), or an exception to raise
+        self.reports: list[tuple[int, int, dict[str, float]]] = []
+        self.finished: dict[int, dict[str, Any]] = {}
+        self.report_failures: list[Exception] = []  # raised by the next reports, in turn
+
+    def claim(self, host: str, devices: list[str]) -> dict[str, Any] | None:
+        answer = self.claims.pop(0) if self.claims else None
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def report(self, item_id: int, epoch: int, metrics: dict[str, float]) -> bool:
+        if self.report_failures:
+            raise self.report_failures.pop(0)
+        self.reports.append((item_id, epoch, metrics))
+        return False
+
+    def heartbeat(self, item_id: int) -> bool:
+        return True
+
+    def finish(self, item_id: int, outcome: dict[str, Any], worker: str | None = None) -> bool:
+        self.finished[item_id] = outcome | {"holder": worker}
+        return True
+
+
+def lease(item_id: int, kind: str = "trial") -> dict[str, Any]:
+    spec = tiny_study().model_dump(mode="json")
+    item = WorkItem(1, "tiny", "coarse" if kind == "trial" else kind, kind, spec)  # type: ignore[arg-type]
+    return {"id": item_id, "lease_seconds": 60.0, "item": item.to_dict()}
+
+
+@pytest.fixture
+def worker_for(tmp_path: Path) -> Iterator[Callable[[ScriptedServer], Worker]]:
+    spools: list[Spool] = []
+
+    def make(server: ScriptedServer) -> Worker:
+        spool = Spool(tmp_path / server.worker_id)
+        spools.append(spool)
+        client: Any = server
+        return Worker(client, torch.device("cpu"), spool, burst=True, idle_seconds=0.01)
+
+    yield make
+    for spool in spools:
+        spool.close()
+
+
+def raising(exc: BaseException) -> Callable[[], Outcome]:
+    def execute() -> Outcome:
+        raise exc
+
+    return execute
+
+
+def test_an_item_that_raises_memory_error_fails_and_the_worker_goes_on(
+    worker_for: Callable[[ScriptedServer], Worker],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import numpy as np
+
+    server = ScriptedServer([lease(1, "sanity"), lease(2, "sanity"), lease(3, "sanity")])
+
+    def numpy_out_of_memory() -> Outcome:
+        np.empty((10**9, 2**20), np.float32)  # 3.7 PiB: numpy's _ArrayMemoryError, for real
+        raise AssertionError("allocated 3.7 PiB")
+
+    failures: list[Callable[[], Outcome]] = [
+        raising(MemoryError("cannot allocate 150 GB")),
+        numpy_out_of_memory,
+        raising(MemoryError("cannot allocate 150 GB")),
+    ]
+    monkeypatch.setattr(_daemon, "execute", lambda *args: failures.pop(0)())
+    with caplog.at_level(logging.ERROR, logger="hpsearch.worker"):
+        done = worker_for(server).run()
+
+    assert done == 3  # every item, then the worker is still there (burst: nothing left)
+    assert server.finished[1]["state"] == "failed"
+    assert server.finished[1]["reason"] == "MemoryError: cannot allocate 150 GB"
+    assert server.finished[2]["reason"].startswith("MemoryError: Unable to allocate 3.73 PiB")
+    tracebacks = [r for r in caplog.records if r.exc_info is not None]
+    assert len(tracebacks) == 2  # the same failure again is one line
+    assert len([r for r in caplog.records if "item 3 failed" in r.getMessage()]) == 1
+
+
+def test_a_refused_claim_is_waited_out_unless_the_token_is_refused(
+    worker_for: Callable[[ScriptedServer], Worker],
+) -> None:
+    server = ScriptedServer(
+        [Refused("/api/trials/claim", 422, "something about one study"), Unreachable("down")]
+    )
+    assert worker_for(server).run() == 0  # waited, asked again, found nothing: burst ends it
+    server = ScriptedServer([Refused("/api/trials/claim", 401, "invalid token")], "w2")
+    with pytest.raises(Refused, match="401"):
+        worker_for(server).run()
+
+
+def test_a_report_answered_503_is_sent_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_daemon, "REPORT_WAITS", (0.0, 0.0, 0.0))
+    server = ScriptedServer([])
+    server.report_failures = [Unreachable("HTTP 503: the database is unavailable")]
+    import threading
+
+    reporter = Reporter(server, 7, threading.Event())  # type: ignore[arg-type]
+    assert reporter(1, {"val_accuracy": 0.5}) is False
+    assert server.reports == [(7, 1, {"val_accuracy": 0.5})]
+    assert reporter.unsent == {}
+
+
+def test_an_epoch_the_server_could_not_take_goes_before_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_daemon, "REPORT_WAITS", (0.0,))
+    server = ScriptedServer([])
+    server.report_failures = [Unreachable("down"), Unreachable("still down")]
+    import threading
+
+    reporter = Reporter(server, 7, threading.Event())  # type: ignore[arg-type]
+    assert reporter(1, {"val_accuracy": 0.5}) is False  # kept: both tries failed
+    assert reporter.unsent == {1: {"val_accuracy": 0.5}}
+    assert reporter(2, {"val_accuracy": 0.6}) is False
+    assert [epoch for _, epoch, _ in server.reports] == [1, 2]  # in order, none lost
+
+
+def test_a_stage_item_is_given_up_when_its_study_stops(
+    worker_for: Callable[[ScriptedServer], Worker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ScriptedServer([lease(1, "range_test") | {"lease_seconds": 0.3}])
+    server.heartbeat = lambda item_id: False  # type: ignore[method-assign]  # "study stopped"
+
+    def execute(item: WorkItem, device: Any, report: Any, cancelled: Any) -> Outcome:
+        deadline = time.monotonic() + 10
+        while not cancelled():  # training steps, each asking the check
+            assert time.monotonic() < deadline, "the heartbeat's answer never reached the item"
+            time.sleep(0.05)
+        raise CancelledError()  # what the next training step raises
+
+    monkeypatch.setattr(_daemon, "execute", execute)
+    assert worker_for(server).run() == 1
+    back = server.finished[1]
+    assert (back["state"], back["retryable"]) == ("failed", True)  # handed back, to redo
+    assert back["reason"].startswith("given up part-way")
+
+
+def test_a_result_adopted_from_a_dead_workers_spool_is_delivered_as_its_holder(
+    worker_for: Callable[[ScriptedServer], Worker], tmp_path: Path
+) -> None:
+    dead = Spool(tmp_path / "dead")
+    dead.put(5, "dead", {"state": "completed", "value": 0.9})
+    dead.close()
+    server = ScriptedServer([])
+    worker = worker_for(server)
+    assert worker.spool.adopt_orphans() == 1
+    worker.deliver_spool()
+    assert server.finished[5]["holder"] == "dead"
