@@ -36,7 +36,7 @@ from hpsearch.errors import (
     StudyExistsError,
     StudyNotFoundError,
 )
-from hpsearch.recipe import BadQueryError, StageMachine
+from hpsearch.recipe import StageMachine
 from hpsearch.scheduling import (
     LeaseHeldError,
     LeaseNotFoundError,
@@ -44,6 +44,7 @@ from hpsearch.scheduling import (
     database_unavailable,
 )
 from hpsearch.storage import Store
+from hpsearch.views import BadQueryError
 
 _STATUS = {
     StudyNotFoundError: 404,

@@ -19,8 +19,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.recipe import StageMachine
-from hpsearch.recipe._machine import is_search_stage
-from hpsearch.storage import StudyRecord
+from hpsearch.recipe._rounds import is_search_stage, search_round
+from hpsearch.storage import StudyRecord, optuna_schema
 
 ChartKind = Literal["history", "importance", "intermediate"]
 IMPORTANCE_TRIALS = 1000
@@ -59,10 +59,9 @@ class Charts:
     def _stages(self, study: StudyRecord) -> dict[str, optuna.Study]:
         out = {}
         for record in self.machine.store.stages(study.id):
-            if is_search_stage(record.name) and "epochs" in record.result:
-                out[record.name] = self.machine.stage_study(
-                    study, record.name, record.result["epochs"]
-                )
+            round_ = search_round(record) if is_search_stage(record.name) else None
+            if round_ is not None:
+                out[record.name] = self.machine.stage_study(study, record.name, round_.epochs)
         return out
 
 
@@ -92,7 +91,7 @@ def _draw(kind: ChartKind, stages: dict[str, optuna.Study]) -> dict[str, Any]:
         trials = [t for ts in finished.values() for t in ts if t.intermediate_values]
         best = sorted(_complete(trials), key=lambda t: t.value or 0.0, reverse=True)[:20]
         sample = _spread(trials, CURVE_TRIALS - len(best))
-        chosen = {t._trial_id: t for t in [*best, *sample]}
+        chosen = {optuna_schema.trial_id(t): t for t in [*best, *sample]}
         figure = optuna.visualization.plot_intermediate_values(
             _copy("curves", list(chosen.values()))
         )

@@ -7,6 +7,9 @@ from typing import Annotated, Any
 from fastapi import Path
 from pydantic import BaseModel, Field
 
+from hpsearch.spec import StudySpec
+from hpsearch.views import StudySummary
+
 # Ids are 32-bit integers in every database we use: a larger item id is refused up front (422),
 # a larger study id names no study (404) without asking the database.
 ID_MAX = 2**31 - 1
@@ -26,6 +29,13 @@ class StudyCreated(BaseModel):
     id: int
     name: str
     state: str
+
+
+class StudyRead(StudySummary):
+    """A study: its id and spec, and its summary (every stage with its typed result)."""
+
+    id: int
+    spec: StudySpec
 
 
 class StudyListItem(BaseModel):

@@ -31,7 +31,8 @@ from optuna.trial import TrialState
 
 from hpsearch.data import DataBundle, load_data
 from hpsearch.device import resolve_device
-from hpsearch.recipe import optuna_name, run_search
+from hpsearch.recipe import optuna_name
+from hpsearch.scheduling import run_search
 from hpsearch.spec import StudySpec, load_spec, spec_with
 from hpsearch.storage import Store
 from hpsearch.training import Trainer
@@ -43,10 +44,11 @@ def recipe_curve(
     spec: StudySpec, url: str, device: torch.device
 ) -> tuple[Curve, dict[str, object]]:
     """Run the recipe; rebuild its curve from the stored stages and trials, in execution order."""
-    summary = run_search(spec, url, device=str(device))
+    summary = run_search(spec, url, device=str(device)).json_data()
     store = Store(url)
     curve: Curve = []
     for stage in summary["stages"]:
+        result = stage["result"] or {}
         if stage["status"] == "pending":
             continue
         spent = stage.get("trial_epochs", 0.0)
@@ -58,9 +60,9 @@ def recipe_curve(
             for trial in sorted(study.trials, key=lambda t: t.number):
                 accuracies += [m["val_accuracy"] for m in trial.user_attrs.get("history", [])]
         elif stage["name"] == "final":
-            accuracies = [m["val_accuracy"] for m in stage["history"]]
+            accuracies = [m["val_accuracy"] for m in result["history"]]
         elif stage["name"] == "targeted":
-            for candidate in stage.get("candidates", []):
+            for candidate in result.get("candidates", []):
                 accuracies += [m["val_accuracy"] for m in candidate["history"]]
         start = curve[-1][0] if curve else 0.0
         curve += [(start + i + 1, acc) for i, acc in enumerate(accuracies)]

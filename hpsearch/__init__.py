@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hpsearch.errors import DatasetNotFoundError, DivergedError, HPSearchError, SpecError
+from hpsearch.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from hpsearch.spec import StudySpec, load_spec, parse_spec
@@ -28,7 +28,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'hpsearch' has no attribute {name!r}")
-    return getattr(import_module(_LAZY[name]), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

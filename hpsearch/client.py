@@ -1,18 +1,23 @@
-"""A client of the hpsearch server's REST API for people's commands (launch, status, stop, ...).
+"""The one HTTP client of the hpsearch server: study management for people's commands (launch,
+status, stop, ...) with the admin token, and the trial protocol for workers with the worker token.
 
-Workers have their own client for the trial protocol (``workers``); this one manages studies with
-the admin token. Every failure is an :class:`HPSearchError` whose message says what went wrong:
-the server's own explanation for a refused request, or why the server could not be reached.
+Every failure is a :class:`ServerError` whose message says what went wrong: the server's own
+explanation (``detail``) of a refused request, or why nothing answered. Two kinds tell a caller
+what to do: :class:`Unreachable` (no answer, or a 5xx: the server or its database is away for a
+moment; back off and send again) and :class:`Refused` (a 4xx: sending the same again cannot
+help).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from hpsearch.errors import HPSearchError
-from hpsearch.spec import StudySpec
+
+if TYPE_CHECKING:
+    from hpsearch.spec import StudySpec
 
 
 class ServerError(HPSearchError):
@@ -24,7 +29,24 @@ class ServerError(HPSearchError):
         super().__init__(message)
 
 
-class ServiceClient:
+class Unreachable(ServerError):
+    """Nothing answered, or the server answered 5xx: back off and try again."""
+
+
+class Refused(ServerError):
+    """The server answered 4xx: a wrong token (401/403), an item that is not ours or no longer
+    exists (404/409), something malformed (422). ``detail`` is the server's reason."""
+
+    def __init__(self, message: str, status: int, detail: str) -> None:
+        self.detail = detail
+        super().__init__(message, status)
+
+    @property
+    def bad_token(self) -> bool:
+        return self.status in (401, 403)
+
+
+class _Client:
     def __init__(self, server: str, token: str | None = None, timeout: float = 30.0) -> None:
         self.server = server.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -33,17 +55,39 @@ class ServiceClient:
     def close(self) -> None:
         self._http.close()
 
+    def healthy(self) -> bool:
+        """Is the server up (and its database answering)?"""
+        try:
+            return self._http.get("/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise Unreachable(f"cannot reach the server at {self.server}: {exc}") from None
+        if response.status_code >= 400:
+            detail = _detail(response)
+            message = f"{method} {path}: HTTP {response.status_code}: {detail}"
+            if response.status_code >= 500:
+                raise Unreachable(message, response.status_code)
+            raise Refused(message, response.status_code, detail)
+        return response
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
+        return response.json() if response.content else None
+
+
+class ServiceClient(_Client):
+    """Study management, with the admin token."""
+
     def __enter__(self) -> ServiceClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def healthy(self) -> bool:
-        try:
-            return self._http.get("/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
 
     def launch(self, spec: StudySpec) -> dict[str, Any]:
         """Create the study; 409 (the name is taken) raises with ``status`` 409."""
@@ -76,22 +120,46 @@ class ServiceClient:
         """Delete a study with its trials and stage results."""
         self._request("DELETE", f"/api/studies/{study_id}")
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ServerError(f"cannot reach the server at {self.server}: {exc}") from None
-        if response.status_code >= 400:
-            raise ServerError(
-                f"{method} {path}: HTTP {response.status_code}: {_detail(response)}",
-                response.status_code,
-            )
-        return response.json() if response.content else None
+
+class ProtocolClient(_Client):
+    """The trial protocol, with the worker token. Every call names the worker: the server lets
+    only the worker that claimed an item report on, renew or finish it."""
+
+    def __init__(
+        self, server: str, token: str | None, worker_id: str, timeout: float = 30.0
+    ) -> None:
+        super().__init__(server, token, timeout)
+        self.worker_id = worker_id
+
+    def ping(self) -> bool:
+        return self.healthy()
+
+    def claim(self, host: str, devices: list[str]) -> dict[str, Any] | None:
+        body = {"worker": self.worker_id, "host": host, "devices": devices}
+        response = self._send("POST", "/api/trials/claim", json=body)
+        return None if response.status_code == 204 else dict(response.json())
+
+    def report(self, item_id: int, epoch: int, metrics: dict[str, float]) -> bool:
+        body = {"worker": self.worker_id, "epoch": epoch, "metrics": metrics}
+        return bool(self._request("POST", f"/api/trials/{item_id}/report", json=body)["prune"])
+
+    def heartbeat(self, item_id: int) -> bool:
+        body = {"worker": self.worker_id}
+        answer = self._request("POST", f"/api/trials/{item_id}/heartbeat", json=body)
+        return bool(answer["continue"])
+
+    def finish(self, item_id: int, outcome: dict[str, Any], worker: str | None = None) -> bool:
+        """Deliver an outcome as ``worker`` (default: this worker), the item's holder: a result
+        adopted from a dead worker's spool is delivered under its holder's id."""
+        body = {"worker": worker or self.worker_id, **outcome}
+        return bool(self._request("POST", f"/api/trials/{item_id}/finish", json=body)["applied"])
 
 
 def _detail(response: httpx.Response) -> str:
+    """The server's own explanation (``detail``), or the start of whatever it sent."""
     try:
         body = response.json()
     except ValueError:
-        return response.text.strip()[:500]
-    return str(body.get("detail", body)) if isinstance(body, dict) else str(body)
+        return response.text.strip()[:500] or response.reason_phrase
+    detail = body.get("detail") if isinstance(body, dict) else None
+    return str(detail if detail is not None else body)[:1000]

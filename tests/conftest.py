@@ -8,10 +8,11 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 import torch
@@ -104,3 +105,43 @@ def finished_digits(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict
     command = [HPSEARCH, "run", "--spec", "studies/digits.yaml", "--storage", url, "--json"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
     return url, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class Poster(Protocol):
+    """An HTTP client with a base URL: FastAPI's TestClient, or an ``httpx.Client``."""
+
+    def post(self, url: str, *, json: Any = ..., headers: Any = ...) -> Any: ...
+
+
+def launch(
+    http: Poster,
+    headers: dict[str, str],
+    study: str | dict[str, Any] = "tiny",
+    expect: int | None = 201,
+    **sections: Any,
+) -> Any:
+    """Launch a study over REST: a tiny study named ``study`` (``sections`` merged in, as
+    ``tiny_study`` takes them) or a spec given as JSON data, sent as it is. With the expected
+    status 201 (the default), the new study's id; else the response (checked against
+    ``expect`` unless it is None)."""
+    body = (
+        study if isinstance(study, dict) else tiny_study(study, **sections).model_dump(mode="json")
+    )
+    response = http.post("/api/studies", json=body, headers=headers)
+    assert expect is None or response.status_code == expect, response.text
+    return int(response.json()["id"]) if expect == 201 else response
+
+
+T = TypeVar("T")
+
+
+def wait_until(what: str, check: Callable[[], T | None], timeout: float, every: float = 0.1) -> T:
+    """Poll ``check()`` until it returns something (not None, not False); fail naming ``what``
+    after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result is not None and result is not False:
+            return result
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -6,19 +6,16 @@ load on first use, so ``workers.simulate`` (load tests, no training) does not pu
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from hpsearch.lazy import lazy_exports
 
 _EXPORTS = {
-    "ProtocolClient": "workers._client",
-    "Unreachable": "workers._client",
+    "ProtocolClient": "hpsearch.client",
+    "Refused": "hpsearch.client",
+    "Unreachable": "hpsearch.client",
     "Worker": "workers._daemon",
     "Spool": "workers._spool",
 }
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'workers' has no attribute {name!r}")
-    return getattr(import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -1,13 +1,18 @@
-"""The worker loop: claim, train with reports, finish; back off when idle or cut off.
+"""The worker loop: claim, do the item with reports, finish; back off when idle or cut off.
 
-Exits are explicit so the loop is testable: ``burst`` (stop when nothing is left to claim) and
-``max_trials``. Signals: the first SIGTERM/SIGINT lets the current item finish (warm), the second
-stops it at its next step and hands it back as a retryable failure (cold).
+Exits are explicit so the loop is testable: ``burst`` (stop when nothing is left to claim),
+``idle_exit`` (when nothing was handed out for that long) and ``max_trials``. Signals: the first
+SIGTERM/SIGINT lets the current item finish (warm), the second stops it at its next step and
+hands it back as a retryable failure (cold).
 
-Nothing an item does ends the worker: any exception it raises (out of memory, a bug, a bad spec)
-is reported as the item's failure, with its type and message, and the worker claims the next one.
-Only a token the server refuses ends it. An epoch's report the server could not take is sent again
-(bounded), and an outcome it could not take waits in the spool: no work is lost to a blip.
+Nothing an item does ends the worker: whatever it raises (out of memory, a bug, a bad spec) is
+reported as the item's failure, with its type and message (``hpsearch.recipe``'s ``Failures``,
+the local runner's too), and the worker claims the next one. Only a token the server refuses ends
+it. An epoch's report the server could not take is sent again (bounded), and an outcome it could
+not take waits in the spool: no work is lost to a blip.
+
+The loop does not train by itself: it is given what does an item (``Executor``). The daemon's
+trains it (PyTorch, loaded then); the simulated worker (``workers.simulate``) makes results up.
 """
 
 from __future__ import annotations
@@ -17,20 +22,24 @@ import random
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+from pydantic import ValidationError
 
-from hpsearch.errors import CancelledError, HPSearchError
-from hpsearch.recipe import Outcome, WorkItem, execute
-from workers._client import ProtocolClient, Refused, Unreachable
+from hpsearch.client import ProtocolClient, Refused, Unreachable
+from hpsearch.results import Outcome, WorkItem
 from workers._spool import Spool
 
+if TYPE_CHECKING:
+    import torch
+
 log = logging.getLogger("hpsearch.worker")
-
-
+ReportFn = Callable[[int, dict[str, float]], bool]
+Executor = Callable[[WorkItem, ReportFn, Callable[[], bool]], Outcome]
+"""``execute(item, report, cancelled)``: do the item; never raises (a failure is an outcome)."""
 REPORT_WAITS = (0.5, 1.0, 2.0)  # seconds before each resend of an epoch's report
 
 
@@ -110,30 +119,35 @@ class Worker:
     def __init__(
         self,
         client: ProtocolClient,
-        device: torch.device,
+        device: torch.device | str,
         spool: Spool,
         *,
         burst: bool = False,
         max_trials: int | None = None,
         idle_seconds: float = 2.0,
         max_backoff: float = 30.0,
+        idle_exit: float | None = None,
+        execute: Executor | None = None,
     ) -> None:
         self.client, self.device, self.spool = client, device, spool
         self.burst, self.max_trials = burst, max_trials
         self.idle_seconds, self.max_backoff = idle_seconds, max_backoff
+        self.idle_exit = 0.0 if burst else idle_exit
+        self.execute = execute or _trainer(client.worker_id, device)
         self.warm_stop = threading.Event()
         self.cold_stop = threading.Event()
-        self._logged: set[tuple[str, str]] = set()  # failures whose traceback was logged
+        self.after_item: Callable[[dict[str, Any], float], None] | None = None  # lease, began
 
     def run(self) -> int:
         """Work until an exit condition; returns how many items were finished. A token the
         server refuses raises :class:`Refused` (nothing else ends the loop early)."""
-        done, backoff = 0, self.idle_seconds
+        done, backoff, idle_since = 0, self.idle_seconds, None
         self.deliver_spool()
         # Workers started together (a machine's GPUs, a fleet brought up at once) spread their
         # first claims over one idle wait instead of meeting the server at the same instant.
         self.warm_stop.wait(random.uniform(0, self.idle_seconds))
         while not self.warm_stop.is_set():
+            began = time.perf_counter()
             try:
                 # results kept while the server was away go first: their leases are running out
                 self.deliver_spool(raise_unreachable=True)
@@ -141,36 +155,40 @@ class Worker:
             except (Unreachable, Refused) as exc:
                 if isinstance(exc, Refused) and exc.bad_token:
                     raise
-                log.warning(
-                    "[%s] %s (%s); retrying in %.0fs",
-                    self.client.worker_id,
-                    "server unreachable" if isinstance(exc, Unreachable) else "claim refused",
-                    exc,
-                    backoff,
-                )
-                self.warm_stop.wait(backoff)
+                self._back_off(exc, backoff)
                 backoff = min(2 * backoff, self.max_backoff)
                 continue
             backoff = self.idle_seconds
             if lease is None:
-                if self.burst:
+                idle_since = idle_since or time.monotonic()
+                if self.idle_exit is not None and time.monotonic() - idle_since >= self.idle_exit:
                     break
                 # jittered, so workers started together do not keep asking together
                 self.warm_stop.wait(self.idle_seconds * random.uniform(0.75, 1.25))
                 continue
+            idle_since = None
             self._work(lease)
+            if self.after_item is not None:
+                self.after_item(lease, began)
             done += 1
             if self.max_trials is not None and done >= self.max_trials:
                 break
         self.deliver_spool()
         return done
 
+    def _back_off(self, exc: Exception, wait: float) -> None:
+        what = "server unreachable" if isinstance(exc, Unreachable) else "claim refused"
+        log.warning("[%s] %s (%s); retrying in %.0fs", self.client.worker_id, what, exc, wait)
+        self.warm_stop.wait(wait)
+
     def _work(self, lease: dict[str, Any]) -> None:
         item_id = int(lease["id"])
         try:
             item = WorkItem.from_dict(lease["item"])
-        except (TypeError, KeyError) as exc:  # a server of another version
-            self._deliver(item_id, self._failed(item_id, exc))
+        except ValidationError as exc:  # a server of another version
+            reason = f"this worker cannot read the item: {exc.errors()[0]['msg']}"
+            self.spool.put(item_id, self.client.worker_id, {"state": "failed", "reason": reason})
+            self.deliver_spool()
             return
         log.info(
             "[%s] item %d: %s %s %s",
@@ -186,12 +204,13 @@ class Worker:
             def report(epoch: int, metrics: dict[str, float]) -> bool:
                 return self.cold_stop.is_set() or beat.lost or reporter(epoch, metrics)
 
-            outcome = self._execute(item_id, item, report, self._give_up_when(item, beat))
+            outcome = self.execute(item, report, self._give_up_when(item, beat))
             if reporter.unsent:
                 reporter.flush()  # the server rebuilds any still missing from the history
         if self.cold_stop.is_set():
             outcome = Outcome(state="failed", reason="worker shut down", retryable=True)
-        self._deliver(item_id, outcome)
+        self.spool.put(item_id, self.client.worker_id, outcome.to_dict())
+        self.deliver_spool()
 
     def _give_up_when(self, item: WorkItem, beat: Heartbeat) -> Callable[[], bool]:
         """When to give the item up part-way: at a cold stop; a single stage (sanity checks,
@@ -200,43 +219,6 @@ class Worker:
         if item.kind == "trial":
             return self.cold_stop.is_set
         return lambda: self.cold_stop.is_set() or beat.lost
-
-    def _execute(
-        self,
-        item_id: int,
-        item: WorkItem,
-        report: Callable[[int, dict[str, float]], bool],
-        cancelled: Callable[[], bool],
-    ) -> Outcome:
-        try:
-            return execute(item, self.device, report, cancelled)
-        except CancelledError as exc:  # not the item's fault: handed back to be done again
-            return Outcome(state="failed", reason=str(exc), retryable=True)
-        except HPSearchError as exc:  # e.g. the data set is missing on this machine
-            return Outcome(state="failed", reason=str(exc))
-        except Exception as exc:  # MemoryError, CUDA out of memory, a bug: the item's failure
-            return self._failed(item_id, exc)
-
-    def _failed(self, item_id: int, exc: BaseException) -> Outcome:
-        """The outcome of an item that raised ``exc``; its traceback is logged the first time
-        this worker meets that failure, one line after that."""
-        detail = str(exc).strip() or (
-            "the worker ran out of memory" if isinstance(exc, MemoryError) else ""
-        )
-        reason = f"{type(exc).__name__}: {detail}"[:4000] if detail else type(exc).__name__
-        key = (type(exc).__name__, str(exc)[:200])
-        if key in self._logged:
-            log.error("[%s] item %d failed: %s", self.client.worker_id, item_id, reason)
-        else:
-            self._logged.add(key)
-            log.error(
-                "[%s] item %d failed: %s", self.client.worker_id, item_id, reason, exc_info=exc
-            )
-        return Outcome(state="failed", reason=reason)
-
-    def _deliver(self, item_id: int, outcome: Outcome) -> None:
-        self.spool.put(item_id, self.client.worker_id, outcome.to_dict())
-        self.deliver_spool()
 
     def deliver_spool(self, raise_unreachable: bool = False) -> None:
         """Send every spooled result; keep those the server could not take yet (and, with
@@ -271,3 +253,15 @@ class Worker:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+
+
+def _trainer(worker: str, device: torch.device | str) -> Executor:
+    """What does an item on a worker machine: it trains, on ``device`` (PyTorch loads here)."""
+    from hpsearch.recipe._execute import Failures
+
+    failures = Failures(worker)
+
+    def execute(item: WorkItem, report: ReportFn, cancelled: Callable[[], bool]) -> Outcome:
+        return failures.run(item, device, report, cancelled)  # type: ignore[arg-type]
+
+    return execute

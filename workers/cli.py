@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from workers._client import ProtocolClient, Refused
+from hpsearch.client import ProtocolClient, Refused
 from workers._spool import Spool
 
 

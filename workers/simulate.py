@@ -1,23 +1,45 @@
-"""A simulated worker: speaks the trial protocol exactly like ``hpsearch worker`` but trains
-nothing. For load tests and ``bench/service.py``: it measures the server and its database, not a
-GPU. It imports neither PyTorch nor the recipe, so dozens of them start in a moment.
+"""A simulated worker: the worker loop of ``hpsearch worker`` (the same claims, reports,
+heartbeats, spool and finishes) with made-up work instead of training. For load tests and
+``bench/service.py``: it measures the server and its database, not a GPU. It imports neither
+PyTorch nor the recipe, so dozens of them start in a moment.
 
-Results are made up but shaped like real ones, so a simulated study moves through every stage:
-a trial's validation accuracy is a smooth function of its learning rate and weight decay (best at
-``lr=0.05``, ``weight_decay=1e-4``), rising over the epochs.
+Results are made up but have the typed shapes of real ones (``hpsearch.results``), so a simulated
+study moves through every stage: a trial's validation accuracy is a smooth function of its
+learning rate and weight decay (best at ``lr=0.05``, ``weight_decay=1e-4``), rising over the
+epochs.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import shutil
+import tempfile
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from workers._client import ProtocolClient, Unreachable
+from hpsearch.client import ProtocolClient, ServerError
+from hpsearch.results import (
+    Diagnosis,
+    EpochRecord,
+    FinalItemResult,
+    FinalResult,
+    InitialLossCheck,
+    LrCheck,
+    LrCurve,
+    LrRange,
+    Outcome,
+    OverfitCheck,
+    RangeTestResult,
+    SanityResult,
+    WorkItem,
+)
+from workers._daemon import Worker
+from workers._spool import Spool
 
 CALLS = ("claim", "report", "finish")
 SUGGESTED_LR = 0.05  # what the simulated range test suggests (the made-up optimum's LR)
@@ -32,8 +54,37 @@ def simulated_accuracy(params: dict[str, float], epoch: int) -> float:
     return min(0.995, max(0.1, peak)) * (1 - 0.5**epoch)
 
 
+class TimedClient:
+    """The protocol client, timing every claim, report and finish by kind and keeping the
+    errors (an unreachable server, a 5xx) that the worker then rides out."""
+
+    def __init__(self, client: ProtocolClient) -> None:
+        self.client = client
+        self.worker_id = client.worker_id
+        self.timings: dict[str, list[float]] = defaultdict(list)  # seconds per call, by kind
+        self.errors: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.client, name)
+        if name not in (*CALLS, "heartbeat"):
+            return method
+
+        def timed(*args: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return method(*args)
+            except ServerError as exc:
+                self.errors.append(f"{name}: {exc}")
+                raise
+            finally:
+                if name in CALLS:
+                    self.timings[name].append(time.perf_counter() - started)
+
+        return timed
+
+
 class SimulatedWorker:
-    """Claims items until none is left, timing every call by kind."""
+    """A worker that makes its results up, timing every call by kind."""
 
     def __init__(
         self,
@@ -44,67 +95,59 @@ class SimulatedWorker:
         poll_seconds: float = 0.05,
     ) -> None:
         self.client = ProtocolClient(server, token, worker_id)
+        self.timed = TimedClient(self.client)
         self.epoch_seconds = epoch_seconds  # how long a simulated epoch "trains" (sleeps)
         self.poll_seconds = poll_seconds  # how long to wait after a 204 (the daemon waits 2 s)
-        self.timings: dict[str, list[float]] = defaultdict(list)  # seconds per call, by kind
-        self.errors: list[str] = []  # server errors (5xx) and unreachable calls
         self.items: list[dict[str, Any]] = []  # every lease claimed, in order
-        self.last_finish = 0.0  # time.perf_counter() when the last item was finished
         self.first_trial = math.inf  # time.perf_counter() when a claim that got a trial began
         self.last_trial = 0.0  # and when the finish of the last trial returned
+        self.last_finish = 0.0  # time.perf_counter() when the last item was finished
+        self._folder = Path(tempfile.mkdtemp(prefix="hpsearch-simulated-"))
+
+    @property
+    def timings(self) -> dict[str, list[float]]:
+        return self.timed.timings
+
+    @property
+    def errors(self) -> list[str]:
+        return self.timed.errors
 
     def close(self) -> None:
         self.client.close()
+        shutil.rmtree(self._folder, ignore_errors=True)
 
-    def run(
-        self,
-        idle_seconds: float = 2.0,
-        stop: threading.Event | None = None,
-    ) -> int:
+    def run(self, idle_seconds: float = 2.0, stop: threading.Event | None = None) -> int:
         """Work until nothing was handed out for ``idle_seconds``; given ``stop``, work until it
         is set instead, however long the server has nothing to hand out (a study between stages,
         or busy queueing a stage's trials). Returns how many items were finished."""
-        idle_since = None
-        time.sleep(random.uniform(0, self.poll_seconds))  # as the daemon: first claims spread
-        while stop is None or not stop.is_set():
-            asked = time.perf_counter()
-            lease = self._call("claim", self.client.claim, "simulated", ["none"])
-            if lease is None:
-                idle_since = idle_since or time.monotonic()
-                if stop is None and time.monotonic() - idle_since >= idle_seconds:
-                    break
-                time.sleep(self.poll_seconds * random.uniform(0.75, 1.25))  # as the daemon
-                continue
-            idle_since = None
-            self.items.append(lease)
-            if lease["item"]["kind"] == "trial":
-                self.first_trial = min(self.first_trial, asked)
-            self._finish(int(lease["id"]), self._outcome(lease))
-            if lease["item"]["kind"] == "trial":
-                self.last_trial = self.last_finish
-        return len(self.items)
-
-    def _outcome(self, lease: dict[str, Any]) -> dict[str, Any]:
-        item_id = int(lease["id"])
-
-        def report(epoch: int, metrics: dict[str, float]) -> bool:
-            return bool(self._call("report", self.client.report, item_id, epoch, metrics))
-
-        return simulated_outcome(lease["item"], report, self.epoch_seconds)
-
-    def _finish(self, item_id: int, outcome: dict[str, Any]) -> None:
-        self._call("finish", self.client.finish, item_id, outcome)
-        self.last_finish = time.perf_counter()
-
-    def _call(self, kind: str, method: Any, *args: Any) -> Any:
-        started = time.perf_counter()
+        spool = Spool(self._folder / self.client.worker_id)
+        loop = Worker(
+            self.timed,  # type: ignore[arg-type]  # the client, timed
+            "simulated",
+            spool,
+            idle_seconds=self.poll_seconds,
+            idle_exit=None if stop is not None else idle_seconds,
+            execute=self._execute,
+        )
+        if stop is not None:
+            loop.warm_stop = stop
+        loop.after_item = self._done
         try:
-            return method(*args)
-        except Unreachable as exc:
-            self.errors.append(f"{kind}: {exc}")
-            raise
+            return loop.run()
         finally:
-            self.timings[kind].append(time.perf_counter() - started)
+            spool.close()
+
+    def _execute(
+        self, item: WorkItem, report: Callable[[int, dict[str, float]], bool], _: object
+    ) -> Outcome:
+        return Outcome.from_dict(simulated_outcome(item.to_dict(), report, self.epoch_seconds))
+
+    def _done(self, lease: dict[str, Any], began: float) -> None:
+        self.items.append(lease)
+        self.last_finish = time.perf_counter()
+        if lease["item"]["kind"] == "trial":
+            self.first_trial = min(self.first_trial, began)
+            self.last_trial = self.last_finish
 
 
 def simulated_outcome(
@@ -118,7 +161,7 @@ def simulated_outcome(
     if item["kind"] == "trial":
         return _trial(item, report or (lambda epoch, metrics: False), epoch_seconds)
     made = {"sanity": _sanity, "range_test": _range_test, "final": _final}[item["kind"]]
-    return made(item)
+    return made(item).to_dict()
 
 
 def _trial(
@@ -130,54 +173,57 @@ def _trial(
         time.sleep(epoch_seconds * jitter.uniform(0.5, 1.5))
         value = simulated_accuracy(item["params"], epoch)
         metrics = {"val_accuracy": value, "train_accuracy": value, "val_loss": 1 - value}
-        history.append({"epoch": epoch, **metrics})
+        history.append(EpochRecord(epoch=epoch, **metrics))
         if report(epoch, metrics):
-            return {"state": "pruned", "value": value, "history": history, "trial_epochs": epoch}
-    return {"state": "completed", "value": value, "history": history,
-            "trial_epochs": len(history)}  # fmt: skip
+            state = "pruned"
+            break
+    else:
+        state = "completed"
+    outcome = Outcome(state=state, value=value, history=history, trial_epochs=len(history))
+    return outcome.to_dict()
 
 
-def _sanity(item: dict[str, Any]) -> dict[str, Any]:
-    checks = [
-        {"check": "initial_loss", "verdict": "passed", "passed": True, "advice": "",
-         "expected": math.log(10), "measured": math.log(10)},
-        {"check": "overfit", "verdict": "passed", "passed": True, "advice": "", "steps": 10,
-         "curve": [2.3 * 0.7**i for i in range(10)], "train_accuracy": 1.0},
+def _sanity(item: dict[str, Any]) -> Outcome:
+    checks: list[InitialLossCheck | OverfitCheck] = [
+        InitialLossCheck(verdict="passed", passed=True, advice="", expected=math.log(10),
+                         classes=10, measured=math.log(10)),
+        OverfitCheck(verdict="passed", passed=True, advice="", lr=0.05, images=320, steps=10,
+                     curve=[2.3 * 0.7**i for i in range(10)], train_accuracy=1.0,
+                     pass_accuracy=0.99),
     ]  # fmt: skip
-    result = {"passed": True, "verdict": "passed", "advice": "", "checks": checks}
-    return {"state": "passed", "result": result, "trial_epochs": 1.0}
+    result = SanityResult(passed=True, verdict="passed", advice="", checks=checks)
+    return Outcome(state="passed", result=result, trial_epochs=1.0)
 
 
-def _range_test(item: dict[str, Any]) -> dict[str, Any]:
+def _range_test(item: dict[str, Any]) -> Outcome:
     lrs = [10 ** (-6 + 7 * i / 49) for i in range(50)]
     losses = [2.3 - 2.0 * math.exp(-((math.log10(lr) + 1.3) ** 2)) for lr in lrs]
-    result = {
-        "passed": True,
-        "verdict": "passed",
-        "curve": {"lr": lrs, "loss": losses, "smoothed": losses},
-        "stopped": "end of sweep",
-        "lr_steepest": SUGGESTED_LR,
-        "lr_min_loss": SUGGESTED_LR,
-        "suggested_lr": SUGGESTED_LR,
-        "range": {"low": LR_RANGE[0], "high": LR_RANGE[1]},
-        "check": {"lr": SUGGESTED_LR, "passed": True, "iterations": 20},
-    }
-    return {"state": "passed", "result": result, "trial_epochs": 1.0}
+    check = LrCheck(lr=SUGGESTED_LR, iterations=20, loss_before=2.3, loss_after=1.0,
+                    required_drop=0.2, passed=True, curve=[2.3, 1.0])  # fmt: skip
+    result = RangeTestResult(
+        passed=True,
+        verdict="passed",
+        curve=LrCurve(lr=lrs, loss=losses, smoothed=losses),
+        stopped="end of sweep",
+        lr_steepest=SUGGESTED_LR,
+        lr_min_loss=SUGGESTED_LR,
+        suggested_lr=SUGGESTED_LR,
+        range=LrRange(low=LR_RANGE[0], high=LR_RANGE[1]),
+        check=check,
+    )
+    return Outcome(state="passed", result=result, trial_epochs=1.0)
 
 
-def _final(item: dict[str, Any]) -> dict[str, Any]:
-    params = item["configs"][0]
+def _final(item: dict[str, Any]) -> Outcome:
     history = [
-        {"epoch": e, "train_accuracy": 0.99, "val_accuracy": 0.98, "train_loss": 0.05,
-         "val_loss": 0.07, "lr": 0.0, "seconds": 0.0}
+        EpochRecord(epoch=e, train_accuracy=0.99, val_accuracy=0.98, train_loss=0.05,
+                    val_loss=0.07, lr=0.0, seconds=0.0)
         for e in range(1, 4)
     ]  # fmt: skip
-    diagnosis = {"verdict": "good fit", "advice": "nothing to change", "gap": 0.01}
-    final = {
-        "params": params, "history": history, "best_epoch": 3, "weights_epoch": 3,
-        "val_accuracy": 0.98, "train_accuracy": 0.99, "test_accuracy": 0.975,
-        "test_loss": 0.08, "tta_flip": False, "diagnosis": diagnosis,
-        "trial_epochs": 3.0, "seconds": 0.0,
-    }  # fmt: skip
-    return {"state": "completed", "result": {"final": final, "targeted": None},
-            "trial_epochs": 3.0}  # fmt: skip
+    diagnosis = Diagnosis(verdict="good fit", advice="nothing to change", gap=0.01)
+    final = FinalResult(
+        params=item["configs"][0], history=history, best_epoch=3, weights_epoch=3,
+        val_accuracy=0.98, train_accuracy=0.99, test_accuracy=0.975, test_loss=0.08,
+        tta_flip=False, diagnosis=diagnosis, trial_epochs=3.0, seconds=0.0,
+    )  # fmt: skip
+    return Outcome(state="completed", result=FinalItemResult(final=final), trial_epochs=3.0)

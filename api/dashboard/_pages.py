@@ -24,9 +24,8 @@ from api.deps import (
 )
 from api.routes.studies import list_studies
 from api.settings import Settings
-from hpsearch import __version__
+from hpsearch import __version__, views
 from hpsearch.errors import HPSearchError
-from hpsearch.recipe import list_trials, summary, trial_detail
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
@@ -108,9 +107,9 @@ def study_page(
         "id": record.id,
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
-        "summary": summary(machine, record.id),
+        "summary": views.summary(machine, record.id).json_data(),
         # the table's first page, as the page's script asks for it (complete, best first)
-        "table": list_trials(machine, record, state="complete", sort="value", limit=20),
+        "table": views.trial_page(machine, record, state="complete", sort="value", limit=20),
         "params": ["lr", "weight_decay", *record.spec.search.extra],
     }
     return page(request, "study.html", record.name, data)
@@ -125,7 +124,7 @@ def trial_page(
     number: Annotated[int, PathParam(ge=0, le=2**31 - 1)],
     machine: MachineDep,
 ) -> HTMLResponse:
-    trial = trial_detail(machine, record, stage, number)
+    trial = views.trial_detail(machine, record, stage, number)
     data = {"study_id": record.id, "study": record.name, "trial": trial}
     return page(request, "trial.html", f"{record.name} {stage} #{number}", data)
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from api.charts import ChartKind, Charts
 from api.deps import AdminDep, MachineDep, StudyDep
 from api.schemas import error_responses
-from hpsearch.recipe import trial_points
+from hpsearch.views import trial_points
 
 router = APIRouter(
     prefix="/api/studies",

@@ -7,19 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
 from api.deps import AdminDep, MachineDep, SettingsDep, StoreDep, StudyDep
-from api.schemas import StudyCreated, StudyListItem, error_responses
+from api.schemas import StudyCreated, StudyListItem, StudyRead, error_responses
 from hpsearch.errors import SpecError
-from hpsearch.recipe import (
-    MemoryLimit,
-    TrialStateName,
-    best_trials,
-    check_launch,
-    list_trials,
-    summary,
-    trial_detail,
-)
+from hpsearch.recipe import MemoryLimit, check_launch
 from hpsearch.spec import parse_spec, read_spec_text
 from hpsearch.storage import StudyRecord
+from hpsearch.views import TrialStateName, best_of, summary, trial_detail, trial_page
 
 router = APIRouter(
     prefix="/api/studies",
@@ -81,11 +74,10 @@ def list_studies(machine: MachineDep) -> list[StudyListItem]:
 
 
 @router.get("/{study}", responses=_ONE_STUDY)
-def get_study(record: StudyDep, machine: MachineDep) -> dict[str, Any]:
+def get_study(record: StudyDep, machine: MachineDep) -> StudyRead:
     """A study: spec, state, and every stage's result (numbers, verdicts, curves)."""
-    return {"id": record.id, "spec": record.spec.model_dump(mode="json")} | summary(
-        machine, record.id
-    )
+    view = summary(machine, record.id)
+    return StudyRead(id=record.id, spec=record.spec, **dict(view))
 
 
 @router.get("/{study}/trials", responses=_ONE_STUDY)
@@ -100,7 +92,7 @@ def get_trials(
 ) -> dict[str, Any]:
     """A page of the study's trials, sorted by ``value`` (best first), ``number``, ``duration``,
     ``epochs``, ``worker``, ``state``, ``stage`` or a parameter's name; ``-`` reverses."""
-    return list_trials(
+    return trial_page(
         machine, record, state=state, stage=stage, sort=sort, limit=limit, offset=offset
     )
 
@@ -110,7 +102,7 @@ def get_best(
     record: StudyDep, machine: MachineDep, k: Annotated[int, Query(ge=1, le=1000)] = 10
 ) -> list[dict[str, Any]]:
     """The k completed trials with the highest validation accuracy, best first."""
-    return best_trials(machine, record, k)
+    return best_of(machine, record, k)
 
 
 @router.get("/{study}/trials/{stage}/{number}", responses=_ONE_STUDY)
@@ -154,12 +146,10 @@ def _transition(
 
 def _list_item(machine: MachineDep, record: StudyRecord) -> StudyListItem:
     view = summary(machine, record.id)
-    current = next(
-        (s["name"] for s in view["stages"] if s["status"] in ("running", "pending")), None
-    )
+    current = next((s.name for s in view.stages if s.status in ("running", "pending")), None)
     counts: dict[str, int] = {}
-    for stage in view["stages"]:
-        for state, n in (stage.get("counts") or {}).items():
+    for stage in view.stages:
+        for state, n in (stage.counts.model_dump() if stage.counts else {}).items():
             counts[state] = counts.get(state, 0) + n
     return StudyListItem(
         id=record.id,
@@ -167,7 +157,7 @@ def _list_item(machine: MachineDep, record: StudyRecord) -> StudyListItem:
         state=record.state,
         stage=current if record.state == "running" else None,
         trials=counts,
-        best_val_accuracy=view["best"]["val_accuracy"],
+        best_val_accuracy=view.best.val_accuracy,
         created_at=record.created_at.isoformat(),
         updated_at=record.updated_at.isoformat(),
     )

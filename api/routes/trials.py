@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import SchedulerDep, WorkerDep
 from api.schemas import ItemId, error_responses
-from hpsearch.recipe import Outcome, first_non_finite
+from hpsearch.results import Outcome, WorkItem
 
 router = APIRouter(
     prefix="/api/trials",
@@ -64,33 +64,32 @@ class ReportRequest(_Body):
         return metrics
 
 
-class FinishRequest(_Body):
+class FinishRequest(Outcome):
+    """A work item's outcome (``hpsearch.results.Outcome``: a single stage's result typed by its
+    ``kind``), and the worker that delivers it."""
+
     worker: WorkerId
-    state: Literal["passed", "failed", "completed", "pruned"]
-    value: Finite | None = None
-    result: dict[str, Any] = Field(default_factory=dict)
-    history: list[dict[str, Any]] = Field(default_factory=list)
-    reason: str | None = Field(None, max_length=4000)
-    retryable: bool = False
-    trial_epochs: float = Field(0.0, ge=0)
-    seconds: float = Field(0.0, ge=0)
-
-    @field_validator("result", "history")
-    @classmethod
-    def _finite(cls, value: Any, info: ValidationInfo) -> Any:
-        where = first_non_finite(value)
-        if where is not None:
-            raise ValueError(f"{info.field_name}{where} is not a finite number")
-        return value
 
 
-@router.post("/claim", responses={204: {"description": "nothing to do right now"}})
+class LeaseRead(_Body):
+    """A work item handed to a worker, under a lease it renews with every report and heartbeat."""
+
+    id: int = Field(description="the work item's id in the calls that follow")
+    lease_seconds: float
+    item: WorkItem
+
+
+@router.post(
+    "/claim",
+    response_model=LeaseRead,
+    responses={204: {"description": "nothing to do right now"}},
+)
 def claim(body: ClaimRequest, scheduler: SchedulerDep) -> Any:
     """The next work item under a lease, or 204 when there is nothing to do."""
     lease = scheduler.claim(body.worker, body.host, body.devices)
     if lease is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return lease.as_dict()
+    return LeaseRead(id=lease.id, lease_seconds=lease.lease_seconds, item=lease.item)
 
 
 @router.post("/{item_id}/report", responses=_ITEM)
@@ -108,5 +107,5 @@ def heartbeat(item_id: ItemId, body: HeartbeatRequest, scheduler: SchedulerDep) 
 @router.post("/{item_id}/finish", responses=_ITEM)
 def finish(item_id: ItemId, body: FinishRequest, scheduler: SchedulerDep) -> dict[str, bool]:
     """Deliver the outcome; a repeated finish is acknowledged and never applied twice."""
-    outcome = Outcome(**body.model_dump(exclude={"worker"}))
+    outcome = Outcome.model_validate(body.model_dump(exclude={"worker"}))
     return {"applied": scheduler.finish(item_id, body.worker, outcome)}

@@ -33,6 +33,7 @@ PLUGIN_GROUP = "hpsearch.commands"
 PLUGIN_HELP = {
     "serve": "Serve the REST API (OpenAPI at /docs) over the given storage.",
     "worker": "Claim work items from a server and train them until stopped.",
+    "up": "A server on a database plus local workers: launch the study, follow it to the end.",
 }
 
 

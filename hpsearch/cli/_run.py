@@ -48,21 +48,29 @@ def run(
     import optuna
 
     from hpsearch.cli._view import SearchView, exit_unless_completed, print_result
-    from hpsearch.recipe import run_search  # PyTorch
+    from hpsearch.scheduling import run_search  # PyTorch, once it trains
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if as_json:
-        result = run_reporting_errors(
+        summary = run_reporting_errors(
             lambda: run_search(spec, storage, workers=workers, device=device), as_json
         )
+        result = summary.json_data()
         click.echo(json.dumps(result))
     else:
         with SearchView() as view:
-            result = run_reporting_errors(
+            summary = run_reporting_errors(
                 lambda: run_search(
-                    spec, storage, workers=workers, device=device, on_progress=view.update
+                    spec,
+                    storage,
+                    workers=workers,
+                    device=device,
+                    on_progress=lambda now, item, outcome: view.update(
+                        now.json_data(), item, outcome
+                    ),
                 ),
                 as_json,
             )
+        result = summary.json_data()
         print_result(view.console, result, f"stored in {storage}")
     exit_unless_completed(result)

@@ -15,8 +15,8 @@ from rich.text import Text
 
 from hpsearch.cli._main import fail
 
-if TYPE_CHECKING:  # the recipe loads Optuna and SQLAlchemy: only for the types here
-    from hpsearch.recipe import Outcome, WorkItem
+if TYPE_CHECKING:
+    from hpsearch.results import Outcome, WorkItem
 
 
 class SearchView:
@@ -72,8 +72,8 @@ class SearchView:
                 str(counts.get("pruned", "")),
                 str(counts.get("failed", "")),
                 f"{value:.4f}" if (value := _best_value(stage)) is not None else "",
-                f"{stage.get('trial_epochs', 0):.1f}" if "trial_epochs" in stage else "",
-                f"{stage.get('seconds', 0):.1f}" if "seconds" in stage else "",
+                f"{stage['trial_epochs']:.1f}" if stage.get("trial_epochs") else "",
+                f"{stage['seconds']:.1f}" if stage.get("seconds") else "",
             )
         best = summary["best"]
         line = "best so far: none yet"
@@ -88,23 +88,24 @@ class SearchView:
 
 
 def _best_value(stage: dict[str, Any]) -> float | None:
-    if stage["name"] == "final" and "val_accuracy" in stage:
-        return float(stage["val_accuracy"])
-    best = stage.get("best")
+    result = stage.get("result") or {}
+    if stage["name"] == "final" and "val_accuracy" in result:
+        return float(result["val_accuracy"])
+    best = result.get("best")
     value = best.get("value") if isinstance(best, dict) else None
     return float(value) if value is not None else None
 
 
 def _stage_detail(stage: dict[str, Any]) -> str:
     """What the line of a stage adds to its status: the trials done, the best value, or why."""
-    counts = stage.get("counts")
-    if stage["status"] == "running" and counts and "trials" in stage:
+    counts, result = stage.get("counts"), stage.get("result") or {}
+    if stage["status"] == "running" and counts and "trials" in result:
         done = counts.get("complete", 0) + counts.get("pruned", 0) + counts.get("failed", 0)
-        return f" ({done}/{stage['trials']} trials)"
+        return f" ({done}/{result['trials']} trials)"
     value = _best_value(stage)
     if value is not None and stage["status"] not in ("failed", "skipped"):
         return f", best val {value:.4f}"
-    why = stage.get("reason") or (stage.get("verdict") if stage["status"] == "failed" else None)
+    why = result.get("reason") or (result.get("verdict") if stage["status"] == "failed" else None)
     return f": {why}" if why else ""
 
 

@@ -6,6 +6,7 @@ GPU machines, with a ``report`` callback that goes over HTTP.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -13,15 +14,56 @@ from dataclasses import asdict
 import torch
 
 from hpsearch.data import DataBundle, load_data
-from hpsearch.errors import CancelledError, DivergedError
+from hpsearch.errors import CancelledError, DivergedError, HPSearchError
 from hpsearch.recipe._final import run_final
-from hpsearch.recipe._items import Outcome, WorkItem, finite
 from hpsearch.recipe._range_test import run_range_test
 from hpsearch.recipe._sanity import run_sanity
+from hpsearch.results import EpochRecord, Outcome, WorkItem
 from hpsearch.spec import StudySpec, parse_spec
 from hpsearch.training import ReportFn, Trainer, cancellable
 
 _cache: dict[str, DataBundle] = {}
+log = logging.getLogger("hpsearch.work")
+
+
+class Failures:
+    """What an item raised, as its outcome, the same for every driver (a worker daemon, the
+    local runner): given up part-way (:class:`CancelledError`) is handed back to be done again;
+    our own errors say what is wrong; anything else (out of memory, CUDA, a bug) is reported
+    with its type and message, and its traceback logged the first time it is met."""
+
+    def __init__(self, who: str) -> None:
+        self.who = who
+        self._seen: set[tuple[str, str]] = set()
+
+    def outcome(self, item: str, exc: BaseException) -> Outcome:
+        if isinstance(exc, CancelledError):
+            return Outcome(state="failed", reason=str(exc), retryable=True)
+        if isinstance(exc, HPSearchError):  # e.g. the data set is missing on this machine
+            return Outcome(state="failed", reason=str(exc))
+        detail = str(exc).strip() or (
+            "the worker ran out of memory" if isinstance(exc, MemoryError) else ""
+        )
+        reason = f"{type(exc).__name__}: {detail}"[:4000] if detail else type(exc).__name__
+        key = (type(exc).__name__, str(exc)[:200])
+        first = key not in self._seen
+        self._seen.add(key)
+        log.error("[%s] %s failed: %s", self.who, item, reason, exc_info=exc if first else None)
+        return Outcome(state="failed", reason=reason)
+
+    def run(
+        self,
+        item: WorkItem,
+        device: torch.device,
+        report: ReportFn | None = None,
+        cancelled: Callable[[], bool] | None = None,
+        name: str | None = None,
+    ) -> Outcome:
+        """:func:`execute`, whatever it raises an outcome."""
+        try:
+            return execute(item, device, report, cancelled)
+        except Exception as exc:
+            return self.outcome(name or f"{item.study}/{item.stage}", exc)
 
 
 def execute(
@@ -32,11 +74,10 @@ def execute(
 ) -> Outcome:
     """Run ``item`` on ``device``; ``report(epoch, metrics)`` returning True stops a trial
     (pruned) and gives a final training up. Once ``cancelled()`` is true, training raises
-    :class:`~hpsearch.errors.CancelledError` at its next step. Every number of the outcome is
-    finite (a NaN or an infinity is None), as JSON and the server require."""
+    :class:`~hpsearch.errors.CancelledError` at its next step."""
     with cancellable(cancelled):
         outcome = _execute(item, device, report)
-    return Outcome.from_dict(finite(outcome.to_dict()))
+    return outcome
 
 
 def _execute(item: WorkItem, device: torch.device, report: ReportFn | None) -> Outcome:
@@ -45,22 +86,21 @@ def _execute(item: WorkItem, device: torch.device, report: ReportFn | None) -> O
     started = time.perf_counter()
     if item.kind in ("sanity", "range_test"):
         run = run_sanity if item.kind == "sanity" else run_range_test
-        result = run(spec, data, device)
-        epochs = result.pop("trial_epochs")
+        result, epochs = run(spec, data, device)
         return Outcome(
-            state="passed" if result["passed"] else "failed",
+            state="passed" if result.passed else "failed",
             result=result,
-            reason=None if result["passed"] else result["verdict"],
+            reason=None if result.passed else result.verdict,
             trial_epochs=epochs,
             seconds=time.perf_counter() - started,
         )
     if item.kind == "final":
-        result = run_final(spec, item.configs, data, device, _give_up_on(report), item.epoch_budget)
-        targeted = result["targeted"] or {}
+        final = run_final(spec, item.configs, data, device, _give_up_on(report), item.epoch_budget)
+        targeted = final.targeted.trial_epochs if final.targeted is not None else 0.0
         return Outcome(
             state="completed",
-            result=result,
-            trial_epochs=result["final"]["trial_epochs"] + targeted.get("trial_epochs", 0.0),
+            result=final,
+            trial_epochs=final.final.trial_epochs + targeted,
             seconds=time.perf_counter() - started,
         )
     return _run_trial(spec, data, device, report)
@@ -96,7 +136,7 @@ def _run_trial(
     return Outcome(
         state="pruned" if result.stopped == "report" else "completed",
         value=max(m.val_accuracy for m in result.history),
-        history=[asdict(m) for m in result.history],
+        history=[EpochRecord(**asdict(m)) for m in result.history],
         trial_epochs=float(len(result.history)),
         seconds=result.seconds,
     )

@@ -1,22 +1,18 @@
-"""What the stage machine hands out and what comes back: plain, JSON-ready data.
+"""How work items and outcomes are checked and named (their models: ``hpsearch.results``).
 
-A :class:`WorkItem` carries everything needed to do the work (the full spec for this item, with
-the trial's parameters applied), so whoever executes it needs no database access; an
-:class:`Outcome` is what the executor reports back.
+Searched parameters are named as Optuna sees them (``lr``); the spec field each one sets is its
+path (``train.lr``). An outcome is checked against the item it belongs to before anything of it
+is recorded.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from hpsearch.errors import OutcomeError
+from hpsearch.results import Outcome, WorkItem
 
-Kind = Literal["sanity", "range_test", "trial", "final"]
-OutcomeState = Literal["passed", "failed", "completed", "pruned"]
-
-# Searched parameters are named as Optuna sees them; the spec path they set:
 PARAM_PATHS = {"lr": "train.lr", "weight_decay": "train.weight_decay"}
 
 
@@ -28,46 +24,6 @@ def param_path(name: str) -> str:
 def param_name(path: str) -> str:
     """The Optuna parameter name of a spec field (``train.lr`` -> ``lr``)."""
     return next((name for name, p in PARAM_PATHS.items() if p == path), path)
-
-
-@dataclass(frozen=True)
-class WorkItem:
-    study_id: int
-    study: str
-    stage: str
-    kind: Kind
-    spec: dict[str, Any]  # the full study spec for this item, parameters applied
-    params: dict[str, float] = field(default_factory=dict)  # trial: by Optuna parameter name
-    trial_id: int | None = None
-    trial_number: int | None = None
-    configs: list[dict[str, float]] = field(default_factory=list)  # final: by spec path, best first
-    epoch_budget: float | None = None  # final: trial-epochs left for a targeted stage
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> WorkItem:
-        return cls(**data)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    state: OutcomeState
-    value: float | None = None  # trial: best validation accuracy
-    result: dict[str, Any] = field(default_factory=dict)  # stage items: the stage's result
-    history: list[dict[str, float]] = field(default_factory=list)  # trial: per-epoch metrics
-    reason: str | None = None  # failed: why, in words
-    retryable: bool = False  # failed for a reason that is not the configuration's fault
-    trial_epochs: float = 0.0
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Outcome:
-        return cls(**data)
 
 
 def finite(data: Any) -> Any:
@@ -103,32 +59,25 @@ _STATES: dict[str, tuple[str, ...]] = {
     "range_test": ("passed", "failed"),
     "final": ("completed", "failed"),
 }
-_FINAL_KEYS = ("params", "val_accuracy", "test_accuracy", "diagnosis", "trial_epochs", "seconds")
-_TARGETED_KEYS = ("ran", "trial_epochs", "seconds")
 
 
 def check_outcome(item: WorkItem, outcome: Outcome) -> None:
     """Refuse an outcome that does not fit ``item`` (:class:`OutcomeError` naming the fault), so
-    that nothing half-formed is ever recorded in a study."""
+    that nothing half-formed is ever recorded in a study. (Its shape is the model's to check:
+    an :class:`Outcome` is valid data already.)"""
     where = f"{item.kind} item of {item.study}/{item.stage}"
     if outcome.state not in _STATES[item.kind]:
         allowed = ", ".join(_STATES[item.kind])
         raise OutcomeError(where, f"state {outcome.state!r} is not one of {allowed}")
-    if item.kind == "trial" and outcome.state == "completed" and outcome.value is None:
-        raise OutcomeError(where, "a completed trial needs its value (best validation accuracy)")
-    if item.kind == "final" and outcome.state == "completed":
-        final = outcome.result.get("final")
-        if not isinstance(final, dict):
-            raise OutcomeError(where, "result.final is missing")
-        _require(where, "result.final", final, _FINAL_KEYS)
-        targeted = outcome.result.get("targeted")
-        if targeted is not None:
-            if not isinstance(targeted, dict):
-                raise OutcomeError(where, "result.targeted must be an object or null")
-            _require(where, "result.targeted", targeted, _TARGETED_KEYS)
-
-
-def _require(where: str, name: str, data: dict[str, Any], keys: tuple[str, ...]) -> None:
-    missing = [k for k in keys if k not in data]
-    if missing:
-        raise OutcomeError(where, f"{name} lacks {', '.join(missing)}")
+    if item.kind == "trial":
+        if outcome.state == "completed" and outcome.value is None:
+            raise OutcomeError(
+                where, "a completed trial needs its value (best validation accuracy)"
+            )
+        if outcome.result is not None:
+            raise OutcomeError(where, "a trial has no result: its epochs are its history")
+        return
+    if outcome.result is not None and outcome.result.kind != item.kind:
+        raise OutcomeError(where, f"result.kind {outcome.result.kind!r} is not {item.kind!r}")
+    if outcome.state != "failed" and outcome.result is None:
+        raise OutcomeError(where, f"a {outcome.state} {item.kind} item needs its result")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,14 +20,18 @@ from torch import Tensor
 
 from hpsearch.data import DataBundle
 from hpsearch.recipe._derive import range_test_spec
+from hpsearch.results import LrCheck, LrCurve, LrRange, RangeTestResult
 from hpsearch.spec import StudySpec
 from hpsearch.training import Trainer
 
 Batch = tuple[Tensor, Tensor, Tensor | None]
 
 
-def run_range_test(spec: StudySpec, data: DataBundle, device: torch.device) -> dict[str, Any]:
-    """The sweep, its analysis, the suggested range and the loss-drop check at the suggestion."""
+def run_range_test(
+    spec: StudySpec, data: DataBundle, device: torch.device
+) -> tuple[RangeTestResult, float]:
+    """The sweep, its analysis, the suggested range and the loss-drop check at the suggestion;
+    and the trial-epochs they took."""
     cfg = spec.recipe.range_test
     trainer = Trainer(range_test_spec(spec), data, device)
     lrs = np.geomspace(cfg.min_lr, cfg.max_lr, cfg.steps)
@@ -58,26 +61,21 @@ def run_range_test(spec: StudySpec, data: DataBundle, device: torch.device) -> d
     if not low < high:  # the sweep and the spec's outer bounds barely overlap
         low, high = spec.search.lr.low, spec.search.lr.high
     check = check_lr(spec, data, device, steepest)
-    steps_per_epoch = len(trainer.batches)
-    return {
-        "passed": check["passed"],
-        "verdict": "passed" if check["passed"] else "loss does not fall at the suggested LR",
-        "curve": {
-            "lr": [float(x) for x in swept],
-            "loss": raw,
-            "smoothed": smoothed,
-        },
-        "stopped": stop,
-        "lr_steepest": steepest,
-        "lr_min_loss": lowest,
-        "suggested_lr": steepest,
-        "range": {"low": low, "high": high},
-        "check": check,
-        "trial_epochs": (len(smoothed) + check["iterations"]) / steps_per_epoch,
-    }
+    result = RangeTestResult(
+        passed=check.passed,
+        verdict="passed" if check.passed else "loss does not fall at the suggested LR",
+        curve=LrCurve(lr=[float(x) for x in swept], loss=raw, smoothed=smoothed),
+        stopped=stop,
+        lr_steepest=steepest,
+        lr_min_loss=lowest,
+        suggested_lr=steepest,
+        range=LrRange(low=low, high=high),
+        check=check,
+    )
+    return result, (len(smoothed) + check.iterations) / len(trainer.batches)
 
 
-def check_lr(spec: StudySpec, data: DataBundle, device: torch.device, lr: float) -> dict[str, Any]:
+def check_lr(spec: StudySpec, data: DataBundle, device: torch.device, lr: float) -> LrCheck:
     """Train a fresh model at constant ``lr``; pass if the loss falls by ``check_drop``."""
     cfg = spec.recipe.range_test
     trainer = Trainer(range_test_spec(spec, lr), data, device)
@@ -88,15 +86,15 @@ def check_lr(spec: StudySpec, data: DataBundle, device: torch.device, lr: float)
     window = max(5, cfg.check_iterations // 10)
     before, after = float(np.mean(curve[:window])), float(np.mean(curve[-window:]))
     finite = math.isfinite(before) and math.isfinite(after)
-    return {
-        "lr": lr,
-        "iterations": cfg.check_iterations,
-        "loss_before": before if finite else None,
-        "loss_after": after if finite else None,
-        "required_drop": cfg.check_drop,
-        "passed": finite and after < (1 - cfg.check_drop) * before,
-        "curve": [x if math.isfinite(x) else None for x in curve],
-    }
+    return LrCheck(
+        lr=lr,
+        iterations=cfg.check_iterations,
+        loss_before=before if finite else None,
+        loss_after=after if finite else None,
+        required_drop=cfg.check_drop,
+        passed=finite and after < (1 - cfg.check_drop) * before,
+        curve=[x if math.isfinite(x) else None for x in curve],
+    )
 
 
 def _suggestions(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:

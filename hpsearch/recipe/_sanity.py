@@ -21,13 +21,14 @@ from torch import Tensor, nn
 
 from hpsearch.data import DataBundle, Split, eval_batches
 from hpsearch.recipe._common import without_regularization
+from hpsearch.results import InitialLossCheck, OverfitCheck, SanityResult
 from hpsearch.spec import StudySpec
 from hpsearch.training import Trainer
 
 
 def check_initial_loss(
     spec: StudySpec, data: DataBundle, device: torch.device, model: nn.Module | None = None
-) -> dict[str, Any]:
+) -> InitialLossCheck:
     """Mean cross-entropy of a fresh model over a few batches, against ln(C)."""
     cfg = spec.recipe.sanity
     trainer = Trainer(without_regularization(spec), data, device, model)
@@ -43,32 +44,38 @@ def check_initial_loss(
             with trainer.autocast():
                 logits = trainer.forward(x).float()
             if logits.shape[1] != classes:
-                return result | _verdict(
-                    "head mismatch",
-                    f"the model has {logits.shape[1]} outputs but {data.info.name} has "
-                    f"{classes} classes: the head must have one output per class",
+                return InitialLossCheck(
+                    **result,
+                    **_verdict(
+                        "head mismatch",
+                        f"the model has {logits.shape[1]} outputs but {data.info.name} has "
+                        f"{classes} classes: the head must have one output per class",
+                    ),
                 )
             losses.append(F.cross_entropy(logits, labels).item())
     measured = sum(losses) / len(losses)
     off = abs(measured - expected) / expected
     result |= {"measured": measured, "relative_error": off, "tolerance": cfg.initial_loss_tolerance}
     if off <= cfg.initial_loss_tolerance:
-        return result | _verdict("passed", "")
+        return InitialLossCheck(**result, **_verdict("passed", ""))
     why = (
         "too high: the outputs are confident at initialization (head init too large) "
         "or the labels do not match the outputs"
         if measured > expected
         else "below chance before any training: labels may leak into the inputs"
     )
-    return result | _verdict(
-        "initial loss off",
-        f"initial loss {measured:.3f} vs ln({classes}) = {expected:.3f} is {why}",
+    return InitialLossCheck(
+        **result,
+        **_verdict(
+            "initial loss off",
+            f"initial loss {measured:.3f} vs ln({classes}) = {expected:.3f} is {why}",
+        ),
     )
 
 
 def check_overfit(
     spec: StudySpec, data: DataBundle, device: torch.device, model: nn.Module | None = None
-) -> dict[str, Any]:
+) -> OverfitCheck:
     """Train on a fixed small sample until it is fitted, then see whether anything generalizes."""
     cfg = spec.recipe.sanity
     quiet = without_regularization(spec)
@@ -77,22 +84,7 @@ def check_overfit(
     sample = _sample_batches(trainer, cfg.overfit_batches)
     n_images = sum(len(y) for _, y in sample)
     limit = quiet.train.divergence_factor * math.log(data.info.num_classes)
-    losses: list[float] = []
-    accuracy = 0.0
-    diverged = False
-    trainer.model.train()
-    for step in range(cfg.overfit_steps):
-        x, labels = sample[step % len(sample)]
-        loss = trainer.step(x, labels, None)[0].item()  # a sync per step: 300 steps at most
-        losses.append(loss)
-        if not math.isfinite(loss) or loss > limit:
-            diverged = True
-            break
-        if (step + 1) % len(sample) == 0:
-            accuracy = _accuracy(trainer, sample)
-            trainer.model.train()
-            if accuracy >= cfg.overfit_pass_accuracy:
-                break
+    losses, accuracy, diverged = _fit_sample(trainer, sample, spec, limit)
     result: dict[str, Any] = {
         "check": "overfit",
         "lr": lr,
@@ -103,7 +95,8 @@ def check_overfit(
         "pass_accuracy": cfg.overfit_pass_accuracy,
     }
     if diverged:
-        return result | _verdict(
+        return _overfit(
+            result,
             "diverged",
             f"the loss blew up at step {len(losses)}: the learning rate (train.lr = {lr:g}) is "
             "too high, or the initialization is bad",
@@ -112,7 +105,8 @@ def check_overfit(
     first, last = _mean(losses[:window]), _mean(losses[-window:])
     result |= {"first_loss": first, "last_loss": last}
     if last > (1 - cfg.overfit_min_drop) * first:
-        return result | _verdict(
+        return _overfit(
+            result,
             "not learning",
             f"the loss went from {first:.3f} to only {last:.3f}: the learning rate "
             f"(train.lr = {lr:g}) is too low, or the initialization is bad",
@@ -123,38 +117,69 @@ def check_overfit(
     z = (val_accuracy - chance) / math.sqrt(chance * (1 - chance) / len(data.val))
     result |= {"val_accuracy": val_accuracy, "chance": chance, "val_z": z}
     if z < cfg.chance_z:
-        return result | _verdict(
+        return _overfit(
+            result,
             "labels look random",
-            f"the sample is learnt (train accuracy {accuracy:.2f}) but validation stays at chance "
-            f"({val_accuracy:.3f} vs {chance:.3f}): the labels look unrelated to the images "
-            "(shuffled or misaligned?)",
+            f"the sample is learnt (train accuracy {accuracy:.2f}) but validation stays "
+            f"at chance ({val_accuracy:.3f} vs {chance:.3f}): the labels look unrelated to "
+            "the images (shuffled or misaligned?)",
         )
     if accuracy < cfg.overfit_pass_accuracy:
-        return result | _verdict(
+        return _overfit(
+            result,
             "not memorizing",
             f"{n_images} images were not fitted in {len(losses)} steps (train accuracy "
-            f"{accuracy:.3f} < {cfg.overfit_pass_accuracy}): the model is too small, the learning "
-            "rate is off, or the data pipeline is broken",
+            f"{accuracy:.3f} < {cfg.overfit_pass_accuracy}): the model is too small, the "
+            "learning rate is off, or the data pipeline is broken",
         )
-    return result | _verdict("passed", "")
+    return _overfit(result, "passed", "")
+
+
+def _fit_sample(
+    trainer: Trainer, sample: list[tuple[Tensor, Tensor]], spec: StudySpec, limit: float
+) -> tuple[list[float], float, bool]:
+    """Train on ``sample`` until it is fitted (or the step budget is spent, or the loss passes
+    ``limit``): the loss of every step, the last training accuracy, and whether it diverged."""
+    cfg = spec.recipe.sanity
+    losses: list[float] = []
+    accuracy = 0.0
+    trainer.model.train()
+    for step in range(cfg.overfit_steps):
+        x, labels = sample[step % len(sample)]
+        loss = trainer.step(x, labels, None)[0].item()  # a sync per step: the check needs it
+        losses.append(loss)
+        if not math.isfinite(loss) or loss > limit:
+            return losses, accuracy, True
+        if (step + 1) % len(sample) == 0:
+            accuracy = _accuracy(trainer, sample)
+            trainer.model.train()
+            if accuracy >= cfg.overfit_pass_accuracy:
+                break
+    return losses, accuracy, False
 
 
 def run_sanity(
     spec: StudySpec, data: DataBundle, device: torch.device, model: nn.Module | None = None
-) -> dict[str, Any]:
-    """Both checks; ``passed`` is True only if both pass. ``verdict`` is the first failure's."""
-    checks = [check_initial_loss(spec, data, device, model)]
-    if checks[0]["verdict"] != "head mismatch":  # a wrong head cannot be trained at all
+) -> tuple[SanityResult, float]:
+    """Both checks, and the trial-epochs they took. ``passed`` is True only if both pass;
+    ``verdict`` is the first failure's."""
+    checks: list[InitialLossCheck | OverfitCheck] = [check_initial_loss(spec, data, device, model)]
+    if checks[0].verdict != "head mismatch":  # a wrong head cannot be trained at all
         checks.append(check_overfit(spec, data, device, model))
-    failed = [c for c in checks if c["verdict"] != "passed"]
+    failed = [c for c in checks if c.verdict != "passed"]
     steps_per_epoch = max(1, len(data.train) // min(spec.train.batch_size, len(data.train)))
-    return {
-        "passed": not failed,
-        "verdict": failed[0]["verdict"] if failed else "passed",
-        "advice": failed[0]["advice"] if failed else "",
-        "checks": checks,
-        "trial_epochs": sum(c.get("steps", 0) for c in checks) / steps_per_epoch,
-    }
+    steps = sum(c.steps for c in checks if isinstance(c, OverfitCheck))
+    result = SanityResult(
+        passed=not failed,
+        verdict=failed[0].verdict if failed else "passed",
+        advice=failed[0].advice if failed else "",
+        checks=checks,
+    )
+    return result, steps / steps_per_epoch
+
+
+def _overfit(result: dict[str, Any], verdict: str, advice: str) -> OverfitCheck:
+    return OverfitCheck(**result, **_verdict(verdict, advice))
 
 
 def _verdict(verdict: str, advice: str) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The Optuna side of the search stages: one Optuna study per stage, and its trials.
+"""The Optuna side of the search stages: one Optuna study per stage, and its trials queued and
+started (``_trial_rows``: their epochs recorded and their ends).
 
 Every search trial is a plain Optuna trial, so ``optuna.load_study`` and optuna-dashboard read
 them. The hot paths of a server (a claim creates a trial, every epoch reports one, a finish ends
@@ -15,11 +16,10 @@ Reads that only need a state or a count are single SQL statements over Optuna's 
 from __future__ import annotations
 
 import json
-import math
 import threading
 from collections.abc import Callable, Container, Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import Any, cast
+from datetime import timedelta
+from typing import Any
 
 import optuna
 import sqlalchemy as sa
@@ -30,24 +30,23 @@ from optuna.distributions import (
     distribution_to_json,
     json_to_distribution,
 )
-from optuna.pruners import MedianPruner
 from optuna.samplers import RandomSampler
-from optuna.storages._rdb import models
-from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.recipe._common import derived_seed
 from hpsearch.recipe._ranges import Range
 from hpsearch.recipe._sampling import make_pruner, make_sampler
+from hpsearch.recipe._trial_rows import TrialRows, frozen_trial
 from hpsearch.spec import StudySpec
-from hpsearch.storage import Store, upsert
+from hpsearch.storage import Store
+from hpsearch.storage import optuna_schema as schema
 
-_TRIALS = models.TrialModel.__table__
-_USER_ATTRS = models.TrialUserAttributeModel.__table__
-_VALUES = models.TrialIntermediateValueModel.__table__
-_TRIAL_VALUES = models.TrialValueModel.__table__
-_PARAMS = models.TrialParamModel.__table__
-_STUDIES = models.StudyModel.__table__
+_TRIALS = schema.TRIALS
+_USER_ATTRS = schema.USER_ATTRS
+_VALUES = schema.INTERMEDIATE_VALUES
+_TRIAL_VALUES = schema.TRIAL_VALUES
+_PARAMS = schema.PARAMS
+_STUDIES = schema.STUDIES
 STATE_NAMES: dict[TrialState, str] = {
     TrialState.COMPLETE: "complete",
     TrialState.PRUNED: "pruned",
@@ -71,14 +70,12 @@ def distributions(ranges: Mapping[str, Range]) -> dict[str, BaseDistribution]:
     return out
 
 
-class StageTrials:
+class StageTrials(TrialRows):
     """Optuna studies of one store's search stages, opened once per process and kept."""
 
     def __init__(self, store: Store) -> None:
-        self.store = store
+        super().__init__(store)
         self._studies: dict[tuple[int, str], optuna.Study] = {}
-        self._complete: dict[int, dict[int, FrozenTrial]] = {}  # by Optuna study id, trial id
-        self._lock = threading.Lock()  # guards the cache of completed trials
         self._opening = threading.Lock()
 
     def study(
@@ -109,7 +106,7 @@ class StageTrials:
             gone = [self._studies.pop(k) for k in [k for k in self._studies if k[0] == study_id]]
         with self._lock:
             for ostudy in gone:
-                self._complete.pop(ostudy._study_id, None)
+                self._complete.pop(schema.study_id(ostudy), None)
 
     # --- counting ------------------------------------------------------------------------------
 
@@ -123,7 +120,7 @@ class StageTrials:
         query = (
             sa.select(_TRIALS.c.state, retried.c.value_json, sa.func.count())
             .select_from(joined)
-            .where(_TRIALS.c.study_id == ostudy._study_id)
+            .where(_TRIALS.c.study_id == schema.study_id(ostudy))
             .group_by(_TRIALS.c.state, retried.c.value_json)
         )
         counts = dict.fromkeys(("complete", "pruned", "failed", "retried", "running", "waiting"), 0)
@@ -145,9 +142,9 @@ class StageTrials:
 
     def running_trial_ids(self, ostudy: optuna.Study, older_than: float) -> list[int]:
         """Ids of the study's RUNNING trials that started more than ``older_than`` seconds ago."""
-        started_before = _optuna_now() - timedelta(seconds=older_than)
+        started_before = schema.optuna_now() - timedelta(seconds=older_than)
         query = sa.select(_TRIALS.c.trial_id).where(
-            _TRIALS.c.study_id == ostudy._study_id,
+            _TRIALS.c.study_id == schema.study_id(ostudy),
             _TRIALS.c.state == TrialState.RUNNING,
             _TRIALS.c.datetime_start < started_before,
         )
@@ -179,7 +176,7 @@ class StageTrials:
 
         def sample(i: int, number: int) -> Queued:
             sampler = RandomSampler(seed=derived_seed(spec.seed, stage, number))
-            stub = _template(TrialState.RUNNING, {}, {}, {})
+            stub = _template(TrialState.RUNNING, {}, {})
             params = {
                 name: sampler.sample_independent(ostudy, stub, name, dist)
                 for name, dist in dists.items()
@@ -204,14 +201,12 @@ class StageTrials:
         """
         if count == 0:
             return
-        study_id = ostudy._study_id
+        owner = schema.study_id(ostudy)
         with self.store.optuna.engine.begin() as conn:
             conn.execute(
-                sa.select(_STUDIES.c.study_id)
-                .where(_STUDIES.c.study_id == study_id)
-                .with_for_update()
+                sa.select(_STUDIES.c.study_id).where(_STUDIES.c.study_id == owner).with_for_update()
             )
-            rows = [{"number": -1, "study_id": study_id, "state": TrialState.WAITING}] * count
+            rows = [{"number": -1, "study_id": owner, "state": TrialState.WAITING}] * count
             inserted = conn.execute(
                 _TRIALS.insert().returning(_TRIALS.c.trial_id, sort_by_parameter_order=True),
                 rows,
@@ -219,7 +214,7 @@ class StageTrials:
             trial_ids = [int(r[0]) for r in inserted]
             first = conn.execute(
                 sa.select(sa.func.count()).where(
-                    _TRIALS.c.study_id == study_id, _TRIALS.c.trial_id < trial_ids[0]
+                    _TRIALS.c.study_id == owner, _TRIALS.c.trial_id < trial_ids[0]
                 )
             ).scalar_one()
             conn.execute(
@@ -254,9 +249,13 @@ class StageTrials:
         keep their place in, the study's trials, so they sample when a trial starts)."""
         trial = ostudy.ask(fixed_distributions=distributions(ranges))
         trial.set_user_attr("stage", stage)
-        started = _template(TrialState.RUNNING, trial.params, trial.distributions, {})
-        started.number, started._trial_id = trial.number, trial._trial_id
-        return started
+        return _template(
+            TrialState.RUNNING,
+            trial.params,
+            trial.distributions,
+            trial.number,
+            schema.trial_id(trial),
+        )
 
     def pop(self, ostudy: optuna.Study) -> FrozenTrial | None:
         """Start the next WAITING trial (RUNNING from now): a retry if one waits (an interrupted
@@ -274,7 +273,10 @@ class StageTrials:
         )
         query = (
             sa.select(_TRIALS.c.trial_id, _TRIALS.c.number)
-            .where(_TRIALS.c.study_id == ostudy._study_id, _TRIALS.c.state == TrialState.WAITING)
+            .where(
+                _TRIALS.c.study_id == schema.study_id(ostudy),
+                _TRIALS.c.state == TrialState.WAITING,
+            )
             .order_by(~retry, _TRIALS.c.trial_id)  # retries first, then the oldest
             .limit(1)
         )
@@ -288,7 +290,7 @@ class StageTrials:
             started = conn.execute(
                 _TRIALS.update()
                 .where(_TRIALS.c.trial_id == row.trial_id, _TRIALS.c.state == TrialState.WAITING)
-                .values(state=TrialState.RUNNING, datetime_start=_optuna_now())
+                .values(state=TrialState.RUNNING, datetime_start=schema.optuna_now())
             )
             if started.rowcount != 1:
                 return None
@@ -299,9 +301,7 @@ class StageTrials:
             ).all()
         dists = {name: json_to_distribution(text) for name, _, text in stored}
         params = {name: dists[name].to_external_repr(value) for name, value, _ in stored}
-        trial = _template(TrialState.RUNNING, params, dists, {})
-        trial.number, trial._trial_id = int(row.number), int(row.trial_id)
-        return trial
+        return _template(TrialState.RUNNING, params, dists, int(row.number), int(row.trial_id))
 
     def cancel_waiting(self, ostudy: optuna.Study, reason: str) -> None:
         """End the study's queued trials unstarted (FAIL, with ``reason``)."""
@@ -317,221 +317,13 @@ class StageTrials:
         """Fail (not to be retried) the study's trials in ``states`` whose ids are not in
         ``held``."""
         query = sa.select(_TRIALS.c.trial_id).where(
-            _TRIALS.c.study_id == ostudy._study_id, _TRIALS.c.state.in_(states)
+            _TRIALS.c.study_id == schema.study_id(ostudy), _TRIALS.c.state.in_(states)
         )
         with self.store.optuna_reader.connect() as conn:
             ids = [int(r[0]) for r in conn.execute(query)]
         for trial_id in ids:
             if trial_id not in held:
                 self.finish(trial_id, TrialState.FAIL, None, {"fail_reason": reason})
-
-    # --- reporting and finishing ---------------------------------------------------------------
-
-    def report(
-        self,
-        ostudy: optuna.Study,
-        trial_id: int,
-        number: int,
-        epoch: int,
-        value: float,
-        curve: Mapping[int, float] | None = None,
-    ) -> bool:
-        """Record an epoch's validation accuracy; True if the pruner says stop (or the trial is
-        already over). ``curve``, if given, is every value the trial reported (epoch -> value,
-        this one included), which then need not be read back."""
-        storage = self.store.optuna
-        if not self._record_value(trial_id, epoch, value):
-            return True
-        if not isinstance(ostudy.pruner, MedianPruner):
-            # successive halving and hyperband keep rungs in trials' system attributes and
-            # look at the whole study: give them the real thing
-            return bool(ostudy.pruner.prune(ostudy, storage.get_trial(trial_id)))
-        # A median pruner reads only the study's direction, its completed trials' intermediate
-        # values and this trial's: give it those, read in two or three small queries instead of
-        # rebuilding every unfinished trial of the study from the database.
-        values = {trial_id: dict(curve)} if curve is not None else self._values([trial_id])
-        frozen = _with_values(trial_id, number, TrialState.RUNNING, values)
-        view = _PrunerView(self._completed(ostudy))
-        return bool(ostudy.pruner.prune(cast(optuna.Study, view), frozen))
-
-    def _completed(self, ostudy: optuna.Study) -> list[FrozenTrial]:
-        """The study's COMPLETE trials with their intermediate values. A completed trial never
-        changes, so each is read once per process; later calls read only the new ones."""
-        query = sa.select(_TRIALS.c.trial_id, _TRIALS.c.number).where(
-            _TRIALS.c.study_id == ostudy._study_id, _TRIALS.c.state == TrialState.COMPLETE
-        )
-        with self.store.optuna_reader.connect() as conn:
-            numbers = {int(i): int(n) for i, n in conn.execute(query)}
-        with self._lock:
-            known = self._complete.setdefault(ostudy._study_id, {})
-            new = [i for i in numbers if i not in known]
-        if new:
-            values = self._values(new)
-            with self._lock:
-                for i in new:
-                    known[i] = _with_values(i, numbers[i], TrialState.COMPLETE, values)
-        return [known[i] for i in sorted(numbers, key=numbers.__getitem__)]
-
-    def _values(self, trial_ids: list[int]) -> dict[int, dict[int, float]]:
-        """Intermediate values of some trials: trial id -> step -> value."""
-        query = sa.select(
-            _VALUES.c.trial_id,
-            _VALUES.c.step,
-            _VALUES.c.intermediate_value,
-            _VALUES.c.intermediate_value_type,
-        ).where(_VALUES.c.trial_id.in_(trial_ids))
-        decode = models.TrialIntermediateValueModel.stored_repr_to_intermediate_value
-        values: dict[int, dict[int, float]] = {i: {} for i in trial_ids}
-        with self.store.optuna_reader.connect() as conn:
-            for trial_id, step, value, kind in conn.execute(query):
-                values[int(trial_id)][int(step)] = decode(value, kind)
-        return values
-
-    def finish(
-        self,
-        trial_id: int,
-        state: TrialState,
-        value: float | None,
-        user_attrs: Mapping[str, Any],
-        curve: Mapping[int, float] | None = None,
-    ) -> bool:
-        """End a trial once (a RUNNING one, or a WAITING one cancelled unstarted): its state,
-        its user attributes and its value, in one transaction; a PRUNED trial's value is its last
-        intermediate value, as ``Study.tell`` does. Returns False if it had ended already.
-
-        ``curve`` (epoch -> value, from the trial's history) fills in intermediate values its
-        reports never delivered (a report lost to a dropped connection, an outcome spooled while
-        the server was away); values that were reported are kept as they are.
-
-        The rows are the ones Optuna's storage writes (a test holds the two to the same result),
-        in three or four statements where its storage takes ten and two transactions.
-        """
-        engine = self.store.optuna.engine
-        with engine.begin() as conn:
-            ended = conn.execute(
-                _TRIALS.update()
-                .where(
-                    _TRIALS.c.trial_id == trial_id,
-                    _TRIALS.c.state.in_([TrialState.RUNNING, TrialState.WAITING]),
-                )
-                .values(state=state, datetime_complete=_optuna_now())
-            )
-            if ended.rowcount != 1:
-                return False  # someone else ended it
-            if curve:
-                self._fill_values(conn, trial_id, curve)
-            if state == TrialState.PRUNED:
-                last = conn.execute(
-                    sa.select(_VALUES.c.intermediate_value, _VALUES.c.intermediate_value_type)
-                    .where(_VALUES.c.trial_id == trial_id)
-                    .order_by(_VALUES.c.step.desc())
-                    .limit(1)
-                ).first()
-                decode = models.TrialIntermediateValueModel.stored_repr_to_intermediate_value
-                value = None if last is None else decode(*last)
-                if value is not None and math.isnan(value):
-                    value = None  # as Study.tell: a pruned trial's NaN is no value
-            if user_attrs:
-                rows = [
-                    {"trial_id": trial_id, "key": key, "value_json": json.dumps(attr)}
-                    for key, attr in user_attrs.items()
-                ]
-                conn.execute(upsert(engine, _USER_ATTRS, rows, ["trial_id", "key"], ["value_json"]))
-            if value is not None:
-                stored, kind = models.TrialValueModel.value_to_stored_repr(value)
-                conn.execute(
-                    _TRIAL_VALUES.insert().values(
-                        trial_id=trial_id, objective=0, value=stored, value_type=kind
-                    )
-                )
-        return True
-
-    def _fill_values(self, conn: sa.Connection, trial_id: int, curve: Mapping[int, float]) -> None:
-        """Insert the intermediate values of ``curve`` that the trial does not have."""
-        known = conn.execute(sa.select(_VALUES.c.step).where(_VALUES.c.trial_id == trial_id))
-        have = {int(step) for (step,) in known}
-        encode = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr
-        rows = []
-        for step, value in sorted(curve.items()):
-            if step not in have:
-                stored, kind = encode(value)
-                row = {"trial_id": trial_id, "step": step, "intermediate_value": stored}
-                rows.append(row | {"intermediate_value_type": kind})
-        if rows:
-            conn.execute(_VALUES.insert(), rows)
-
-    def _record_value(self, trial_id: int, step: int, value: float) -> bool:
-        """Keep a RUNNING trial's intermediate value for ``step`` (a re-sent report replaces
-        it); False if the trial has ended (or is gone). What Optuna's
-        ``set_trial_intermediate_value`` does, in two statements instead of four and an ORM
-        session: this runs for every epoch.
-
-        The value is written first and the trial's state read after, in the same transaction,
-        which is undone unless the trial is still running. So a finish cannot slip in between
-        and leave a value on an ended trial: on SQLite the write holds the database's write lock
-        until the end; on PostgreSQL the state is read with a share lock, which a finish's update
-        waits for (or, having committed first, is seen).
-        """
-        engine = self.store.optuna.engine
-        stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(value)
-        row = {
-            "trial_id": trial_id,
-            "step": step,
-            "intermediate_value": stored,
-            "intermediate_value_type": kind,
-        }
-        update = ["intermediate_value", "intermediate_value_type"]
-        with engine.connect() as conn, conn.begin() as transaction:
-            conn.execute(upsert(engine, _VALUES, row, ["trial_id", "step"], update))
-            state = conn.execute(
-                sa.select(_TRIALS.c.state)
-                .where(_TRIALS.c.trial_id == trial_id)
-                .with_for_update(read=True)
-            ).scalar()
-            if state != TrialState.RUNNING:
-                transaction.rollback()
-                return False
-        return True
-
-
-class _PrunerView:
-    """As much of a study as a median pruner reads: maximize, and its completed trials."""
-
-    direction = StudyDirection.MAXIMIZE
-
-    def __init__(self, completed: list[FrozenTrial]) -> None:
-        self._completed = completed
-
-    def get_trials(
-        self, deepcopy: bool = True, states: Container[TrialState] | None = None
-    ) -> list[FrozenTrial]:
-        if states is not None and TrialState.COMPLETE not in states:
-            return []
-        return self._completed
-
-
-def _with_values(
-    trial_id: int, number: int, state: TrialState, values: Mapping[int, dict[int, float]]
-) -> FrozenTrial:
-    return FrozenTrial(
-        number=number,
-        state=state,
-        value=None,
-        datetime_start=None,
-        datetime_complete=None,
-        params={},
-        distributions={},
-        user_attrs={},
-        system_attrs={},
-        intermediate_values=values.get(trial_id, {}),
-        trial_id=trial_id,
-    )
-
-
-def _optuna_now() -> datetime:
-    """Now as Optuna's tables keep time: the server's local time, naive (``datetime.now()``,
-    as ``RDBStorage`` stamps a trial's start and end)."""
-    return datetime.now()
 
 
 Queued = tuple[dict[str, Any], dict[str, BaseDistribution], dict[str, Any]]
@@ -542,18 +334,7 @@ def _template(
     state: TrialState,
     params: Mapping[str, Any],
     dists: Mapping[str, BaseDistribution],
-    user_attrs: Mapping[str, Any],
+    number: int = -1,
+    trial: int = -1,
 ) -> FrozenTrial:
-    return FrozenTrial(
-        number=-1,
-        state=state,
-        value=None,
-        datetime_start=None,
-        datetime_complete=None,
-        params=dict(params),
-        distributions=dict(dists),
-        user_attrs=dict(user_attrs),
-        system_attrs={},
-        intermediate_values={},
-        trial_id=-1,
-    )
+    return frozen_trial(state, number, trial, params, dists)

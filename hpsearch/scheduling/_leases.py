@@ -1,7 +1,8 @@
 """Lease rows: one per work item handed to a worker.
 
 A lease is ``active`` while its worker holds the item, then ``finished`` (the worker delivered an
-outcome) or ``expired`` (the reaper gave up on the worker). Leaving ``active`` is one conditional
+outcome), ``expired`` (the reaper gave up on the worker) or ``interrupted`` (a local run took its
+study over after its own crash). Leaving ``active`` is one conditional
 update that stores the outcome with it, so exactly one caller ever wins. Recording that outcome in
 the study is a second step; ``applied_at`` says it happened. A finish cut off between the two
 steps (a dropped database connection, a killed server) leaves ``applied_at`` empty, and whoever
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hpsearch.errors import HPSearchError
-from hpsearch.recipe import Outcome, WorkItem
+from hpsearch.results import Outcome, WorkItem, stored_outcome
 from hpsearch.storage import Store, utcnow
 from hpsearch.storage._tables import leases, studies, workers
 
@@ -67,9 +68,10 @@ class LeaseRow:
 class LeaseBook:
     """Reads and writes of the lease table for a scheduler."""
 
-    def __init__(self, store: Store, lease_seconds: float) -> None:
+    def __init__(self, store: Store, lease_seconds: float, driver: str = "server") -> None:
         self.store = store
         self.lease_seconds = lease_seconds
+        self.driver = driver  # whose leases run out: a server's; a local run takes its over
 
     def insert(self, conn: Connection, item: WorkItem, worker: str) -> int:
         """A new active lease on ``item`` (inside the claimer's transaction)."""
@@ -166,8 +168,13 @@ class LeaseBook:
             )
 
     def expired(self) -> list[LeaseRow]:
-        """Active leases whose time ran out."""
-        return self._select(leases.c.state == "active", leases.c.expires_at < utcnow())
+        """Active leases of this driver's studies whose time ran out."""
+        driven = sa.select(studies.c.id).where(studies.c.driver == self.driver)
+        return self._select(
+            leases.c.state == "active",
+            leases.c.expires_at < utcnow(),
+            leases.c.study_id.in_(driven),
+        )
 
     def unapplied(self) -> list[LeaseRow]:
         """Closed leases whose outcome was never recorded, and whose finish is long over."""
@@ -201,14 +208,15 @@ class LeaseBook:
 
 
 def _lease_row(row: Any) -> LeaseRow:
+    item = WorkItem.from_dict(row["item"])
     return LeaseRow(
         id=row["id"],
         study_id=row["study_id"],
         stage=row["stage"],
-        item=WorkItem.from_dict(row["item"]),
+        item=item,
         worker=row["worker"],
         state=row["state"],
-        outcome=Outcome.from_dict(row["outcome"]) if row["outcome"] is not None else None,
+        outcome=stored_outcome(row["outcome"], item.kind) if row["outcome"] is not None else None,
         progress=list(row["progress"] or []),
         claimed_at=row["claimed_at"],
         expires_at=row["expires_at"],

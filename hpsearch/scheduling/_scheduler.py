@@ -43,12 +43,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -56,14 +54,13 @@ from optuna.exceptions import StorageInternalError
 from sqlalchemy.engine import Connection
 
 from hpsearch.errors import StudyNotFoundError
-from hpsearch.recipe import SINGLE, WAIT, Outcome, StageMachine, WorkItem, check_outcome
+from hpsearch.recipe import WAIT, Outcome, StageMachine, WorkItem, check_outcome
 from hpsearch.scheduling._leases import LeaseBook, LeaseRow, check_holder
+from hpsearch.scheduling._reaper import Reaper
 from hpsearch.scheduling._workers import WorkerBook
-from hpsearch.storage import Store, StudyRecord, as_utc, utcnow
+from hpsearch.storage import Store, StudyRecord
 from hpsearch.storage.migrations import LOCK_SPACE
 
-LEASE_EXPIRED = "lease expired"
-ORPHANED = "orphaned: no worker held it (a claim was cut off)"
 log = logging.getLogger("hpsearch.scheduling")
 
 
@@ -80,34 +77,43 @@ class Lease:
 class Scheduler:
     """Hands out work items under leases and takes back their reports and outcomes."""
 
-    def __init__(self, machine: StageMachine, lease_seconds: float = 60.0) -> None:
+    def __init__(
+        self, machine: StageMachine, lease_seconds: float = 60.0, driver: str = "server"
+    ) -> None:
         self.machine = machine
         self.store: Store = machine.store
         self.lease_seconds = lease_seconds
-        self.leases = LeaseBook(self.store, lease_seconds)
+        self.driver = driver  # it hands out and reaps the work of this driver's studies only
+        self.leases = LeaseBook(self.store, lease_seconds, driver)
         self.workers = WorkerBook(self.store, alive_seconds=max(2 * lease_seconds, 10.0))
-        self._started = time.monotonic()
+        self.reaper = Reaper(self)
         self._locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
         self._locks_lock = threading.Lock()
-        self._last_reap = 0.0
 
     # --- claims --------------------------------------------------------------------------------
 
     def claim(
-        self, worker: str, host: str | None = None, devices: list[str] | None = None
+        self,
+        worker: str,
+        host: str | None = None,
+        devices: list[str] | None = None,
+        study_id: int | None = None,
     ) -> Lease | None:
-        """The next work item of any running study, oldest study first; None if there is none."""
-        if time.monotonic() - self._last_reap > 1.0:
-            self.reap_expired()
-        self.workers.seen(worker, host, devices or [])
-        for study in self.store.running_studies(driver="server"):
+        """The next work item of any running study (or of ``study_id``), oldest study first;
+        None if there is none."""
+        self.reaper.reap_now_and_then()
+        if self.driver == "server":  # a local run is its own worker, not one of a server's
+            self.workers.seen(worker, host, devices or [])
+        for study in self.store.running_studies(driver=self.driver):
+            if study_id is not None and study.id != study_id:
+                continue
             if study.spec_problems:
                 problems = "; ".join(study.spec_problems)
                 self.give_up(study.id, f"its stored spec breaks this version's rules: {problems}")
                 continue
             lease = None
             try:
-                with self._contained(study.id, "its next work item could not be made"):
+                with self.contained(study.id, "its next work item could not be made"):
                     lease = self._claim_in(study, worker)
             except StudyNotFoundError:
                 continue  # deleted since the list was read: nothing of it to hand out
@@ -121,7 +127,7 @@ class Scheduler:
         self.machine.abandon(study_id, reason, {t for t in held if t is not None})
 
     @contextmanager
-    def _contained(self, study_id: int, doing: str) -> Iterator[None]:
+    def contained(self, study_id: int, doing: str) -> Iterator[None]:
         """Do one study's step; whatever it raises fails that study with the reason instead of
         the caller (a claim, a finish, the reaper serve every study). Only the database being
         away is let through (a retry helps; the study is not at fault), and a study deleted
@@ -177,7 +183,8 @@ class Scheduler:
         if renewed is None:
             return True
         row, study_state = renewed
-        self.workers.heard(row.worker)
+        if self.driver == "server":
+            self.workers.heard(row.worker)
         return self.machine.report(row.item, epoch, metrics, study_state, row.progress)
 
     def heartbeat(self, lease_id: int, worker: str) -> bool:
@@ -187,7 +194,8 @@ class Scheduler:
         if renewed is None:
             return False
         row, study_state = renewed
-        self.workers.heard(row.worker)
+        if self.driver == "server":
+            self.workers.heard(row.worker)
         return study_state == "running"
 
     def finish(self, lease_id: int, worker: str, outcome: Outcome) -> bool:
@@ -201,17 +209,17 @@ class Scheduler:
         check_holder(lease_id, row.worker, worker)
         check_outcome(row.item, outcome)  # a malformed outcome changes nothing
         if self.leases.close(lease_id, "finished", outcome):
-            return self._apply(row, outcome)
+            return self.apply(row, outcome)
         row = self.leases.get(lease_id)
         if row.applied_at is None and row.outcome is not None:
-            return self._apply(row, row.outcome) and row.outcome == outcome
+            return self.apply(row, row.outcome) and row.outcome == outcome
         return False
 
-    def _apply(self, row: LeaseRow, outcome: Outcome) -> bool:
+    def apply(self, row: LeaseRow, outcome: Outcome) -> bool:
         """Record a closed lease's outcome in its study; False if that failed the study (the
         lease then counts as applied: nothing would ever record it)."""
         applied = False
-        with self._contained(row.study_id, f"recording the outcome of work item {row.id} failed"):
+        with self.contained(row.study_id, f"recording the outcome of work item {row.id} failed"):
             self._record(row, outcome)
             applied = True
         if not applied:
@@ -246,62 +254,20 @@ class Scheduler:
             for other in self.leases.held(row.item.study_id)
         )
 
-    # --- the reaper ----------------------------------------------------------------------------
+    # --- the reaper (``_reaper``) --------------------------------------------------------------
 
     def reap(self) -> int:
-        """Everything the reaper does: expired leases, unrecorded outcomes, orphaned work.
-        Returns how many leases expired."""
-        reaped = self.reap_expired()
-        if self._in_grace():
-            return reaped
-        for stale in self.leases.unapplied():
-            row = self.leases.get(stale.id)  # a finish may have recorded it since the list
-            if row.applied_at is None and row.outcome is not None:
-                self._apply(row, row.outcome)
-        for study in self.store.running_studies(driver="server"):
-            try:
-                with self._contained(study.id, "sweeping its orphaned work failed"):
-                    self._sweep_orphans(study.id)
-            except StudyNotFoundError:
-                continue  # deleted since the list was read
-        return reaped
+        """Everything the reaper does; returns how many leases expired."""
+        return self.reaper.reap()
 
     def reap_expired(self) -> int:
         """Fail every item whose lease ran out (its parameters retried); returns how many."""
-        self._last_reap = time.monotonic()
-        if self._in_grace():
-            return 0
-        reaped = 0
-        for row in self.leases.expired():
-            failure = Outcome(
-                state="failed", reason=LEASE_EXPIRED, retryable=True, history=row.progress
-            )
-            if self.leases.close(row.id, "expired", failure, only_if_expired=True):
-                self._apply(row, failure)
-                reaped += 1
-        return reaped
+        return self.reaper.reap_expired()
 
-    def _in_grace(self) -> bool:
-        return time.monotonic() - self._started < self.lease_seconds
-
-    def _sweep_orphans(self, study_id: int) -> None:
-        held = self.leases.held(study_id)
-        trial_ids = {row.item.trial_id for row in held if row.item.trial_id is not None}
-        stages = {row.stage for row in held}
-        # No claim lock needed: a claim in progress has made its trial or claimed its stage
-        # within the last moment, and only work older than a lease period is touched here.
-        self.machine.fail_orphans(study_id, trial_ids, self.lease_seconds, ORPHANED)
-        stale = utcnow() - timedelta(seconds=self.lease_seconds)
-        for record in self.store.stages(study_id):
-            started = record.started_at
-            if (
-                record.name in SINGLE
-                and record.status == "running"
-                and record.name not in stages
-                and started is not None
-                and as_utc(started) < stale
-            ):
-                self.store.update_stage(study_id, record.name, status="pending")
+    def take_over(self, study_id: int, reason: str) -> int:
+        """Take over a study whose driver died (the local runner, starting again); returns how
+        many items it held."""
+        return self.reaper.take_over(study_id, reason)
 
     def census(self) -> dict[str, Any]:
         """Counts for monitoring: trials and studies by state, live workers, active leases."""

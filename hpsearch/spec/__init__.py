@@ -20,7 +20,7 @@ from hpsearch.spec._model import (
     StudySpec,
     TrainSpec,
 )
-from hpsearch.spec._stored import read_stored_spec
+from hpsearch.spec._stored import check_same_spec, read_stored_spec
 
 __all__ = [
     "MAX_EPOCHS",
@@ -41,6 +41,7 @@ __all__ = [
     "StudySpec",
     "TrainSpec",
     "apply_overrides",
+    "check_same_spec",
     "load_spec",
     "parse_spec",
     "read_spec_text",

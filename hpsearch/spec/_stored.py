@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from hpsearch.errors import SpecError
+from hpsearch.errors import HPSearchError, SpecError
 from hpsearch.spec._load import parse_spec
 from hpsearch.spec._model import StudySpec
 
@@ -27,6 +27,16 @@ def read_stored_spec(data: object, source: str) -> tuple[StudySpec, list[tuple[s
         if not isinstance(data, Mapping):
             raise
         return _construct(StudySpec, data), exc.problems
+
+
+def check_same_spec(stored: Mapping[str, Any], spec: StudySpec) -> None:
+    """Resuming a study means the same spec: a stored study of that name with another one is
+    refused (``hpsearch run`` on its storage, ``hpsearch up`` through a server)."""
+    if dict(stored) != spec.model_dump(mode="json"):
+        raise HPSearchError(
+            f"the storage already holds a study named {spec.name!r} with a different spec; "
+            "run it with the same spec to resume, or choose another name or --storage"
+        )
 
 
 def _construct(model: type[BaseModel], data: Mapping[str, Any]) -> Any:

@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api import Settings, create_app
-from tests.conftest import tiny_study
+from tests.conftest import launch as launch_over_rest
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 WORKER = {"Authorization": "Bearer worker-secret"}
@@ -27,8 +27,5 @@ def client(storage_url: str) -> Iterator[TestClient]:
 
 
 def launch(client: TestClient, name: str, **sections: Any) -> int:
-    """Launch a tiny study through the API; its id."""
-    body = tiny_study(name, **sections).model_dump(mode="json")
-    response = client.post("/api/studies", json=body, headers=ADMIN)
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
+    """Launch a tiny study through the API as the admin; its id."""
+    return int(launch_over_rest(client, ADMIN, name, **sections))

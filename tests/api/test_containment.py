@@ -23,6 +23,7 @@ from api import Settings, create_app
 from hpsearch.storage import Store
 from hpsearch.storage._tables import studies
 from tests.api.conftest import ADMIN, WORKER, launch
+from tests.conftest import launch as launch_over_rest
 from tests.conftest import tiny_study
 from workers.simulate import simulated_outcome
 
@@ -37,7 +38,7 @@ def post_spec(client: TestClient, **sections: Any) -> Any:
             current = body[name].get(key)
             merge = isinstance(current, dict) and isinstance(value, dict) and name != "search"
             body[name][key] = current | value if merge else value
-    return client.post("/api/studies", content=json.dumps(body), headers=ADMIN | JSON)
+    return launch_over_rest(client, ADMIN, body, expect=None)
 
 
 def claim(client: TestClient, worker: str = "w1") -> dict[str, Any] | None:
@@ -297,15 +298,15 @@ def test_a_finish_holding_nan_is_422_naming_the_field(client: TestClient) -> Non
     lease = claim(client)
     assert lease is not None
     outcome = simulated_outcome(lease["item"]) | {"worker": "w1"}
-    outcome["result"]["initial_loss"] = {"measured": float("nan")}
+    outcome["result"]["checks"][0]["measured"] = float("nan")
     text = json.dumps(outcome)  # Python writes NaN, as a careless worker would
     response = client.post(
         f"/api/trials/{lease['id']}/finish",
         content=text,
         headers=WORKER | {"Content-Type": "application/json"},
     )
-    assert "body.result" in problems_of(response)
-    assert "result.initial_loss.measured is not a finite number" in response.json()["detail"]
+    field = "body.result.sanity.checks.0.initial_loss.measured"
+    assert "finite number" in problems_of(response)[field]
     assert finish(client, lease).json() == {"applied": True}  # the study is unharmed
 
 

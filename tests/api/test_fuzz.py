@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -21,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api import Settings, create_app
-from tests.conftest import tiny_study
+from tests.conftest import launch
 from tests.workers.conftest import ADMIN, TOKENS, ServerProcess
 
 WORKER = {"Authorization": f"Bearer {TOKENS['HPSEARCH_WORKER_TOKEN']}"}
@@ -48,8 +47,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = ServerProcess(f"sqlite:///{where / 'fuzz.db'}", where / "server.log")
     server.start()
     # one study, so that listing it and asking for it by its id (1) or name have something to show
-    spec = tiny_study("fuzzed").model_dump(mode="json")
-    assert httpx.post(f"{server.url}/api/studies", json=spec, headers=ADMIN).status_code == 201
+    launch(server.http, ADMIN, "fuzzed")
     yield server.url
     server.stop()
     assert "Traceback" not in server.log.read_text()  # nothing blew up inside either

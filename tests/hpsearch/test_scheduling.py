@@ -136,7 +136,7 @@ def test_an_outcome_that_does_not_fit_is_refused_and_changes_nothing(storage_url
 
 def test_a_stage_retried_twice_by_a_late_reaper_is_handed_out_once(storage_url: str) -> None:
     scheduler, study_id = served(storage_url, "twice", lease_seconds=0.5)
-    scheduler._started -= 1.0  # past the restart grace
+    scheduler.reaper.started -= 1.0  # past the restart grace
     dead = scheduler.claim("w1")
     assert dead is not None
     assert dead.item.kind == "sanity"
@@ -147,7 +147,7 @@ def test_a_stage_retried_twice_by_a_late_reaper_is_handed_out_once(storage_url: 
     assert again.item.kind == "sanity"
     expired = scheduler.leases.get(dead.id)
     assert expired.outcome is not None
-    scheduler._apply(expired, expired.outcome)  # a second reaper applies the same expiry late
+    scheduler.apply(expired, expired.outcome)  # a second reaper applies the same expiry late
 
     assert scheduler.claim("w3") is None  # the stage stays w2's: not handed out a third time
     stage = scheduler.store.stage(study_id, "sanity")
@@ -159,7 +159,7 @@ def test_a_stage_whose_workers_keep_dying_fails_the_study_after_its_retries(
     storage_url: str,
 ) -> None:
     scheduler, study_id = served(storage_url, "killer", lease_seconds=0.3)
-    scheduler._started -= 1.0  # past the restart grace
+    scheduler.reaper.started -= 1.0  # past the restart grace
     handed = 0
     while (lease := scheduler.claim(f"w{handed}")) is not None:
         assert lease.item.kind == "sanity"  # the item kills every worker that takes it

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import HPSEARCH
+from tests.conftest import HPSEARCH, wait_until
 
 TOKENS = {"HPSEARCH_ADMIN_TOKEN": "admin-e2e", "HPSEARCH_WORKER_TOKEN": "worker-e2e"}
 ADMIN = {"Authorization": "Bearer admin-e2e"}
@@ -43,20 +43,27 @@ class ServerProcess:
         command += ["--workers", str(self.processes)] if self.processes > 1 else []
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(command, env=self.env, stdout=out, stderr=out)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and self.process.poll() is None:
+        process = self.process
+
+        def up() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"the server exited: {self.log.read_text()[-2000:]}")
             try:
-                if httpx.get(f"{self.url}/healthz").status_code == 200:
-                    return
+                return httpx.get(f"{self.url}/healthz").status_code == 200
             except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"the server did not start: {self.log.read_text()[-2000:]}")
+                return False
+
+        wait_until(f"the server to start (its log: {self.log})", up, timeout=60)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         assert self.process is not None
         self.process.send_signal(sig)
         self.process.wait(timeout=30)
+
+    @property
+    def http(self) -> httpx.Client:
+        """A client of this server (for ``tests.conftest.launch``)."""
+        return httpx.Client(base_url=self.url, timeout=60)
 
     def get(self, path: str) -> Any:
         """GET as a script would: a 503 (the database reconnecting) is asked again shortly."""
@@ -98,17 +105,6 @@ def start_worker(url: str, tmp_path: Path, name: str) -> subprocess.Popen[bytes]
 
 def worker_log(tmp_path: Path, name: str) -> str:
     return (tmp_path / f"{name}.log").read_text()
-
-
-def wait_until(what: str, check: Any, timeout: float, every: float = 0.1) -> Any:
-    """Poll ``check()`` until it returns something true; fail naming ``what`` after timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def stop_workers(workers: list[subprocess.Popen[bytes]]) -> list[int]:

@@ -4,7 +4,6 @@ server answers short of refusing the token, the worker goes on and loses nothing
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,11 +11,11 @@ from typing import Any
 import pytest
 import torch
 
+from hpsearch.client import Refused, Unreachable
 from hpsearch.errors import CancelledError
-from hpsearch.recipe import Outcome, WorkItem
-from tests.conftest import tiny_study
+from hpsearch.recipe import Outcome, WorkItem, _execute
+from tests.conftest import tiny_study, wait_until
 from workers import _daemon
-from workers._client import Refused, Unreachable
 from workers._daemon import Reporter, Worker
 from workers._spool import Spool
 
@@ -53,7 +52,10 @@ class ScriptedServer:
 
 def lease(item_id: int, kind: str = "trial") -> dict[str, Any]:
     spec = tiny_study().model_dump(mode="json")
-    item = WorkItem(1, "tiny", "coarse" if kind == "trial" else kind, kind, spec)  # type: ignore[arg-type]
+    stage = "coarse" if kind == "trial" else kind
+    item = WorkItem.model_validate(
+        {"study_id": 1, "study": "tiny", "stage": stage, "kind": kind, "spec": spec}
+    )
     return {"id": item_id, "lease_seconds": 60.0, "item": item.to_dict()}
 
 
@@ -97,8 +99,8 @@ def test_an_item_that_raises_memory_error_fails_and_the_worker_goes_on(
         numpy_out_of_memory,
         raising(MemoryError("cannot allocate 150 GB")),
     ]
-    monkeypatch.setattr(_daemon, "execute", lambda *args: failures.pop(0)())
-    with caplog.at_level(logging.ERROR, logger="hpsearch.worker"):
+    monkeypatch.setattr(_execute, "execute", lambda *args: failures.pop(0)())
+    with caplog.at_level(logging.ERROR):
         done = worker_for(server).run()
 
     assert done == 3  # every item, then the worker is still there (burst: nothing left)
@@ -107,17 +109,23 @@ def test_an_item_that_raises_memory_error_fails_and_the_worker_goes_on(
     assert server.finished[2]["reason"].startswith("MemoryError: Unable to allocate 3.73 PiB")
     tracebacks = [r for r in caplog.records if r.exc_info is not None]
     assert len(tracebacks) == 2  # the same failure again is one line
-    assert len([r for r in caplog.records if "item 3 failed" in r.getMessage()]) == 1
+    lines = [r for r in caplog.records if "tiny/sanity failed: MemoryError" in r.getMessage()]
+    assert len(lines) == 3  # a line each
 
 
 def test_a_refused_claim_is_waited_out_unless_the_token_is_refused(
     worker_for: Callable[[ScriptedServer], Worker],
 ) -> None:
     server = ScriptedServer(
-        [Refused("/api/trials/claim", 422, "something about one study"), Unreachable("down")]
+        [
+            Refused("POST /api/trials/claim: HTTP 422: about one study", 422, "about one study"),
+            Unreachable("down"),
+        ]
     )
     assert worker_for(server).run() == 0  # waited, asked again, found nothing: burst ends it
-    server = ScriptedServer([Refused("/api/trials/claim", 401, "invalid token")], "w2")
+    server = ScriptedServer(
+        [Refused("POST /api/trials/claim: HTTP 401: invalid token", 401, "invalid token")], "w2"
+    )
     with pytest.raises(Refused, match="401"):
         worker_for(server).run()
 
@@ -158,13 +166,11 @@ def test_a_stage_item_is_given_up_when_its_study_stops(
     server.heartbeat = lambda item_id: False  # type: ignore[method-assign]  # "study stopped"
 
     def execute(item: WorkItem, device: Any, report: Any, cancelled: Any) -> Outcome:
-        deadline = time.monotonic() + 10
-        while not cancelled():  # training steps, each asking the check
-            assert time.monotonic() < deadline, "the heartbeat's answer never reached the item"
-            time.sleep(0.05)
+        # training steps, each asking the check, until the heartbeat's answer reaches it
+        wait_until("the item to be told to give up", cancelled, timeout=10, every=0.05)
         raise CancelledError()  # what the next training step raises
 
-    monkeypatch.setattr(_daemon, "execute", execute)
+    monkeypatch.setattr(_execute, "execute", execute)
     assert worker_for(server).run() == 1
     back = server.finished[1]
     assert (back["state"], back["retryable"]) == ("failed", True)  # handed back, to redo

@@ -7,7 +7,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch.storage import Store
-from tests.conftest import tiny_study
+from tests.conftest import launch
 from tests.workers.conftest import (
     ADMIN,
     ServerProcess,
@@ -23,10 +23,7 @@ def test_two_workers_complete_a_study_launched_over_rest(
 ) -> None:
     server_process.start()
     server = server_process.url
-    body = tiny_study("e2e").model_dump(mode="json")
-    created = httpx.post(f"{server}/api/studies", json=body, headers=ADMIN)
-    assert created.status_code == 201
-    study_id = created.json()["id"]
+    study_id = launch(server_process.http, ADMIN, "e2e")
     workers = [start_worker(server, tmp_path, f"w{i}") for i in (1, 2)]
     try:
         assert ends(server_process, study_id, timeout=240) == "completed"

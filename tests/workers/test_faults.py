@@ -17,14 +17,14 @@ from optuna.trial import TrialState
 
 from hpsearch.scheduling import LEASE_EXPIRED
 from hpsearch.storage import Store
-from tests.conftest import tiny_study
+from tests.conftest import launch as launch_over_rest
+from tests.conftest import wait_until
 from tests.workers.conftest import (
     ADMIN,
     ServerProcess,
     ends,
     start_worker,
     stop_workers,
-    wait_until,
     worker_log,
 )
 
@@ -33,10 +33,7 @@ LONG_TRIALS = {"coarse": {"trials": 8, "epochs": 6}, "refine": {"trials": 3, "ro
 
 
 def launch(server: ServerProcess, name: str, **sections: Any) -> int:
-    body = tiny_study(name, **sections).model_dump(mode="json")
-    response = httpx.post(f"{server.url}/api/studies", json=body, headers=ADMIN)
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
+    return int(launch_over_rest(server.http, ADMIN, name, **sections))
 
 
 def holding(server: ServerProcess, worker: str, kind: str = "trial") -> dict[str, Any] | None:

@@ -7,19 +7,19 @@ import httpx
 import pytest
 
 from hpsearch.device import resolve_device
-from tests.conftest import tiny_study
+from tests.conftest import launch, tiny_study
 from tests.workers.conftest import ADMIN, free_port
 from workers import ProtocolClient, Spool, Worker
+from workers.simulate import simulated_outcome
 
-PASSED = {"state": "passed", "result": {"passed": True, "verdict": "passed"}}
+PASSED = simulated_outcome({"kind": "sanity"})  # made-up results of the sanity checks
 
 
 def sanity_lease(
     server: str, study: str, worker: str
 ) -> tuple[int, ProtocolClient, dict[str, Any]]:
     """Launch a study and claim its first item (the sanity checks) as ``worker``."""
-    body = tiny_study(study).model_dump(mode="json")
-    study_id = httpx.post(f"{server}/api/studies", json=body, headers=ADMIN).json()["id"]
+    study_id = launch(httpx.Client(base_url=server), ADMIN, study)
     client = ProtocolClient(server, "worker-e2e", worker)
     lease = client.claim("here", ["cpu"])
     assert lease is not None

@@ -11,10 +11,15 @@
   let summary = initial.summary;
   let signature = "";
 
-  const stageOf = (name) => summary.stages.find((s) => s.name === name);
-  const searchStages = () => summary.stages.filter((s) => s.name === "coarse" || s.name.startsWith("refine-"));
+  // a stage's typed result (the API's StageView.result) read alongside its name, status, counts
+  const flat = (s) => s && Object.assign({}, s.result || {}, {
+    name: s.name, status: s.status, counts: s.counts, trial_epochs: s.trial_epochs, seconds: s.seconds,
+  });
+  const stages = () => summary.stages.map(flat);
+  const stageOf = (name) => stages().find((s) => s.name === name);
+  const searchStages = () => stages().filter((s) => s.name === "coarse" || s.name.startsWith("refine-"));
   const dl = (pairs) => el("dl", { class: "facts" },
-    pairs.filter(([, v]) => v !== "" && v !== null && v !== undefined)
+    pairs.filter(([, v]) => v !== "" && v !== null && v != null)
       .map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
 
   // --- header and timeline -------------------------------------------------------------------
@@ -26,7 +31,7 @@
 
   function renderHeader() {
     const best = summary.best;
-    const current = summary.stages.find((s) => s.status === "running" || s.status === "pending");
+    const current = stages().find((s) => s.status === "running" || s.status === "pending");
     const totals = {};
     for (const s of searchStages()) {
       for (const [state, n] of Object.entries(s.counts || {})) totals[state] = (totals[state] || 0) + n;
@@ -55,19 +60,19 @@
       return s.range ? `suggested LR ${fmt.num(s.suggested_lr)}, range ${fmt.num(s.range.low)} to ${fmt.num(s.range.high)}` : s.reason || "";
     }
     if (s.name === "final") {
-      return s.val_accuracy !== undefined
+      return s.val_accuracy != null
         ? `val ${fmt.acc(s.val_accuracy)}, test ${fmt.acc(s.test_accuracy)}, ${s.diagnosis.verdict}` : s.reason || "";
     }
     if (s.name === "targeted") return `${s.action}${s.ran ? (s.improved ? ": kept" : ": not better") : `: ${s.reason}`}`;
     if (s.reason) return s.reason;
     const c = s.counts || {};
-    const best = s.best && s.best.value !== undefined ? `, best ${fmt.acc(s.best.value)}` : "";
-    const gain = s.gain !== undefined ? `, gain ${fmt.acc(s.gain)}` : "";
+    const best = s.best && s.best.value != null ? `, best ${fmt.acc(s.best.value)}` : "";
+    const gain = s.gain != null ? `, gain ${fmt.acc(s.gain)}` : "";
     return `${c.complete || 0} complete, ${c.pruned || 0} pruned, ${c.failed || 0} failed, ${c.running || 0} running${best}${gain}`;
   }
 
   function renderTimeline() {
-    fill(document.getElementById("timeline"), summary.stages.map((s) =>
+    fill(document.getElementById("timeline"), stages().map((s) =>
       el("li", { class: `stage ${s.status}`, dataset: { stage: s.name } },
         el("div", { class: "stage-name" }, s.name, " ", badge(s.status)),
         el("div", { class: "small" }, stageFacts(s)),
@@ -83,7 +88,7 @@
     const initialLoss = s.checks.find((c) => c.check === "initial_loss") || {};
     const overfit = s.checks.find((c) => c.check === "overfit");
     fill(text, dl([
-      ["initial loss", initialLoss.measured !== undefined
+      ["initial loss", initialLoss.measured != null
         ? `${fmt.num(initialLoss.measured)} measured vs ln(${initialLoss.classes}) = ${fmt.num(initialLoss.expected)} expected (±${fmt.pct(initialLoss.tolerance)}): ${initialLoss.verdict}`
         : initialLoss.verdict],
       ["overfit a small sample", overfit ? `${overfit.verdict}: train accuracy ${fmt.pct(overfit.train_accuracy)} on ${overfit.images} images in ${overfit.steps} steps` : ""],
@@ -105,7 +110,7 @@
       ["steepest descent at", fmt.num(s.lr_steepest)],
       ["lowest loss at", fmt.num(s.lr_min_loss)],
       ["range handed to the coarse search", `${fmt.num(s.range.low)} to ${fmt.num(s.range.high)}`],
-      ["check at the suggested LR", check.loss_before !== undefined
+      ["check at the suggested LR", check.loss_before != null
         ? `loss ${fmt.num(check.loss_before)} → ${fmt.num(check.loss_after)} in ${check.iterations} iterations: ${check.passed ? "falls" : "does not fall"}` : ""],
       ["sweep stopped", s.stopped],
     ]));
@@ -137,7 +142,7 @@
         el("td", { class: "num" }, s.trials),
         el("td", { class: "num" }, s.epochs),
         el("td", { class: "num" }, s.best ? fmt.acc(s.best.value) : ""),
-        el("td", { class: "num" }, s.gain !== undefined ? fmt.acc(s.gain) : ""))))));
+        el("td", { class: "num" }, s.gain != null ? fmt.acc(s.gain) : ""))))));
     const points = await api(`/api/studies/${studyId}/points`);
     const pick = (keep) => points.number.map((_, i) => i).filter(keep);
     const trace = (rows, extra) => Object.assign({

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 
 from tests.api.dashboard.conftest import Watched, sign_in
-from tests.conftest import tiny_study
+from tests.conftest import launch
 from tests.workers.conftest import ADMIN, TOKENS, ServerProcess
 from workers.simulate import simulated_outcome
 
@@ -20,8 +20,7 @@ def test_a_trial_finished_while_the_page_is_open_appears_without_a_reload(
     server = ServerProcess(f"sqlite:///{tmp_path / 'live.db'}", tmp_path / "server.log")
     server.start()
     try:
-        body = tiny_study("live").model_dump(mode="json")
-        study_id = httpx.post(f"{server.url}/api/studies", json=body, headers=ADMIN).json()["id"]
+        study_id = launch(server.http, ADMIN, "live")
         page = watched.page
         sign_in(watched, server.url)
         page.wait_for_selector("#studies tbody tr[data-study=live]")

@@ -82,34 +82,6 @@ def test_serve_refusing_to_serve_is_an_error_line() -> None:
     assert result.stderr.count("\n") == 1
 
 
-def test_a_bad_option_is_still_clicks_usage_error() -> None:
-    result = CliRunner().invoke(main, ["up", "--spec", "digits", "--port", "0"])
-    assert result.exit_code == 2
-    assert "Error: Invalid value for '--port'" in result.stderr
-
-
-def test_up_without_a_writable_log_is_an_error_line(tmp_path: Path) -> None:
-    log = tmp_path / "no such folder" / "up.log"
-    result = CliRunner().invoke(
-        main, ["up", "--spec", "digits", "--workers", "1", "--log", str(log), "--json"]
-    )
-    assert result.exit_code == 1
-    assert result.stderr == f"error: cannot write the log {log}: No such file or directory\n"
-    assert json.loads(result.stdout)["error"]["message"].startswith("cannot write the log")
-
-
-def test_up_says_why_its_server_exited(tmp_path: Path) -> None:
-    log = tmp_path / "up.log"
-    log.write_text("Error: an old run's last words\n")
-    args = ["up", "--spec", "digits", "--storage", "nonsense://x", "--workers", "1"]
-    result = CliRunner().invoke(main, [*args, "--port", str(free_port()), "--log", str(log)])
-    assert result.exit_code == 1
-    assert result.stderr.startswith("error: the server exited with status ")
-    assert "cannot open storage 'nonsense://x'" in result.stderr
-    assert f"(its log: {log})" in result.stderr
-    assert result.stderr.count("\n") == 1
-
-
 def test_a_bad_override_is_blamed_on_the_override_not_the_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main, ["train", "--spec", "studies/digits.yaml", "--set", "train.lr=abc"]

@@ -8,9 +8,8 @@ from typing import Any
 
 from rich.console import Console
 
-from hpsearch.cli._up import _follow
 from hpsearch.cli._view import SearchView
-from hpsearch.client import ServerError, ServiceClient
+from hpsearch.client import ServerError
 
 STAGES = ("sanity", "range_test", "coarse", "refine-1", "refine-2", "final")
 
@@ -20,7 +19,10 @@ def summary(state: str = "running", **stages: dict[str, Any]) -> dict[str, Any]:
     the others pending."""
     listed = []
     for name in STAGES:
-        listed.append({"name": name, "status": "pending", **stages.get(name.replace("-", "_"), {})})
+        given = stages.get(name.replace("-", "_"), {})
+        top = {k: v for k, v in given.items() if k in ("status", "counts")}
+        result = {k: v for k, v in given.items() if k not in ("status", "counts")} or None
+        listed.append({"name": name, "status": "pending", **top, "result": result})
     best = {"params": {"lr": 0.1}, "val_accuracy": 0.99, "test_accuracy": 0.98}
     return {"study": "demo", "state": state, "message": None, "stages": listed, "best": best}
 
@@ -80,31 +82,9 @@ LINES = [
 ]
 
 
-class Replay(ServiceClient):
-    """A client whose ``study`` answers are given in advance (an exception is raised)."""
-
-    def __init__(self, answers: list[dict[str, Any] | Exception]) -> None:
-        super().__init__("http://127.0.0.1:9")
-        self.answers = iter(answers)
-
-    def study(self, key: str | int) -> dict[str, Any]:
-        answer = next(self.answers)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
 def not_a_terminal() -> tuple[Console, io.StringIO]:
     out = io.StringIO()
     return Console(file=out, force_terminal=False, width=60), out
-
-
-def test_following_a_study_off_a_terminal_prints_a_line_per_stage_change() -> None:
-    console, out = not_a_terminal()
-    with Replay(SUMMARIES) as client, SearchView(console) as view:
-        result = _follow(client, 1, view, poll_seconds=0)
-    assert result["state"] == "completed"
-    assert out.getvalue().splitlines() == LINES  # no table, nothing cut at the 60 columns
 
 
 def test_a_resumed_study_starts_with_the_stages_already_done() -> None:

@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from optuna.trial import TrialState
 
 from hpsearch.cli import main
 from hpsearch.storage import Store
-from tests.conftest import HPSEARCH, ROOT, tiny_study
+from tests.conftest import HPSEARCH, ROOT, tiny_study, wait_until
 
 
 def write_spec(path: Path, **sections: object) -> Path:
@@ -74,20 +73,20 @@ def test_sigkill_during_the_coarse_stage_then_resume(storage_url: str, tmp_path:
 
 def _wait_for_a_trial_midway(url: str, study: str, process: subprocess.Popen[bytes]) -> int:
     """The number of a coarse trial that has reported an epoch and is still running."""
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
+
+    storage = optuna.storages.RDBStorage(url)  # one, not a pool of connections per look
+
+    def midway() -> int | None:
         assert process.poll() is None, "the run ended before it could be killed"
         try:
-            trials = optuna.load_study(study_name=study, storage=url).trials
+            trials = optuna.load_study(study_name=study, storage=storage).trials
         except KeyError:  # the coarse stage has not started yet
-            time.sleep(0.2)
-            continue
+            return None
         finished = [t for t in trials if t.state.is_finished()]
-        midway = [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
-        if len(finished) >= 2 and midway:
-            return midway[0].number
-        time.sleep(0.02)
-    raise AssertionError("no coarse trial was seen running midway")
+        running = [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
+        return running[0].number if len(finished) >= 2 and running else None
+
+    return wait_until("a coarse trial running midway", midway, timeout=180, every=0.02)
 
 
 def test_a_failing_study_exits_1_with_its_json(tmp_path: Path) -> None:

@@ -1,36 +1,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from click.testing import CliRunner, Result
 
 from hpsearch.cli import main
-from tests.conftest import HPSEARCH, ROOT
 from tests.hpsearch.cli.test_run_command import write_spec
-from tests.workers.conftest import TOKENS, ServerProcess, free_port
-
-
-def test_up_serves_works_and_finishes_a_study_then_resumes_it(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path / "demo.json", name="demo")
-    command = [
-        HPSEARCH, "up", "--spec", str(spec), "--storage", f"sqlite:///{tmp_path}/up.db",
-        "--workers", "2", "--port", str(free_port()), "--log", str(tmp_path / "up.log"), "--json",
-    ]  # fmt: skip
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr + (tmp_path / "up.log").read_text()[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["state"] == "completed"
-    assert result["best"]["test_accuracy"] > 0.8
-    log = (tmp_path / "up.log").read_text()
-    assert "delivered (applied=True)" in log  # the work went through real workers
-    assert "-up0]" in log
-    assert "-up1]" in log
-    # the same command again: the study is found finished, and nothing is redone
-    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout.strip().splitlines()[-1]) == result
+from tests.workers.conftest import TOKENS, ServerProcess
 
 
 def test_launch_and_status_talk_to_a_server(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ from hpsearch.cli import main
 from hpsearch.cli._main import PLUGIN_GROUP, PLUGIN_HELP
 from tests.conftest import ROOT
 
-HEAVY = {"torch", "optuna", "sqlalchemy", "fastapi", "uvicorn", "httpx", "rich", "api", "workers"}
+HEAVY = {"torch", "optuna", "sqlalchemy", "fastapi", "uvicorn", "httpx", "rich", "workers"}
+# ``up`` is the server's package's command: loading it loads ``api`` (lightly), never its server
 
 
 def modules_loaded_by(*commands: list[str]) -> tuple[list[int], set[str]]:

@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
-from hpsearch.recipe import StageMachine, summary
+from hpsearch.recipe import StageMachine
 from hpsearch.recipe._edges import edge_warnings
+from hpsearch.results import Diagnosis, FinalResult
 from hpsearch.storage import Store
+from hpsearch.views import summary
 from tests.conftest import tiny_study
 
 SEARCHED = {
@@ -51,16 +53,24 @@ def test_the_summary_of_a_study_says_its_best_lr_is_on_the_edge(storage_url: str
     setup: dict[str, Any] = {"ranges": SEARCHED, "epochs": 2, "trials": 1}
     store.start_stage(study.id, "coarse", 2, setup)
     store.update_stage(study.id, "coarse", status="completed")
-    final = {
-        "params": {"train.lr": 0.997, "train.weight_decay": 1e-4},
-        "val_accuracy": 0.9,
-        "test_accuracy": 0.89,
-        "diagnosis": {"verdict": "good fit", "advice": ""},
-    }
-    store.start_stage(study.id, "final", 3, final)
+    final = FinalResult(
+        params={"train.lr": 0.997, "train.weight_decay": 1e-4},
+        history=[],
+        best_epoch=1,
+        weights_epoch=1,
+        val_accuracy=0.9,
+        train_accuracy=0.95,
+        test_accuracy=0.89,
+        test_loss=0.3,
+        tta_flip=False,
+        diagnosis=Diagnosis(verdict="good fit", advice="", gap=0.05),
+        trial_epochs=6,
+        seconds=1,
+    )
+    store.start_stage(study.id, "final", 3, final.model_dump(mode="json"))
     store.update_stage(study.id, "final", status="completed")
 
     view = summary(StageMachine(store), study.id)
 
-    assert len(view["warnings"]) == 1
-    assert "the best lr (0.997) lies at the upper edge" in view["warnings"][0]
+    assert len(view.warnings) == 1
+    assert "the best lr (0.997) lies at the upper edge" in view.warnings[0]

@@ -17,7 +17,16 @@ CPU = torch.device("cpu")
 def item(kind: str, **sections: object) -> WorkItem:
     spec = tiny_study(**sections).model_dump(mode="json")  # type: ignore[arg-type]
     configs = [{"train.lr": 0.1, "train.weight_decay": 5e-4}] if kind == "final" else []
-    return WorkItem(1, "tiny", kind, kind, spec, configs=configs)  # type: ignore[arg-type]
+    return WorkItem.model_validate(
+        {
+            "study_id": 1,
+            "study": "tiny",
+            "stage": kind,
+            "kind": kind,
+            "spec": spec,
+            "configs": configs,
+        }
+    )
 
 
 @pytest.mark.parametrize("kind", ["sanity", "range_test", "final"])

@@ -3,21 +3,36 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+from typing import Any
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 from hpsearch.errors import HPSearchError
-from hpsearch.recipe import DONE, WAIT, Outcome, Range, StageMachine, WorkItem, run_search
+from hpsearch.recipe import DONE, WAIT, Outcome, Range, StageMachine, WorkItem, diagnose
 from hpsearch.recipe._machine import plan
+from hpsearch.scheduling import Scheduler, run_search
+from hpsearch.scheduling._local import INTERRUPTED, LOCAL_LEASE_SECONDS
 from hpsearch.storage import Store
+from hpsearch.views import StudySummary
 from tests.conftest import tiny_study
+from workers.simulate import simulated_outcome
+
+
+def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """``run_search``'s summary as JSON data, as ``hpsearch run --json`` prints it."""
+    return run_search(*args, **kwargs).json_data()
+
+
+def stages_of(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each stage by name: its status, counts and compute with its result's fields."""
+    return {s["name"]: {**(s["result"] or {}), **s} for s in result["stages"]}
 
 
 def test_a_study_runs_every_stage_and_plain_optuna_reads_it(storage_url: str) -> None:
     spec = tiny_study()
-    result = run_search(spec, storage_url)
+    result = run(spec, storage_url)
     assert result["state"] == "completed"
     statuses = {s["name"]: s["status"] for s in result["stages"]}
     # a short final run is often "still improving": the targeted stage then trains longer
@@ -32,12 +47,23 @@ def test_a_study_runs_every_stage_and_plain_optuna_reads_it(storage_url: str) ->
     }
     assert result["best"]["test_accuracy"] > 0.8
     assert set(result["best"]["params"]) == {"lr", "weight_decay"}
-    assert result["diagnosis"]["verdict"] in (
-        "good fit",
-        "overfitting",
-        "still improving",
-        "underfitting",
-    )
+    final, targeted = stages_of(result)["final"], stages_of(result).get("targeted")
+    verdict = result["diagnosis"]["verdict"]
+    assert result["diagnosis"] == final["diagnosis"]
+    if targeted is not None and targeted["improved"]:  # the kept model is the targeted one
+        assert targeted["reason"] == f"the diagnosis was {verdict!r}"
+        assert final["history"] == targeted["chosen"]["history"]
+    else:  # the verdict is the one the final training's curves call for
+        fin = spec.recipe.final
+        expected = diagnose(
+            final["history"],
+            overfit_gap=fin.overfit_gap,
+            underfit_train_accuracy=fin.underfit_train_accuracy,
+            improving_gain=fin.improving_gain,
+        )
+        assert result["diagnosis"] == expected
+        called_for = verdict in ("overfitting", "still improving")
+        assert (targeted is not None) == called_for  # a targeted stage exactly when called for
 
     names = {
         s.study_name
@@ -63,8 +89,8 @@ def test_a_study_runs_every_stage_and_plain_optuna_reads_it(storage_url: str) ->
 
 
 def test_refine_ranges_nest_and_keep_the_best_trial(storage_url: str) -> None:
-    result = run_search(tiny_study(), storage_url)
-    stages = {s["name"]: s for s in result["stages"]}
+    result = run(tiny_study(), storage_url)
+    stages = stages_of(result)
     previous = stages["coarse"]["ranges"]
     for name in ("refine-1", "refine-2"):
         stage = stages[name]
@@ -78,21 +104,21 @@ def test_refine_ranges_nest_and_keep_the_best_trial(storage_url: str) -> None:
 
 def test_the_same_spec_and_seed_sample_the_same_params(tmp_path: object) -> None:
     url = f"sqlite:///{tmp_path}/same.db"
-    runs = [run_search(tiny_study(name), url) for name in ("first", "second")]
+    runs = [run(tiny_study(name), url) for name in ("first", "second")]
     params = []
     for name in ("first", "second"):
         study = optuna.load_study(study_name=f"{name}:coarse", storage=url)
         params.append([t.params for t in sorted(study.trials, key=lambda t: t.number)])
     assert params[0] == params[1]
     assert runs[0]["best"] == runs[1]["best"]
-    other = run_search(tiny_study("third", seed=7), url)
+    other = run(tiny_study("third", seed=7), url)
     third = optuna.load_study(study_name="third:coarse", storage=url).trials
     assert [t.params for t in third][:3] != params[0][:3]
     assert other["state"] == "completed"
 
 
 def test_a_failed_sanity_check_stops_the_study(storage_url: str) -> None:
-    result = run_search(tiny_study("broken", train={"lr": 1000.0}), storage_url)
+    result = run(tiny_study("broken", train={"lr": 1000.0}), storage_url)
     assert result["state"] == "failed"
     assert "diverged" in result["message"]
     statuses = {s["name"]: s["status"] for s in result["stages"]}
@@ -102,35 +128,35 @@ def test_a_failed_sanity_check_stops_the_study(storage_url: str) -> None:
 
 def test_a_trial_left_running_is_failed_and_its_params_retried(storage_url: str) -> None:
     store = Store(storage_url)
-    spec = tiny_study("crashy")
-    study = store.create_study(spec)
-    machine = StageMachine(store)
-    item = machine.next_item(study.id)
-    while isinstance(item, WorkItem) and item.kind != "trial":  # do the single stages quickly
-        machine.finish(item, _fake_outcome(item, machine))
-        item = machine.next_item(study.id)
-    assert isinstance(item, WorkItem)
-    assert item.kind == "trial"
-    assert item.trial_number is not None
-    assert machine.report(item, 1, {"val_accuracy": 0.5}) in (True, False)
-    # the process running it dies; a new driver starts up on the same storage
-    fresh = StageMachine(Store(storage_url))
-    assert fresh.recover(study.id) == 1
+    study = store.create_study(tiny_study("crashy"))
+    scheduler = Scheduler(StageMachine(store), LOCAL_LEASE_SECONDS, driver="local")
+    lease = scheduler.claim("local-1")
+    while lease is not None and lease.item.kind != "trial":  # do the single stages quickly
+        scheduler.finish(lease.id, "local-1", _fake_outcome(lease.item, scheduler.machine))
+        lease = scheduler.claim("local-1")
+    assert lease is not None
+    item = lease.item
+    assert item.trial_number == 0  # the seeded first trial: nothing to compare it with yet
+    assert scheduler.report(lease.id, "local-1", 1, {"val_accuracy": 0.5}) is False
+    # the process running it dies; a new run starts up on the same storage and takes over
+    fresh = Scheduler(StageMachine(Store(storage_url)), LOCAL_LEASE_SECONDS, driver="local")
+    assert fresh.take_over(study.id, INTERRUPTED) == 1
     trials = optuna.load_study(study_name="crashy:coarse", storage=store.url).trials
     dead = trials[item.trial_number]
     assert dead.state == TrialState.FAIL
-    assert dead.user_attrs["fail_reason"].startswith("interrupted")
-    retry = fresh.next_item(study.id)
-    assert isinstance(retry, WorkItem)
-    assert retry.params == item.params
-    assert retry.trial_number is not None
-    assert retry.trial_number != item.trial_number
+    assert dead.user_attrs["fail_reason"] == INTERRUPTED
+    assert dead.intermediate_values == {1: 0.5}
+    retry = fresh.claim("local-2")
+    assert retry is not None
+    assert retry.item.params == item.params
+    assert retry.item.trial_number not in (None, item.trial_number)
     # finishing twice changes nothing the second time
-    fresh.finish(retry, Outcome(state="completed", value=0.7, trial_epochs=2))
-    fresh.finish(retry, Outcome(state="completed", value=0.1, trial_epochs=2))
+    done = Outcome(state="completed", value=0.7, trial_epochs=2)
+    assert fresh.finish(retry.id, "local-2", done)
+    assert not fresh.finish(retry.id, "local-2", done.model_copy(update={"value": 0.1}))
     again = optuna.load_study(study_name="crashy:coarse", storage=store.url).trials
-    assert again[retry.trial_number].value == 0.7
-    assert again[retry.trial_number].user_attrs["retry_of"] == item.trial_number
+    assert again[retry.item.trial_number or 0].value == 0.7
+    assert again[retry.item.trial_number or 0].user_attrs["retry_of"] == item.trial_number
 
 
 def test_a_stopped_study_prunes_at_the_next_report(storage_url: str) -> None:
@@ -149,7 +175,7 @@ def test_a_stopped_study_prunes_at_the_next_report(storage_url: str) -> None:
 
 def test_several_local_processes_share_the_storage(tmp_path: object) -> None:
     url = f"sqlite:///{tmp_path}/pool.db"
-    result = run_search(tiny_study("pooled"), url, workers=2)
+    result = run(tiny_study("pooled"), url, workers=2)
     assert result["state"] == "completed"
     trials = optuna.load_study(study_name="pooled:coarse", storage=url).trials
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
@@ -158,10 +184,8 @@ def test_several_local_processes_share_the_storage(tmp_path: object) -> None:
 
 
 def _fake_outcome(item: WorkItem, machine: StageMachine) -> Outcome:
-    """A passing result for a single stage without training (the range test needs a range)."""
-    if item.kind == "range_test":
-        return Outcome(state="passed", result={"passed": True, "range": {"low": 0.01, "high": 0.5}})
-    return Outcome(state="passed", result={"passed": True, "verdict": "passed"})
+    """A passing result for a single stage without training (the simulated worker's)."""
+    return Outcome.from_dict(simulated_outcome(item.to_dict()))
 
 
 def test_plan_follows_the_recipe() -> None:
@@ -171,8 +195,8 @@ def test_plan_follows_the_recipe() -> None:
 
 def test_first_trials_try_the_suggestion_then_the_best_so_far_longer(tmp_path: object) -> None:
     url = f"sqlite:///{tmp_path}/seeded.db"
-    result = run_search(tiny_study("seeded"), url)
-    stages = {s["name"]: s for s in result["stages"]}
+    result = run(tiny_study("seeded"), url)
+    stages = stages_of(result)
     coarse = optuna.load_study(study_name="seeded:coarse", storage=url).trials
     assert coarse[0].params["lr"] == stages["range_test"]["suggested_lr"]
     assert coarse[0].user_attrs["seeded"] is True
@@ -185,9 +209,9 @@ def test_first_trials_try_the_suggestion_then_the_best_so_far_longer(tmp_path: o
 
 def test_an_epoch_budget_stops_the_search_early_but_not_the_final(tmp_path: object) -> None:
     url = f"sqlite:///{tmp_path}/budget.db"
-    result = run_search(tiny_study("thrifty", budget={"trial_epochs": 20}), url)
+    result = run(tiny_study("thrifty", budget={"trial_epochs": 20}), url)
     assert result["state"] == "completed"
-    stages = {s["name"]: s for s in result["stages"]}
+    stages = stages_of(result)
     assert stages["coarse"]["budget_exhausted"]
     counts = stages["coarse"]["counts"]
     assert counts["complete"] + counts["pruned"] < 10
@@ -200,7 +224,7 @@ def test_an_epoch_budget_stops_the_search_early_but_not_the_final(tmp_path: obje
 
 def test_a_spent_seconds_budget_goes_straight_to_the_final(tmp_path: object) -> None:
     url = f"sqlite:///{tmp_path}/seconds.db"
-    result = run_search(tiny_study("hasty", budget={"seconds": 1e-6}), url)
+    result = run(tiny_study("hasty", budget={"seconds": 1e-6}), url)
     statuses = {s["name"]: s["status"] for s in result["stages"]}
     assert statuses["coarse"] == "skipped"
     assert statuses["refine-1"] == "skipped"
@@ -212,16 +236,16 @@ def test_a_dead_worker_process_stops_the_run_cleanly_and_it_resumes(tmp_path: ob
     url = f"sqlite:///{tmp_path}/dead.db"
     spec = tiny_study("dead")
 
-    def kill_a_worker(summary: dict[str, object], item: object, outcome: object) -> None:
-        stages = {s["name"]: s for s in summary["stages"]}  # type: ignore[attr-defined]
-        counts = stages["coarse"].get("counts") or {}
-        if counts.get("complete", 0) + counts.get("pruned", 0) >= 2:
+    def kill_a_worker(summary: StudySummary, item: object, outcome: object) -> None:
+        coarse = next(s for s in summary.stages if s.name == "coarse")
+        counts = coarse.counts
+        if counts is not None and counts.complete + counts.pruned >= 2:
             for child in multiprocessing.active_children():
                 os.kill(child.pid or 0, signal.SIGKILL)
 
     with pytest.raises(HPSearchError, match="worker process died"):
         run_search(spec, url, workers=2, on_progress=kill_a_worker)
-    result = run_search(spec, url)
+    result = run(spec, url)
     assert result["state"] == "completed"
     trials = optuna.load_study(study_name="dead:coarse", storage=url).trials
     assert all(t.state != TrialState.RUNNING for t in trials)
@@ -254,9 +278,9 @@ def test_a_claim_that_loses_the_queued_trial_to_another_waits(
 def test_a_big_stage_is_queued_a_bounded_batch_at_a_time(
     storage_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hpsearch.recipe import _machine
+    from hpsearch.recipe import _rounds
 
-    monkeypatch.setattr(_machine, "QUEUE_BATCH", 8)  # 256 in use; the same logic, fewer claims
+    monkeypatch.setattr(_rounds, "QUEUE_BATCH", 8)  # 256 in use; the same logic, fewer claims
     store = Store(storage_url)
     study = store.create_study(tiny_study("big", recipe={"coarse": {"trials": 20}}))
     machine = StageMachine(store)

@@ -13,25 +13,27 @@ DIGITS = load_spec("digits")
 def test_suggested_lr_lowers_the_training_loss_within_100_iterations(
     digits_data: DataBundle,
 ) -> None:
-    result = run_range_test(DIGITS, digits_data, CPU)
-    lr = result["suggested_lr"]
-    check = check_lr(DIGITS, digits_data, CPU, lr)  # a fresh model, 100 iterations, constant LR
-    assert check["iterations"] == 100
-    assert check["passed"]
-    assert check["loss_after"] < 0.8 * check["loss_before"]
-    assert result["check"]["passed"]
+    result, _ = run_range_test(DIGITS, digits_data, CPU)
+    check = check_lr(DIGITS, digits_data, CPU, result.suggested_lr)  # fresh model, 100 iterations
+    assert check.iterations == 100
+    assert check.passed
+    assert check.loss_after is not None
+    assert check.loss_before is not None
+    assert check.loss_after < 0.8 * check.loss_before
+    assert result.check.passed
 
 
 def test_curve_suggestion_and_range_are_consistent(digits_data: DataBundle) -> None:
-    result = run_range_test(DIGITS, digits_data, CPU)
-    curve = result["curve"]
-    lrs = np.asarray(curve["lr"])
-    assert len(lrs) == len(curve["loss"]) == len(curve["smoothed"]) > 20
+    result, epochs = run_range_test(DIGITS, digits_data, CPU)
+    curve = result.curve
+    lrs = np.asarray(curve.lr)
+    assert len(lrs) == len(curve.loss) == len(curve.smoothed) > 20
     assert (np.diff(lrs) > 0).all()
     assert lrs[0] == DIGITS.recipe.range_test.min_lr
-    low, high = result["range"]["low"], result["range"]["high"]
-    assert DIGITS.search.lr.low <= low < result["suggested_lr"] <= high <= DIGITS.search.lr.high
-    assert result["lr_steepest"] <= result["lr_min_loss"]
+    low, high = result.range.low, result.range.high
+    assert DIGITS.search.lr.low <= low < result.suggested_lr <= high <= DIGITS.search.lr.high
+    assert result.lr_steepest <= result.lr_min_loss
     # the smoothed loss falls from the start to the suggestion
-    at = int(np.searchsorted(lrs, result["suggested_lr"]))
-    assert curve["smoothed"][at] < curve["smoothed"][0]
+    at = int(np.searchsorted(lrs, result.suggested_lr))
+    assert curve.smoothed[at] < curve.smoothed[0]
+    assert epochs > 0  # the sweep and the check, in epochs of the training split

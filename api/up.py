@@ -1,7 +1,10 @@
 """``hpsearch up``: a server and local workers in one command, the one-machine demo.
 
-It starts them as processes (``python -m hpsearch serve``, ``python -m workers``) and follows the
-study over HTTP, like any other client.
+A command of the server's package (plugged into ``hpsearch`` through the ``hpsearch.commands``
+entry point, like ``serve``): it starts the server and the workers as processes of the
+``hpsearch`` command (``hpsearch serve``, ``hpsearch worker``) and follows the study over HTTP,
+like any other client. Nothing here is imported before the command runs (``hpsearch --help``
+stays quick); the server's own modules are not imported at all.
 """
 
 from __future__ import annotations
@@ -21,17 +24,16 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from hpsearch.cli._main import main, run_reporting_errors
-from hpsearch.cli._service import JSON, SET, SPEC
+from hpsearch.cli.common import JSON, SET, SPEC, run_reporting_errors
 from hpsearch.errors import HPSearchError
 
 if TYPE_CHECKING:
-    from hpsearch.cli._view import SearchView
+    from hpsearch.cli.common import SearchView
     from hpsearch.client import ServiceClient
     from hpsearch.spec import StudySpec
 
 
-@main.command()
+@click.command()
 @SPEC
 @SET
 @click.option(
@@ -69,7 +71,7 @@ def up(
     from hpsearch.spec import load_spec  # pydantic, and below the rest: not for hpsearch --help
 
     spec = run_reporting_errors(lambda: load_spec(spec_path, overrides), as_json)
-    from hpsearch.cli._view import SearchView, exit_unless_completed, print_result
+    from hpsearch.cli.common import SearchView, exit_unless_completed, print_result
     from hpsearch.client import ServiceClient
 
     port = port or _default_port()
@@ -160,7 +162,7 @@ def _work(url: str, index: int, count: int, log: IO[bytes]) -> subprocess.Popen[
     env = os.environ.copy()
     if not gpus:
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // count))
-    command = [sys.executable, "-m", "workers", "--server", url, "--devices", devices]
+    command = [sys.executable, "-m", "hpsearch", "worker", "--server", url, "--devices", devices]
     command += ["--id", f"{socket.gethostname()}-up{index}"]
     return subprocess.Popen(command, env=env, stdout=log, stderr=log)
 
@@ -197,6 +199,7 @@ def _check_alive(server: subprocess.Popen[bytes], log: IO[bytes], since: int) ->
 def _open_study(client: ServiceClient, spec: StudySpec) -> int:
     """Launch the study, or pick up the one of that name (resuming it if it was stopped)."""
     from hpsearch.client import ServerError
+    from hpsearch.spec import check_same_spec
 
     try:
         return int(client.launch(spec)["id"])
@@ -205,11 +208,7 @@ def _open_study(client: ServiceClient, spec: StudySpec) -> int:
             raise
     study_id = client.study_id(spec.name)
     stored = client.study(study_id)
-    if stored["spec"] != spec.model_dump(mode="json"):
-        raise HPSearchError(
-            f"the storage already holds a study named {spec.name!r} with a different spec; "
-            "run it with the same spec to resume, or choose another name or --storage"
-        )
+    check_same_spec(stored["spec"], spec)  # the same check, and words, as hpsearch run's
     if stored["state"] == "stopped":
         client.resume(study_id)
     return study_id

@@ -11,19 +11,20 @@ from typing import Any
 
 import sqlalchemy as sa
 from optuna.distributions import json_to_distribution
-from optuna.storages._rdb import models
 
 from hpsearch.errors import HPSearchError
-from hpsearch.recipe._machine import StageMachine, is_search_stage
+from hpsearch.recipe import StageMachine
+from hpsearch.recipe._rounds import is_search_stage, search_round
 from hpsearch.recipe._trials import STATE_NAMES
 from hpsearch.storage import StudyRecord
+from hpsearch.storage import optuna_schema as schema
 from hpsearch.storage._tables import leases
 
-_T = models.TrialModel.__table__
-_VALUES = models.TrialValueModel.__table__
-_PARAMS = models.TrialParamModel.__table__
-_STEPS = models.TrialIntermediateValueModel.__table__
-_ATTRS = models.TrialUserAttributeModel.__table__
+_T = schema.TRIALS
+_VALUES = schema.TRIAL_VALUES
+_PARAMS = schema.PARAMS
+_STEPS = schema.INTERMEDIATE_VALUES
+_ATTRS = schema.USER_ATTRS
 STATES_BY_NAME = {name: state for state, name in STATE_NAMES.items()}
 SORT_KEYS = ("value", "number", "duration", "epochs", "worker", "state", "stage")
 _SHOWN_ATTRS = ("fail_reason", "retry_of", "seeded")
@@ -56,7 +57,7 @@ def trial_page(
         stages = {i: name for i, name in stages.items() if name == stage}
     if not stages:
         return {"total": 0, "trials": []}
-    where = [_T.c.study_id.in_(list(stages))]
+    where: list[sa.ColumnElement[bool]] = [_T.c.study_id.in_(list(stages))]
     if state is not None:
         where.append(_T.c.state == STATES_BY_NAME[state])
     value = _value_column()
@@ -125,9 +126,10 @@ def _stage_ids(machine: StageMachine, study: StudyRecord) -> dict[int, str]:
     """Optuna study id -> stage name, for the search stages that have started, in plan order."""
     ids = {}
     for record in machine.store.stages(study.id):
-        if is_search_stage(record.name) and "epochs" in record.result:
-            ostudy = machine.stage_study(study, record.name, record.result["epochs"])
-            ids[ostudy._study_id] = record.name
+        round_ = search_round(record) if is_search_stage(record.name) else None
+        if round_ is not None:
+            ostudy = machine.stage_study(study, record.name, round_.epochs)
+            ids[schema.study_id(ostudy)] = record.name
     return ids
 
 
@@ -189,6 +191,39 @@ def _views(machine: StageMachine, stages: dict[int, str], ids: list[int]) -> lis
     """The trials ``ids`` as JSON-ready views, in that order, read in a few queries."""
     if not ids:
         return []
+    rows, params, attrs, epochs = _trial_rows(machine, ids)
+    with machine.store.reader.connect() as conn:
+        workers: dict[int, str] = dict(
+            conn.execute(
+                sa.select(leases.c.trial_id, leases.c.worker).where(leases.c.trial_id.in_(ids))
+            ).all()
+        )
+    views = []
+    for trial_id in ids:
+        row = rows[trial_id]
+        start, end = row.datetime_start, row.datetime_complete
+        views.append(
+            {
+                "number": row.number,
+                "stage": stages[row.study_id],
+                "state": STATE_NAMES[row.state],
+                "value": row.value,
+                "params": params[trial_id],
+                "epochs": int(epochs.get(trial_id, 0)),
+                "duration": (end - start).total_seconds() if start and end else None,
+                "started_at": _iso(start),
+                "worker": workers.get(trial_id),
+                "reason": attrs[trial_id].get("fail_reason"),
+                "retry_of": attrs[trial_id].get("retry_of"),
+                "seeded": bool(attrs[trial_id].get("seeded", False)),
+            }
+        )
+    return views
+
+
+def _trial_rows(machine: StageMachine, ids: list[int]) -> tuple[Any, Any, Any, dict[int, int]]:
+    """Optuna's rows of the trials ``ids``: the trials with their values, their parameters,
+    the user attributes the views show, and how many epochs each reported."""
     with machine.store.optuna_reader.connect() as conn:
         rows = {
             int(r.trial_id): r
@@ -222,33 +257,7 @@ def _views(machine: StageMachine, stages: dict[int, str], ids: list[int]) -> lis
                 .group_by(_STEPS.c.trial_id)
             ).all()
         )
-    with machine.store.reader.connect() as conn:
-        workers: dict[int, str] = dict(
-            conn.execute(
-                sa.select(leases.c.trial_id, leases.c.worker).where(leases.c.trial_id.in_(ids))
-            ).all()
-        )
-    views = []
-    for trial_id in ids:
-        row = rows[trial_id]
-        start, end = row.datetime_start, row.datetime_complete
-        views.append(
-            {
-                "number": row.number,
-                "stage": stages[row.study_id],
-                "state": STATE_NAMES[row.state],
-                "value": row.value,
-                "params": params[trial_id],
-                "epochs": int(epochs.get(trial_id, 0)),
-                "duration": (end - start).total_seconds() if start and end else None,
-                "started_at": _iso(start),
-                "worker": workers.get(trial_id),
-                "reason": attrs[trial_id].get("fail_reason"),
-                "retry_of": attrs[trial_id].get("retry_of"),
-                "seeded": bool(attrs[trial_id].get("seeded", False)),
-            }
-        )
-    return views
+    return rows, params, attrs, epochs
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -1,0 +1,395 @@
+"""The search stages: the coarse round and the refine rounds (docs/RECIPE.md, stages 3 and 4).
+
+Each round is one Optuna study, ``<study>:<stage>``, whose trials are plain Optuna trials. A
+round's row holds its :class:`~hpsearch.results.SearchRound`: the ranges, epochs and trials it
+was set up with, and, once its trials are all back, their counts, the best one and the gain.
+Trials whose run was cut short (a worker died, a process stopped) are failed and their
+parameters queued again, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.recipe._derive import stage_epochs, trial_spec
+from hpsearch.recipe._items import param_path
+from hpsearch.recipe._ranges import Range, narrow, top_count
+from hpsearch.recipe._trial_ends import TrialEnds
+from hpsearch.recipe._trials import StageTrials, distributions
+from hpsearch.results import (
+    RangeTestResult,
+    SearchRange,
+    SearchRound,
+    TrialCounts,
+    TrialSummary,
+    WorkItem,
+    stored_result,
+)
+from hpsearch.spec import StudySpec
+from hpsearch.storage import StageRecord, Store, StudyRecord, optuna_schema
+
+WAIT: Literal["wait"] = "wait"  # nothing to hand out until running work finishes
+QUEUE_BATCH = 256  # random trials queued by one claim at most
+Records = Mapping[str, StageRecord]  # the study's stage rows by name, as read for this decision
+
+
+def is_search_stage(stage: str) -> bool:
+    return stage == "coarse" or stage.startswith("refine-")
+
+
+def search_round(record: StageRecord) -> SearchRound | None:
+    """A search stage's round as stored (None: skipped, or unreadable)."""
+    round_ = stored_result(SearchRound, record.result)
+    return round_ if isinstance(round_, SearchRound) else None
+
+
+class SearchRounds:
+    """Sets up, hands out the trials of, and sums up the search rounds of a store's studies."""
+
+    def __init__(self, store: Store, max_retries: int) -> None:
+        self.store = store
+        self.optuna = StageTrials(store)
+        self.ends = TrialEnds(store, self.optuna, max_retries)
+
+    # --- the next trial of a round -----------------------------------------------------------
+
+    def step(
+        self, study: StudyRecord, stage: str, position: int, records: dict[str, StageRecord]
+    ) -> WorkItem | Literal["wait"] | None:
+        """The round's next trial, WAIT, or None once the round is over (its row in ``records``
+        then holds its summary, for the rounds after it to read)."""
+        record = records.get(stage)
+        if record is None:
+            record = self._start(study, stage, position, records)
+            if record.status == "skipped":
+                records[stage] = record
+                return None
+        round_ = search_round(record)
+        assert round_ is not None, f"{study.name}/{stage}: a running round without its setup"
+        ostudy = self.stage_study(study, stage, round_.epochs)
+        counts = self.optuna.counts(ostudy)
+        done = counts["complete"] + counts["pruned"] + counts["failed"]
+        over_budget = _over_budget(study.spec, records, round_.epochs)
+        if done + counts["running"] < round_.trials and not over_budget:
+            trial = self._start_trial(study, stage, ostudy, round_, counts)
+            # None: a claim on the fast path took the queued trial meanwhile, so these counts
+            # are stale; decide nothing from them (above all, not that the round is over)
+            return WAIT if trial is None else self.trial_item(study, stage, round_, trial)
+        if counts["running"]:
+            return WAIT
+        if counts["waiting"]:  # queued, but the budget ran out before they could start
+            self.optuna.cancel_waiting(ostudy, "the study's budget is spent")
+        ended = self._summarize(study, stage, round_, ostudy, over_budget)
+        self.store.update_stage(
+            study.id, stage, status="completed", result=ended.model_dump(mode="json")
+        )
+        records[stage] = self._record(study.id, stage)
+        return None
+
+    def _start(
+        self, study: StudyRecord, stage: str, position: int, records: Records
+    ) -> StageRecord:
+        """The round's row: skipped (with the reason), or started with its setup and its first,
+        seeded, trial queued."""
+        skip = self._skip_reason(study, stage, records)
+        if skip is None and _over_budget(study.spec, records, stage_epochs(study.spec, stage)):
+            skip = "the study's budget is spent"
+        if skip is not None:
+            self.store.start_stage(study.id, stage, position, {"reason": skip})
+            self.store.update_stage(study.id, stage, status="skipped")
+            return self._record(study.id, stage)
+        round_ = self._setup(study, stage, records)
+        record = self.store.start_stage(study.id, stage, position, round_.model_dump(mode="json"))
+        self._seed_first_trial(study, stage, round_, records)
+        return record
+
+    def _start_trial(
+        self,
+        study: StudyRecord,
+        stage: str,
+        ostudy: optuna.Study,
+        round_: SearchRound,
+        counts: Mapping[str, int],
+    ) -> FrozenTrial | None:
+        """Start the next trial: a queued one, or (the random sampler) up to ``QUEUE_BATCH`` of
+        the trials the round still needs, queued at once, or one sampled now (TPE, Sobol: they
+        learn from, or keep their place in, the trials before). None if another claim just
+        took the last queued one.
+
+        Queueing many at once lets most claims of the round take the fast path (queueing one at
+        a time sent every claim to this locked path); queueing at most ``QUEUE_BATCH`` keeps
+        each claim's work bounded whatever ``trials`` says (10,000 in one insert took seconds).
+        """
+        ranges = _ranges(round_.ranges)
+        search = study.spec.recipe.coarse if stage == "coarse" else study.spec.recipe.refine
+        if not counts["waiting"]:
+            if search.sampler != "random":
+                return self.optuna.ask(ostudy, stage, ranges)
+            done = counts["complete"] + counts["pruned"] + counts["failed"]
+            needed = min(round_.trials - done - counts["running"], QUEUE_BATCH)
+            self.optuna.enqueue_random(ostudy, study.spec, stage, ranges, needed)
+        return self.optuna.pop(ostudy)
+
+    def quick(self, study: StudyRecord, current: StageRecord) -> WorkItem | Literal["wait"] | None:
+        """A claim's fast path in a running round (no lock): a queued trial, started now; WAIT
+        when every trial of the round is out; None: ask the careful path."""
+        round_ = search_round(current)
+        if round_ is None:
+            return None
+        ostudy = self.stage_study(study, current.name, round_.epochs)
+        trial = self.optuna.pop(ostudy)
+        if trial is not None:
+            return self.trial_item(study, current.name, round_, trial)
+        counts = self.optuna.counts(ostudy)
+        done = counts["complete"] + counts["pruned"] + counts["failed"]
+        if counts["running"] and done + counts["running"] >= round_.trials:
+            return WAIT  # the round's last trials are out; it ends when they come back
+        return None
+
+    def trial_item(
+        self, study: StudyRecord, stage: str, round_: SearchRound, trial: FrozenTrial
+    ) -> WorkItem:
+        params = dict(trial.params)
+        item_spec = trial_spec(study.spec, spec_params(params), round_.epochs)
+        return WorkItem(
+            study_id=study.id,
+            study=study.name,
+            stage=stage,
+            kind="trial",
+            spec=item_spec.model_dump(mode="json"),
+            params=params,
+            trial_id=optuna_schema.trial_id(trial),
+            trial_number=trial.number,
+        )
+
+    # --- setting a round up ------------------------------------------------------------------
+
+    def _setup(self, study: StudyRecord, stage: str, records: Records) -> SearchRound:
+        spec = study.spec
+        if stage == "coarse":
+            ranges = self._coarse_ranges(study, records)
+            return SearchRound(
+                ranges=_searched(ranges),
+                epochs=stage_epochs(spec, stage),
+                trials=spec.recipe.coarse.trials,
+            )
+        previous_stage = previous_round(stage)
+        previous = search_round(records[previous_stage])
+        assert previous is not None, f"{study.name}/{stage}: the round before has no ranges"
+        ref = spec.recipe.refine
+        top = _top(self.trials(study, previous_stage), ref.top_fraction, ref.top_min)
+        best = self.ranked_trials(study)[:1]
+        prev_ranges = _ranges(previous.ranges)
+        ranges = narrow([t.params for t in top + best], prev_ranges, ref.margin)
+        return SearchRound(
+            ranges=_searched(ranges),
+            previous_ranges=previous.ranges,
+            narrowed_from=[t.number for t in top],
+            best_so_far=trial_summary(best[0]) if best else None,
+            epochs=stage_epochs(spec, stage),
+            trials=ref.trials,
+        )
+
+    def _seed_first_trial(
+        self, study: StudyRecord, stage: str, round_: SearchRound, records: Records
+    ) -> None:
+        """Queue the configuration a careful person would try first, before the random ones.
+
+        Coarse: the range test's suggested LR with the spec's weight decay. Refine: the best
+        configuration so far, now trained longer ("refine, train longer"). Both lie inside the
+        round's ranges. Only the driver that started the round (under the claim lock) seeds it.
+        """
+        ranges = _ranges(round_.ranges)
+        if stage == "coarse":
+            range_test = _range_test(records)
+            if range_test is None:
+                return
+            first = {"lr": range_test.suggested_lr, "weight_decay": study.spec.train.weight_decay}
+            first |= {p: float(_field_value(study.spec, p)) for p in study.spec.search.extra}  # type: ignore[arg-type]
+        else:
+            if round_.best_so_far is None:
+                return
+            first = dict(round_.best_so_far.params)
+        if not all(name in first and ranges[name].contains(first[name]) for name in ranges):
+            return
+        first = {name: first[name] for name in ranges}
+        ostudy = self.stage_study(study, stage, round_.epochs)
+        attrs = {"stage": stage, "seeded": True}
+        self.optuna.enqueue(ostudy, [(first, distributions(ranges), attrs)])
+
+    def _coarse_ranges(self, study: StudyRecord, records: Records) -> dict[str, Range]:
+        spec = study.spec
+        range_test = _range_test(records)
+        lr = spec.search.lr
+        if range_test is not None:
+            ranges = {"lr": Range(range_test.range.low, range_test.range.high)}
+        else:
+            ranges = {"lr": Range(lr.low, lr.high, lr.log)}
+        wd = spec.search.weight_decay
+        ranges["weight_decay"] = Range(wd.low, wd.high, wd.log)
+        for path, dim in spec.search.extra.items():
+            integer = isinstance(_field_value(spec, path), int)
+            ranges[path] = Range(dim.low, dim.high, dim.log, integer)
+        return ranges
+
+    def _skip_reason(self, study: StudyRecord, stage: str, records: Records) -> str | None:
+        if stage in ("coarse", "refine-1"):
+            return None
+        previous = records.get(previous_round(stage))
+        round_ = search_round(previous) if previous is not None else None
+        if previous is None or previous.status == "skipped" or round_ is None:
+            return "the previous round was skipped"
+        gain = round_.gain or 0.0
+        min_gain = study.spec.recipe.refine.min_gain
+        if gain <= min_gain:
+            return f"the previous round gained {gain:.4f} <= min_gain {min_gain}"
+        return None
+
+    def _summarize(
+        self,
+        study: StudyRecord,
+        stage: str,
+        round_: SearchRound,
+        ostudy: optuna.Study,
+        over_budget: bool,
+    ) -> SearchRound:
+        """The round with its end: trials by state, the best, and (refine) what it gained."""
+        trials = ostudy.get_trials(deepcopy=False)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        best = max(complete, key=lambda t: t.value or 0.0, default=None)
+        gain = None
+        if stage.startswith("refine-"):
+            overall = self.ranked_trials(study)
+            this_round = {optuna_schema.trial_id(t) for t in complete}
+            before = [
+                t.value or 0.0 for t in overall if optuna_schema.trial_id(t) not in this_round
+            ]
+            best_now = overall[0].value or 0.0 if overall else 0.0
+            gain = best_now - max(before, default=0.0)
+        return round_.model_copy(
+            update={
+                "counts": TrialCounts(**count_states(trials)),
+                "best": trial_summary(best) if best else None,
+                "budget_exhausted": over_budget,
+                "gain": gain,
+            }
+        )
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def stage_study(self, study: StudyRecord, stage: str, epochs: int) -> optuna.Study:
+        """The Optuna study of one round (created on first use)."""
+        return self.optuna.study(study.id, study.name, study.spec, stage, epochs)
+
+    def trials(self, study: StudyRecord, stage: str) -> list[FrozenTrial]:
+        """The Optuna trials of one round (empty before the round has started)."""
+        record = self.store.stage(study.id, stage)
+        round_ = search_round(record) if record is not None else None
+        if round_ is None:
+            return []
+        return self.stage_study(study, stage, round_.epochs).get_trials(deepcopy=False)
+
+    def ranked_trials(self, study: StudyRecord) -> list[FrozenTrial]:
+        """Completed trials of every round, best first; the longer-trained wins ties."""
+        trials = []
+        for record in self.store.stages(study.id):
+            round_ = search_round(record) if is_search_stage(record.name) else None
+            if round_ is not None:
+                ostudy = self.stage_study(study, record.name, round_.epochs)
+                trials += ostudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return sorted(trials, key=lambda t: (t.value or 0.0, t.number), reverse=True)
+
+    def running_rounds(self, study: StudyRecord) -> list[tuple[StageRecord, SearchRound]]:
+        """The study's rounds in progress, with their setups."""
+        found = []
+        for record in self.store.stages(study.id):
+            if record.status == "running" and is_search_stage(record.name):
+                round_ = search_round(record)
+                if round_ is not None:
+                    found.append((record, round_))
+        return found
+
+    def _record(self, study_id: int, stage: str) -> StageRecord:
+        record = self.store.stage(study_id, stage)
+        assert record is not None, stage
+        return record
+
+
+def count_states(trials: list[FrozenTrial]) -> dict[str, int]:
+    """Trials by state; a failed trial whose parameters were retried counts as ``retried``."""
+    counts = TrialCounts().model_dump()
+    for t in trials:
+        if t.state == TrialState.COMPLETE:
+            counts["complete"] += 1
+        elif t.state == TrialState.PRUNED:
+            counts["pruned"] += 1
+        elif t.state == TrialState.FAIL:
+            counts["retried" if t.user_attrs.get("retried") else "failed"] += 1
+        elif t.state == TrialState.RUNNING:
+            counts["running"] += 1
+        else:
+            counts["waiting"] += 1
+    return counts
+
+
+def trial_summary(trial: FrozenTrial) -> TrialSummary:
+    return TrialSummary(number=trial.number, value=trial.value, params=dict(trial.params))
+
+
+def spec_params(params: Mapping[str, Any]) -> dict[str, float]:
+    """Optuna's parameters by the spec fields they set (``lr`` -> ``train.lr``)."""
+    return {param_path(k): v for k, v in params.items()}
+
+
+def previous_round(stage: str) -> str:
+    round_number = int(stage.split("-")[1])
+    return "coarse" if round_number == 1 else f"refine-{round_number - 1}"
+
+
+def _over_budget(spec: StudySpec, records: Records, next_epochs: float) -> bool:
+    """Would another trial of ``next_epochs`` overrun the study's budget?"""
+    budget = spec.budget
+    epochs = sum(r.trial_epochs for r in records.values())
+    seconds = sum(r.seconds for r in records.values())
+    if budget.trial_epochs is not None and epochs + next_epochs > budget.trial_epochs:
+        return True
+    return budget.seconds is not None and seconds >= budget.seconds
+
+
+def _top(trials: list[FrozenTrial], fraction: float, minimum: int) -> list[FrozenTrial]:
+    """The top trials by value: completed ones, or pruned ones when too few completed."""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    pool = (
+        complete
+        if len(complete) >= minimum
+        else complete + [t for t in trials if t.state == TrialState.PRUNED and t.value is not None]
+    )
+    ranked = sorted(pool, key=lambda t: t.value or 0.0, reverse=True)
+    return ranked[: top_count(len(ranked), fraction, minimum)]
+
+
+def _range_test(records: Records) -> RangeTestResult | None:
+    record = records.get("range_test")
+    if record is None:
+        return None
+    result = stored_result(RangeTestResult, record.result)
+    return result if isinstance(result, RangeTestResult) else None
+
+
+def _ranges(searched: Mapping[str, SearchRange]) -> dict[str, Range]:
+    return {k: Range(r.low, r.high, r.log, r.integer) for k, r in searched.items()}
+
+
+def _searched(ranges: Mapping[str, Range]) -> dict[str, SearchRange]:
+    return {k: SearchRange(**r.as_dict()) for k, r in ranges.items()}
+
+
+def _field_value(spec: StudySpec, path: str) -> object:
+    node: object = spec
+    for part in path.split("."):
+        node = getattr(node, part)
+    return node

@@ -1,0 +1,344 @@
+"""What work items are and what they produce: one typed shape for each, defined here only.
+
+A :class:`WorkItem` carries everything needed to do one piece of a study's work (the full spec,
+with a trial's parameters applied), so whoever does it needs no database; an :class:`Outcome` is
+what comes back. Each recipe stage's result has one model: the stage that makes it returns it,
+the stage machine reads it, the server checks a worker's outcome against it (a malformed one is
+refused naming the field), stores it, and serves it (``GET /api/studies/{id}`` documents every
+field), the simulated worker fakes it and the dashboard draws it.
+
+Pydantic only: the server, the CLI and the simulated worker import this without PyTorch.
+Results stored by earlier versions are read with :func:`stored_result`, which never fails.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Kind = Literal["sanity", "range_test", "trial", "final"]
+OutcomeState = Literal["passed", "failed", "completed", "pruned"]
+Verdict = Literal[
+    "passed",
+    "head mismatch",
+    "initial loss off",
+    "diverged",
+    "not learning",
+    "labels look random",
+    "not memorizing",
+]
+DiagnosisVerdict = Literal["overfitting", "still improving", "underfitting", "good fit"]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+MaybeFinite = Finite | None  # a loss that blew up is recorded as None
+
+
+class _Model(BaseModel):
+    # NaN and infinities are refused: every database must store results as valid JSON
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+# --- per-epoch metrics ---------------------------------------------------------------------------
+
+
+class EpochRecord(_Model):
+    """One epoch of a training run: what a worker reports, and a run's history."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, frozen=True)
+
+    epoch: int = Field(ge=1, le=100_000)
+    val_accuracy: Finite = Field(ge=0.0, le=1.0)
+    train_loss: MaybeFinite = None
+    train_accuracy: MaybeFinite = None
+    val_loss: MaybeFinite = None
+    lr: MaybeFinite = None
+    seconds: MaybeFinite = None
+
+
+# --- stage 1: sanity checks ----------------------------------------------------------------------
+
+
+class _Check(_Model):
+    verdict: Verdict
+    passed: bool
+    advice: str  # what to do about a failure, in words
+
+
+class InitialLossCheck(_Check):
+    check: Literal["initial_loss"] = "initial_loss"
+    expected: Finite  # ln(C)
+    classes: int
+    measured: MaybeFinite = None  # absent when the head does not fit the classes
+    relative_error: MaybeFinite = None
+    tolerance: MaybeFinite = None
+
+
+class OverfitCheck(_Check):
+    check: Literal["overfit"] = "overfit"
+    lr: Finite
+    images: int
+    steps: int
+    curve: list[MaybeFinite]  # the training loss of each step
+    train_accuracy: Finite
+    pass_accuracy: Finite
+    first_loss: MaybeFinite = None
+    last_loss: MaybeFinite = None
+    val_accuracy: MaybeFinite = None
+    chance: MaybeFinite = None
+    val_z: MaybeFinite = None
+
+
+class SanityResult(_Model):
+    """The sanity checks: the initial loss against ln(C), and overfitting a small sample."""
+
+    kind: Literal["sanity"] = "sanity"
+    passed: bool
+    verdict: Verdict  # the first failed check's, or "passed"
+    advice: str
+    checks: list[Annotated[InitialLossCheck | OverfitCheck, Field(discriminator="check")]]
+
+
+# --- stage 2: the learning-rate range test -------------------------------------------------------
+
+
+class LrCurve(_Model):
+    lr: list[Finite]
+    loss: list[Finite]
+    smoothed: list[Finite]
+
+
+class LrRange(_Model):
+    low: Finite = Field(gt=0)
+    high: Finite = Field(gt=0)
+
+
+class LrCheck(_Model):
+    """A fresh model trained at the suggested LR: does its loss fall?"""
+
+    lr: Finite
+    iterations: int
+    loss_before: MaybeFinite
+    loss_after: MaybeFinite
+    required_drop: Finite
+    passed: bool
+    curve: list[MaybeFinite]
+
+
+class RangeTestResult(_Model):
+    kind: Literal["range_test"] = "range_test"
+    passed: bool
+    verdict: str
+    curve: LrCurve
+    stopped: str  # why the sweep ended
+    lr_steepest: Finite
+    lr_min_loss: Finite
+    suggested_lr: Finite
+    range: LrRange  # handed to the coarse stage
+    check: LrCheck
+
+
+# --- stages 3 and 4: search rounds ---------------------------------------------------------------
+
+
+class SearchRange(_Model):
+    low: Finite
+    high: Finite
+    log: bool = True
+    integer: bool = False
+
+
+class TrialSummary(_Model):
+    number: int
+    value: MaybeFinite
+    params: dict[str, Finite]
+
+
+class TrialCounts(_Model):
+    """Trials by state; a failed trial whose parameters were retried counts as ``retried``."""
+
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    retried: int = 0
+    running: int = 0
+    waiting: int = 0
+
+
+class SearchRound(_Model):
+    """A coarse or refine round: its setup when it starts, its summary added when it ends."""
+
+    ranges: dict[str, SearchRange]
+    epochs: int
+    trials: int
+    previous_ranges: dict[str, SearchRange] | None = None  # refine: what was narrowed
+    narrowed_from: list[int] | None = None  # refine: the trials the ranges span
+    best_so_far: TrialSummary | None = None  # refine: the best before this round
+    counts: TrialCounts | None = None  # at its end
+    best: TrialSummary | None = None
+    budget_exhausted: bool | None = None
+    gain: MaybeFinite = None  # refine: best validation accuracy gained by this round
+
+
+# --- stage 5: final training, its diagnosis, the targeted stage ---------------------------------
+
+
+class Diagnosis(_Model):
+    verdict: DiagnosisVerdict
+    advice: str
+    gap: Finite  # train - validation accuracy over the last epochs
+    train_accuracy: MaybeFinite = None
+    val_accuracy: MaybeFinite = None
+    val_loss_rising: bool = False
+    recent_gain: MaybeFinite = None
+
+
+class EnsembleMember(_Model):
+    params: dict[str, Finite]
+    val_accuracy: Finite
+
+
+class Ensemble(_Model):
+    k: int
+    members: list[EnsembleMember]
+    test_accuracy: Finite
+    trial_epochs: Finite
+
+
+class FinalResult(_Model):
+    params: dict[str, Finite]  # by spec path: train.lr, train.weight_decay, ...
+    history: list[EpochRecord]
+    best_epoch: int
+    weights_epoch: int
+    val_accuracy: Finite
+    train_accuracy: Finite
+    test_accuracy: Finite
+    test_loss: Finite
+    tta_flip: bool
+    diagnosis: Diagnosis
+    trial_epochs: Finite
+    seconds: Finite
+    ensemble: Ensemble | None = None
+
+
+class Candidate(_Model):
+    params: dict[str, Finite]
+    val_accuracy: Finite
+    epochs: int
+    history: list[EpochRecord]
+
+
+class TargetedResult(_Model):
+    """One more stage when the diagnosis calls for it; kept only if validation improves."""
+
+    action: str
+    ran: bool
+    reason: str
+    improved: bool
+    candidates: list[Candidate]
+    trial_epochs: Finite
+    seconds: Finite
+    baseline_val_accuracy: MaybeFinite = None
+    chosen: Candidate | None = None
+
+
+class FinalItemResult(_Model):
+    """What a final item produces: the final training, and the targeted stage if any."""
+
+    kind: Literal["final"] = "final"
+    final: FinalResult
+    targeted: TargetedResult | None = None
+
+
+class StageNote(_Model):
+    """A stage with no result of its kind: skipped, or failed before it had one, and why."""
+
+    reason: str
+
+
+ItemResult = Annotated[
+    SanityResult | RangeTestResult | FinalItemResult, Field(discriminator="kind")
+]
+StageResult = (
+    SanityResult | RangeTestResult | SearchRound | FinalResult | TargetedResult | StageNote
+)
+
+
+# --- work items and their outcomes ---------------------------------------------------------------
+
+
+class WorkItem(_Model):
+    """One piece of a study's work, with everything needed to do it."""
+
+    study_id: int
+    study: str
+    stage: str
+    kind: Kind
+    spec: dict[str, Any]  # the full study spec for this item, parameters applied
+    params: dict[str, float] = Field(default_factory=dict)  # trial: by Optuna parameter name
+    trial_id: int | None = None
+    trial_number: int | None = None
+    configs: list[dict[str, float]] = Field(default_factory=list)  # final: spec paths, best first
+    epoch_budget: float | None = None  # final: trial-epochs left for a targeted stage
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkItem:
+        return cls.model_validate(data)
+
+
+class Outcome(_Model):
+    """What doing a work item came to; a worker's finish is this and its id."""
+
+    state: OutcomeState
+    value: MaybeFinite = Field(None, ge=0.0, le=1.0)  # a trial's best validation accuracy
+    result: ItemResult | None = None  # a single stage's result (as ``kind`` says)
+    history: list[EpochRecord] = Field(default_factory=list, max_length=100_000)  # a trial's
+    reason: str | None = Field(None, max_length=4000)  # failed: why, in words
+    retryable: bool = False  # failed for a reason that is not the configuration's fault
+    trial_epochs: Finite = Field(0.0, ge=0)
+    seconds: Finite = Field(0.0, ge=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Outcome:
+        return cls.model_validate(data)
+
+
+# --- reading what earlier versions stored --------------------------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def stored_result(model: type[M], data: dict[str, Any]) -> M | StageNote:
+    """A stored stage result as ``model``; a row that does not fit (written by an earlier
+    version, or by hand) reads as a note saying so, never as an error: a study stays readable."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        if set(data) == {"reason"} and isinstance(data["reason"], str):
+            return StageNote(reason=data["reason"])
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return StageNote(
+            reason=f"a stored result this version cannot read ({where}: {first['msg']})"
+        )
+
+
+def stored_outcome(data: dict[str, Any], kind: str) -> Outcome:
+    """An outcome kept with its lease, as stored by this version or an earlier one (whose stage
+    results had no ``kind``, and whose trials had an empty result)."""
+    data = dict(data)
+    result = data.get("result")
+    if not result:
+        data["result"] = None
+    elif isinstance(result, dict) and "kind" not in result:
+        data["result"] = result | {"kind": kind}
+    try:
+        return Outcome.model_validate(data)
+    except ValidationError:  # recorded as a failure its item may be retried for
+        reason = "an outcome stored by an earlier version that this one cannot read"
+        return Outcome(state="failed", reason=reason, retryable=True)

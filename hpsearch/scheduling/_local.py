@@ -1,0 +1,183 @@
+"""The local driver (``hpsearch run``): a whole study on this machine, against a storage URL.
+
+It drives the same scheduler as a server, with leases, in-process: it claims the study's items
+as a worker would, does them here (one at a time, or in N spawned processes that share the
+storage), reports every epoch and finishes each item through the scheduler. So recovery exists
+once: run the same command after a crash and the run takes its study over (the leases the dead
+run held are closed and applied like expired ones, their trials retried, their stages reopened;
+``Reaper.take_over``).
+
+Its leases never run out: a local run does not send heartbeats, and a server on the same
+database reaps only the leases of the studies it drives.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from hpsearch.errors import HPSearchError, StudyExistsError
+from hpsearch.recipe import StageMachine, check_launch
+from hpsearch.results import Outcome, WorkItem
+from hpsearch.scheduling._scheduler import Lease, Scheduler
+from hpsearch.spec import StudySpec, check_same_spec
+from hpsearch.storage import Store, StudyRecord
+from hpsearch.views import StudySummary, summary
+
+LOCAL_LEASE_SECONDS = 10 * 365 * 86400.0  # never runs out: the next run takes it over
+INTERRUPTED = "interrupted: its process stopped"
+
+ProgressFn = Callable[[StudySummary, WorkItem | None, Outcome | None], None]
+"""``on_progress(summary, item, outcome)``: at the start (no item) and after each finished item."""
+
+
+def run_search(
+    spec: StudySpec,
+    storage_url: str,
+    *,
+    workers: int = 1,
+    device: str = "auto",
+    on_progress: ProgressFn | None = None,
+) -> StudySummary:
+    """Run (or resume) the study ``spec`` describes in ``storage_url``; returns its summary."""
+    store = Store(storage_url)
+    try:
+        study = open_study(store, spec)
+        scheduler = Scheduler(StageMachine(store), LOCAL_LEASE_SECONDS, driver="local")
+        scheduler.take_over(study.id, INTERRUPTED)
+        driver = _Driver(scheduler, study.id, on_progress)
+        driver.progress(None, None)
+        if workers <= 1:
+            driver.inline(device)
+        else:
+            try:
+                driver.pool(device, workers)
+            except BrokenProcessPool:  # its work items were already recorded as retryable
+                raise HPSearchError(
+                    "a worker process died (out of memory?); run the same command again to resume"
+                ) from None
+        return summary(scheduler.machine, study.id)
+    finally:
+        store.close()
+
+
+def open_study(store: Store, spec: StudySpec) -> StudyRecord:
+    """The stored study named like ``spec`` (created if new); another stored spec is an error."""
+    existing = store.find_study(spec.name)
+    if existing is None:
+        check_launch(spec, source=spec.name)
+        try:
+            return store.create_study(spec)
+        except StudyExistsError:  # created by a concurrent run a moment ago
+            existing = store.get_study(spec.name)
+    check_same_spec(existing.spec.model_dump(mode="json"), spec)
+    if existing.driver == "server" and existing.state == "running":
+        raise HPSearchError(
+            f"study {spec.name!r} is running on a server's workers; watch it with "
+            "'hpsearch status', or stop it there first to continue it here"
+        )
+    if existing.state == "stopped":
+        store.set_study_state(existing.id, "running", driver="local", only_from="stopped")
+    return store.get_study(existing.id)
+
+
+class _Driver:
+    def __init__(self, scheduler: Scheduler, study_id: int, on_progress: ProgressFn | None):
+        self.scheduler, self.study_id, self.on_progress = scheduler, study_id, on_progress
+        self.worker = f"local-{os.getpid()}"
+
+    def progress(self, item: WorkItem | None, outcome: Outcome | None) -> None:
+        if self.on_progress is not None:
+            self.on_progress(summary(self.scheduler.machine, self.study_id), item, outcome)
+
+    def claim(self) -> Lease | None:
+        """The study's next item; None once it is over. Waiting on work nobody does (every
+        item out, none of them here) is an error: this is the study's only driver."""
+        lease = self.scheduler.claim(self.worker, study_id=self.study_id)
+        if lease is None and self.scheduler.store.study_state(self.study_id) == "running":
+            raise HPSearchError("the study waits on work that no local process is doing")
+        return lease
+
+    def finish(self, lease: Lease, outcome: Outcome) -> None:
+        self.scheduler.finish(lease.id, self.worker, outcome)
+        self.progress(lease.item, outcome)
+
+    def inline(self, device: str) -> None:
+        from hpsearch.device import resolve_device
+        from hpsearch.recipe._execute import Failures
+
+        here, failures = resolve_device(device), Failures(self.worker)
+        while (lease := self.claim()) is not None:
+            outcome = failures.run(lease.item, here, self._reporter(lease))
+            self.finish(lease, outcome)
+
+    def pool(self, device: str, workers: int) -> None:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        context = multiprocessing.get_context("spawn")  # no forked CUDA or BLAS state
+        url = self.scheduler.store.url
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init, initargs=(url, device, threads)
+        ) as pool:
+            running: dict[Future[dict[str, Any]], Lease] = {}
+            while True:
+                while len(running) < workers:
+                    lease = self.scheduler.claim(self.worker, study_id=self.study_id)
+                    if lease is None:
+                        break
+                    running[pool.submit(_do, lease.as_dict(), self.worker)] = lease
+                if not running:
+                    self.claim()  # None once the study is over, else the error it is
+                    return
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    lease = running.pop(future)
+                    self.finish(lease, _collect(future))
+
+    def _reporter(self, lease: Lease) -> Callable[[int, dict[str, float]], bool]:
+        def report(epoch: int, metrics: dict[str, float]) -> bool:
+            return self.scheduler.report(lease.id, self.worker, epoch, metrics)
+
+        return report
+
+
+def _collect(future: Future[dict[str, Any]]) -> Outcome:
+    try:
+        return Outcome.from_dict(future.result())
+    except BrokenProcessPool as exc:  # the process doing it died: not the item's fault
+        return Outcome(state="failed", reason=f"worker process died: {exc}", retryable=True)
+
+
+# --- inside a pool process ---------------------------------------------------------------------
+
+_process: dict[str, Any] = {}
+
+
+def _init(storage_url: str, device: str, threads: int) -> None:
+    import torch
+
+    from hpsearch.device import resolve_device
+    from hpsearch.recipe._execute import Failures
+
+    torch.set_num_threads(threads)
+    store = Store(storage_url)
+    _process["scheduler"] = Scheduler(StageMachine(store), LOCAL_LEASE_SECONDS, driver="local")
+    _process["device"] = resolve_device(device)
+    _process["failures"] = Failures(f"local-{os.getpid()}")
+
+
+def _do(lease_data: dict[str, Any], worker: str) -> dict[str, Any]:
+    from hpsearch.recipe._execute import Failures
+
+    scheduler: Scheduler = _process["scheduler"]
+    item = WorkItem.from_dict(lease_data["item"])
+    lease_id = int(lease_data["id"])
+
+    def report(epoch: int, metrics: dict[str, float]) -> bool:
+        return scheduler.report(lease_id, worker, epoch, metrics)
+
+    failures: Failures = _process["failures"]
+    return failures.run(item, _process["device"], report).to_dict()

@@ -1,0 +1,150 @@
+"""A study's summary for people and scripts: its stages with their typed results, the best
+configuration, the diagnosis, the compute spent, and what to look out for.
+
+Read in a few queries (counts and the best trial in SQL, never every trial), so a study of ten
+thousand trials is summarized as fast as a small one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from hpsearch.recipe import StageMachine, plan
+from hpsearch.recipe._edges import edge_warnings
+from hpsearch.recipe._items import param_name
+from hpsearch.recipe._rounds import is_search_stage, search_round
+from hpsearch.results import (
+    Diagnosis,
+    FinalResult,
+    RangeTestResult,
+    SanityResult,
+    SearchRound,
+    StageNote,
+    StageResult,
+    TargetedResult,
+    TrialCounts,
+    stored_result,
+)
+from hpsearch.storage import StageRecord
+from hpsearch.views._pages import best_of
+
+_RESULTS: dict[str, type[BaseModel]] = {
+    "sanity": SanityResult,
+    "range_test": RangeTestResult,
+    "final": FinalResult,
+    "targeted": TargetedResult,
+}
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StageView(_View):
+    """One stage: where it stands, what it spent, and its result (None until it has one)."""
+
+    name: str  # sanity, range_test, coarse, refine-1, ..., final, targeted
+    status: str  # pending, running, passed, failed, skipped, completed
+    started_at: str | None = None
+    finished_at: str | None = None
+    trial_epochs: float = 0.0
+    seconds: float = 0.0
+    counts: TrialCounts | None = None  # a search round's trials by state, as they stand now
+    result: StageResult | None = None
+
+
+class BestView(_View):
+    params: dict[str, float]  # by Optuna's parameter names (lr, weight_decay, ...)
+    val_accuracy: float | None
+    test_accuracy: float | None  # once the final training has been evaluated
+
+
+class Compute(_View):
+    trial_epochs: float
+    seconds: float
+
+
+class StudySummary(_View):
+    study: str
+    state: str  # running, stopped, completed, failed
+    message: str | None  # why it failed
+    stages: list[StageView]
+    best: BestView
+    warnings: list[str]  # e.g. the best value sits on the edge of its searched range
+    diagnosis: Diagnosis | None
+    compute: dict[str, Compute]  # by stage
+
+    def json_data(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def summary(machine: StageMachine, study_id: int) -> StudySummary:
+    """What a person or a script wants to know about a study: stages, best, diagnosis, compute."""
+    store = machine.store
+    study = store.get_study(study_id)
+    records = {r.name: r for r in store.stages(study_id)}
+    stages = []
+    for name in [*plan(study.spec), "targeted"]:
+        record = records.get(name)
+        if record is not None:
+            stages.append(_stage_view(machine, study, record))
+        elif name != "targeted":
+            stages.append(StageView(name=name, status="pending"))
+    final = next((s.result for s in stages if s.name == "final"), None)
+    if isinstance(final, FinalResult):
+        params = {param_name(k): v for k, v in final.params.items()}
+        best = BestView(
+            params=params, val_accuracy=final.val_accuracy, test_accuracy=final.test_accuracy
+        )
+        diagnosis: Diagnosis | None = final.diagnosis
+    else:
+        top = best_of(machine, study, 1)
+        best = BestView(
+            params=top[0]["params"] if top else {},
+            val_accuracy=top[0]["value"] if top else None,
+            test_accuracy=None,
+        )
+        diagnosis = None
+    coarse = records.get("coarse")
+    round_ = search_round(coarse) if coarse is not None else None
+    searched = {k: r.model_dump() for k, r in round_.ranges.items()} if round_ else {}
+    return StudySummary(
+        study=study.name,
+        state=study.state,
+        message=study.message,
+        stages=stages,
+        best=best,
+        warnings=edge_warnings(study.spec, searched, best.params),
+        diagnosis=diagnosis,
+        compute={
+            r.name: Compute(trial_epochs=r.trial_epochs, seconds=r.seconds)
+            for r in records.values()
+        },
+    )
+
+
+def _stage_view(machine: StageMachine, study: Any, record: StageRecord) -> StageView:
+    view = StageView(
+        name=record.name,
+        status=record.status,
+        started_at=record.started_at.isoformat() if record.started_at else None,
+        finished_at=record.finished_at.isoformat() if record.finished_at else None,
+        trial_epochs=record.trial_epochs,
+        seconds=record.seconds,
+    )
+    if not record.result:
+        return view  # running, and no result yet
+    if is_search_stage(record.name):
+        round_ = search_round(record)
+        if round_ is None:
+            return view.model_copy(update={"result": stored_result(StageNote, record.result)})
+        ostudy = machine.stage_study(study, record.name, round_.epochs)
+        counts = TrialCounts(**machine.optuna.counts(ostudy))
+        return view.model_copy(update={"counts": counts, "result": round_})
+    model = _RESULTS.get(record.name)
+    result: SearchRound | BaseModel = (
+        stored_result(model, record.result) if model else stored_result(StageNote, record.result)
+    )
+    return view.model_copy(update={"result": result})
