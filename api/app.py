@@ -24,10 +24,11 @@ from api.dashboard import mount_dashboard
 from api.dashboard._pages import SignInNeeded, WorkerRefused, error_page
 from api.docs import mount_docs
 from api.metrics import Metrics, RequestTimer
-from api.routes import charts, health, studies, trials, workers
+from api.routes import charts, datasets, health, studies, trials, workers
 from api.schemas import ErrorBody, Problem
 from api.settings import Settings
 from hpsearch import __version__
+from hpsearch.datasets import DatasetError
 from hpsearch.errors import (
     HPSearchError,
     OutcomeError,
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(trials.router)
     app.include_router(workers.router)
     app.include_router(charts.router)
+    app.include_router(datasets.router)
     mount_dashboard(app)
     mount_docs(app)
     app.add_exception_handler(SignInNeeded, _sign_in)
@@ -140,7 +142,8 @@ async def _worker_refused(request: Request, exc: Exception) -> Response:
 
 
 async def _hpsearch_error(request: Request, exc: Exception) -> Response:
-    status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+    status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), None)
+    status = status or (exc.status if isinstance(exc, DatasetError) else 400)
     if _wants_page(request):
         return error_page(
             request, status, "Not found" if status == 404 else "Cannot show that", str(exc)
@@ -191,6 +194,9 @@ def _error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+UPLOADS = "/api/datasets/"
+
+
 class BodyLimit:
     """Answer 413 to a request body over ``max_bytes``, declared or streamed, before it is read."""
 
@@ -200,6 +206,9 @@ class BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith(UPLOADS):  # datasets: their own, larger, limit
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")

@@ -45,6 +45,8 @@ class StudyListItem(BaseModel):
     stage: str | None  # the stage in progress, for a running study
     trials: dict[str, int]  # counts by state: complete, pruned, failed, running, ...
     best_val_accuracy: float | None
+    objective: str = "accuracy"  # the spec's search.objective, what the search maximises
+    best_value: float | None = None  # the best objective on validation so far
     created_at: str
     updated_at: str
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,13 @@ class Settings(BaseSettings):
     # a study whose work item would need more memory than this (estimated from its spec: the
     # data set, the model's weights and a batch's activations) is refused at launch
     max_item_memory_gib: float = Field(16.0, gt=0, allow_inf_nan=False)
+    # where uploaded datasets are kept (one file each, named by its sha256), and the largest
+    data_dir: str = "hpsearch-datasets"
+    max_upload_bytes: int = Field(2 * 2**30, gt=0)
+
+    @property
+    def datasets(self) -> Path:
+        return Path(self.data_dir).expanduser()
 
     @property
     def open(self) -> bool:

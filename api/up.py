@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from hpsearch.cli.common import JSON, SET, SPEC, run_reporting_errors
+from hpsearch.cli.common import JSON, SET, SPEC, run_reporting_errors, with_data_on_server
 from hpsearch.errors import HPSearchError
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ def up(
     spec = run_reporting_errors(lambda: load_spec(spec_path, overrides), as_json)
     from hpsearch.cli.common import SearchView, exit_unless_completed, print_result
     from hpsearch.client import ServiceClient
+    from hpsearch.models import python_module
 
     port = port or _default_port()
     url = f"http://127.0.0.1:{port}"
@@ -88,7 +89,8 @@ def up(
             if not as_json:
                 click.echo(f"hpsearch: dashboard at {url}/  (REST API at {url}/docs)")
                 click.echo(f"hpsearch: {n_workers} worker(s); server and worker logs in {log_path}")
-            started += [_work(url, i, n_workers, log) for i in range(n_workers)]
+            module = python_module(spec.model.arch)  # your own model's: the workers may run it
+            started += [_work(url, i, n_workers, log, module) for i in range(n_workers)]
             with nullcontext() if as_json else SearchView() as view:
                 result = run_reporting_errors(
                     lambda: _follow(client, study_id, view, check_server), as_json
@@ -152,9 +154,11 @@ def _serve(storage: str, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*command, "--port", str(port)], stdout=log, stderr=log)
 
 
-def _work(url: str, index: int, count: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+def _work(
+    url: str, index: int, count: int, log: IO[bytes], module: str | None = None
+) -> subprocess.Popen[bytes]:
     """Worker ``index`` of ``count``: GPU ``index`` (round robin) if there are GPUs, else the CPU
-    with its share of the cores."""
+    with its share of the cores; allowed to run the study's own ``module``, if it has one."""
     import torch
 
     gpus = torch.cuda.device_count()
@@ -164,6 +168,7 @@ def _work(url: str, index: int, count: int, log: IO[bytes]) -> subprocess.Popen[
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // count))
     command = [sys.executable, "-m", "hpsearch", "worker", "--server", url, "--devices", devices]
     command += ["--id", f"{socket.gethostname()}-up{index}"]
+    command += ["--allow-module", module] if module else []
     return subprocess.Popen(command, env=env, stdout=log, stderr=log)
 
 
@@ -201,6 +206,7 @@ def _open_study(client: ServiceClient, spec: StudySpec) -> int:
     from hpsearch.client import ServerError
     from hpsearch.spec import check_same_spec
 
+    spec = with_data_on_server(client, spec, upload=False, say=False)  # workers see the path
     try:
         return int(client.launch(spec)["id"])
     except ServerError as exc:

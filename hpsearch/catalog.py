@@ -1,6 +1,7 @@
 """What each dataset is: image shape, classes, and whether a horizontal flip keeps its labels.
 
-Kept free of torch so that validating a spec (in the CLI or the API) stays cheap.
+Kept free of torch so that validating a spec (in the CLI or the API) stays cheap. The user's own
+data (``folder``, ``arrays``) is described from its files by ``hpsearch.data.describe_dataset``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class DatasetInfo:
+    """A dataset as the model and the recipe see it: a built-in's catalog entry, or what
+    ``hpsearch.data.describe_dataset`` learnt from the user's files."""
+
     name: str
     channels: int
     image_size: int
@@ -17,6 +21,7 @@ class DatasetInfo:
     flip_invariant: bool  # is a mirrored image still of the same class?
     official_test_split: bool  # False: the test split is carved out of the data, seeded
     images: int = 0  # in all splits together (0: set by the spec, as for shapes' dataset.size)
+    path: str | None = None  # your own data: dataset.path as the spec gives it
 
     @property
     def num_classes(self) -> int:

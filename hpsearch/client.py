@@ -10,10 +10,13 @@ help).
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from hpsearch import datasets
 from hpsearch.errors import HPSearchError
 
 if TYPE_CHECKING:
@@ -67,13 +70,17 @@ class _Client:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise Unreachable(f"cannot reach the server at {self.server}: {exc}") from None
+        self._check(response, method, path)
+        return response
+
+    @staticmethod
+    def _check(response: httpx.Response, method: str, path: str) -> None:
         if response.status_code >= 400:
             detail = _detail(response)
             message = f"{method} {path}: HTTP {response.status_code}: {detail}"
             if response.status_code >= 500:
                 raise Unreachable(message, response.status_code)
             raise Refused(message, response.status_code, detail)
-        return response
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._send(method, path, **kwargs)
@@ -120,6 +127,32 @@ class ServiceClient(_Client):
         """Delete a study with its trials and stage results."""
         self._request("DELETE", f"/api/studies/{study_id}")
 
+    def push_dataset(self, path: Path) -> tuple[str, bool]:
+        """Upload a folder or an array file unless the server has it already (asked by its
+        sha256, so the same data is sent once); its ``sha256:<hex>`` name, and whether it was
+        sent now."""
+        with tempfile.TemporaryDirectory(prefix="hpsearch-push-") as scratch:
+            file, kind = datasets.pack(path, Path(scratch))
+            digest = datasets.sha256_of(file)
+            if any(d["sha256"] == digest for d in self.datasets()):
+                return datasets.PREFIX + digest, False
+            size = file.stat().st_size
+            self._request(
+                "PUT",
+                f"/api/datasets/{digest}",
+                params={"kind": kind, "name": path.name},
+                content=datasets.file_chunks(file),
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+                timeout=None,
+            )
+        return datasets.PREFIX + digest, True
+
+    def datasets(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/api/datasets"))
+
+    def delete_dataset(self, digest: str) -> None:
+        self._request("DELETE", f"/api/datasets/{digest.removeprefix(datasets.PREFIX)}")
+
 
 class ProtocolClient(_Client):
     """The trial protocol, with the worker token. Every call names the worker: the server lets
@@ -147,6 +180,22 @@ class ProtocolClient(_Client):
         body = {"worker": self.worker_id}
         answer = self._request("POST", f"/api/trials/{item_id}/heartbeat", json=body)
         return bool(answer["continue"])
+
+    def fetch_dataset(self, digest: str, dest: Path, limit: int = 1 << 40) -> None:
+        """Download dataset ``digest`` (hex) to ``dest``, checking its sha256 as it comes; a
+        download cut off or of another hash keeps nothing (:class:`DatasetError`)."""
+        path = f"/api/datasets/{digest}"
+        try:
+            with self._http.stream("GET", path, timeout=None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._check(response, "GET", path)
+                with datasets.Incoming(dest, digest, limit) as incoming:
+                    for chunk in response.iter_bytes(datasets.CHUNK):
+                        incoming.write(chunk)
+                    incoming.keep()
+        except httpx.TransportError as exc:
+            raise Unreachable(f"cannot reach the server at {self.server}: {exc}") from None
 
     def finish(self, item_id: int, outcome: dict[str, Any], worker: str | None = None) -> bool:
         """Deliver an outcome as ``worker`` (default: this worker), the item's holder: a result

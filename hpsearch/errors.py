@@ -99,3 +99,41 @@ class CancelledError(HPSearchError):
 
     def __init__(self, why: str = "its study was stopped or its worker is shutting down") -> None:
         super().__init__(f"given up part-way: {why}")
+
+
+class ObjectiveUndefinedError(HPSearchError):
+    """The metric a search maximises cannot be computed on this data: ROC-AUC on a validation
+    split that holds one class only."""
+
+    def __init__(self, objective: str, why: str) -> None:
+        self.objective = objective
+        super().__init__(
+            f"search.objective {objective!r} is undefined here: {why}; choose another objective"
+        )
+
+
+class ModelError(HPSearchError):
+    """The model ``model.arch`` names cannot be built here, or cannot take the data's images.
+    One line; ``cause``, the exception behind it, is shown by its type and first 300 characters."""
+
+    def __init__(self, arch: str, problem: str, cause: BaseException | None = None) -> None:
+        self.arch = arch
+        self.problem = problem
+        if cause is not None:
+            text = " ".join(str(cause).split())[:300]
+            problem += f": {type(cause).__name__}" + (f": {text}" if text else "")
+        super().__init__(f"model.arch {arch!r}: {problem}")
+
+
+class ModuleNotAllowedError(ModelError):
+    """A ``python:`` model's module is outside what this process allows to be imported: a spec
+    must not run code on a machine whose owner did not opt in (``hpsearch.models.allow_modules``,
+    the worker's ``--allow-module``)."""
+
+    def __init__(self, arch: str, module: str) -> None:
+        self.module = module
+        super().__init__(
+            arch,
+            f"this process does not allow importing {module}; run the worker with "
+            f"--allow-module {module} (or a prefix of it, such as {module.split('.')[0]})",
+        )

@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hpsearch.spec import Objective
+
 Kind = Literal["sanity", "range_test", "trial", "final"]
 OutcomeState = Literal["passed", "failed", "completed", "pruned"]
 Verdict = Literal[
@@ -53,6 +55,11 @@ class EpochRecord(_Model):
     val_loss: MaybeFinite = None
     lr: MaybeFinite = None
     seconds: MaybeFinite = None
+    # absent from epochs recorded before these were measured; val_roc_auc is None when the
+    # validation split holds one class only (hpsearch.metrics)
+    val_balanced_accuracy: MaybeFinite = Field(None, ge=0.0, le=1.0)
+    val_macro_f1: MaybeFinite = Field(None, ge=0.0, le=1.0)
+    val_roc_auc: MaybeFinite = Field(None, ge=0.0, le=1.0)
 
 
 # --- stage 1: sanity checks ----------------------------------------------------------------------
@@ -176,7 +183,7 @@ class SearchRound(_Model):
     counts: TrialCounts | None = None  # at its end
     best: TrialSummary | None = None
     budget_exhausted: bool | None = None
-    gain: MaybeFinite = None  # refine: best validation accuracy gained by this round
+    gain: MaybeFinite = None  # refine: best validation objective gained by this round
 
 
 # --- stage 5: final training, its diagnosis, the targeted stage ---------------------------------
@@ -184,12 +191,35 @@ class SearchRound(_Model):
 
 class Diagnosis(_Model):
     verdict: DiagnosisVerdict
-    advice: str
+    advice: str  # the verdict's, then what the weak classes call for (if any)
     gap: Finite  # train - validation accuracy over the last epochs
     train_accuracy: MaybeFinite = None
     val_accuracy: MaybeFinite = None
     val_loss_rising: bool = False
     recent_gain: MaybeFinite = None
+    weak_classes: list[str] = Field(default_factory=list)  # far below the average on test
+
+
+class ClassMetrics(_Model):
+    """One class of a split: how often its predictions are right, how much of it is found."""
+
+    name: str
+    precision: Finite = Field(ge=0.0, le=1.0)  # 0 when the class is never predicted
+    recall: Finite = Field(ge=0.0, le=1.0)  # 0 when the class is absent (support 0)
+    f1: Finite = Field(ge=0.0, le=1.0)
+    support: int = Field(ge=0)  # examples of the class in the split
+
+
+class SplitMetrics(_Model):
+    """A split's evaluation (``hpsearch.metrics.evaluate``): the four scalars a search may
+    maximise, per-class metrics, and the confusion matrix."""
+
+    accuracy: Finite = Field(ge=0.0, le=1.0)
+    balanced_accuracy: Finite = Field(ge=0.0, le=1.0)
+    macro_f1: Finite = Field(ge=0.0, le=1.0)
+    roc_auc: MaybeFinite = Field(None, ge=0.0, le=1.0)  # None: the split holds one class only
+    classes: list[ClassMetrics]  # in class order
+    confusion: list[list[int]]  # counts; rows: the true class, columns: the predicted one
 
 
 class EnsembleMember(_Model):
@@ -218,6 +248,10 @@ class FinalResult(_Model):
     trial_epochs: Finite
     seconds: Finite
     ensemble: Ensemble | None = None
+    # absent from results stored before objectives and test metrics were kept
+    objective: Objective | None = None  # the spec's search.objective
+    val_value: MaybeFinite = None  # the objective on validation, of the weights kept
+    test_metrics: SplitMetrics | None = None  # of the chosen model (not the ensemble)
 
 
 class Candidate(_Model):
@@ -225,6 +259,7 @@ class Candidate(_Model):
     val_accuracy: Finite
     epochs: int
     history: list[EpochRecord]
+    val_value: MaybeFinite = None  # the objective on validation (absent: stored before it)
 
 
 class TargetedResult(_Model):
@@ -239,6 +274,7 @@ class TargetedResult(_Model):
     seconds: Finite
     baseline_val_accuracy: MaybeFinite = None
     chosen: Candidate | None = None
+    baseline_val_value: MaybeFinite = None  # the final training's objective on validation
 
 
 class FinalItemResult(_Model):
@@ -292,7 +328,7 @@ class Outcome(_Model):
     """What doing a work item came to; a worker's finish is this and its id."""
 
     state: OutcomeState
-    value: MaybeFinite = Field(None, ge=0.0, le=1.0)  # a trial's best validation accuracy
+    value: MaybeFinite = Field(None, ge=0.0, le=1.0)  # a trial's best val objective
     result: ItemResult | None = None  # a single stage's result (as ``kind`` says)
     history: list[EpochRecord] = Field(default_factory=list, max_length=100_000)  # a trial's
     reason: str | None = Field(None, max_length=4000)  # failed: why, in words

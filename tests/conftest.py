@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
 import pytest
 import torch
 
@@ -104,6 +105,38 @@ def finished_digits(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict
     url = f"sqlite:///{tmp_path_factory.mktemp('digits') / 'digits.db'}"
     command = [HPSEARCH, "run", "--spec", "studies/digits.yaml", "--storage", url, "--json"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    return url, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def imbalanced_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    """``hpsearch run --json`` of a tiny study with ``search.objective: macro_f1`` on digits made
+    90/10 imbalanced (is it an eight? 10 % are; an ``arrays`` file written here), once per
+    session: the SQLite URL of the finished search and the command's JSON result."""
+    from sklearn.datasets import load_digits
+
+    where = tmp_path_factory.mktemp("imbalanced")
+    digits = load_digits()
+    images = np.round(digits.images * (255 / 16)).astype(np.uint8)  # (N, 8, 8)
+    labels = (digits.target == 8).astype(np.int64)
+    classes = np.array(["other", "eight"])
+    np.savez(where / "eights.npz", x_train=images, y_train=labels, classes=classes)
+    spec = tiny_study(
+        "eights",
+        dataset={"name": "arrays", "path": str(where / "eights.npz")},
+        search={"objective": "macro_f1"},
+        model={"widths": [8, 16]},
+        recipe={  # 28 trial-epochs in all
+            "coarse": {"trials": 6},
+            "refine": {"rounds": 1, "trials": 3},
+            "final": {"epochs": 4, "targeted_stage": False},
+        },
+    )
+    (where / "spec.json").write_text(spec.model_dump_json())
+    url = f"sqlite:///{where / 'eights.db'}"
+    command = [HPSEARCH, "run", "--spec", str(where / "spec.json"), "--storage", url, "--json"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
     return url, json.loads(done.stdout.strip().splitlines()[-1])
 
 

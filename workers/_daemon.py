@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from hpsearch.client import ProtocolClient, Refused, Unreachable
+from hpsearch.datasets import DatasetError, cache_dir, digest_of, is_uploaded
 from hpsearch.results import Outcome, WorkItem
 from workers._spool import Spool
 
@@ -204,13 +205,34 @@ class Worker:
             def report(epoch: int, metrics: dict[str, float]) -> bool:
                 return self.cold_stop.is_set() or beat.lost or reporter(epoch, metrics)
 
-            outcome = self.execute(item, report, self._give_up_when(item, beat))
+            outcome = self._fetch_data(item) or self.execute(
+                item, report, self._give_up_when(item, beat)
+            )
             if reporter.unsent:
                 reporter.flush()  # the server rebuilds any still missing from the history
         if self.cold_stop.is_set():
             outcome = Outcome(state="failed", reason="worker shut down", retryable=True)
         self.spool.put(item_id, self.client.worker_id, outcome.to_dict())
         self.deliver_spool()
+
+    def _fetch_data(self, item: WorkItem) -> Outcome | None:
+        """Download the item's uploaded dataset into this machine's cache, once (its hash
+        checked); the item's failed outcome if that cannot be done, else None."""
+        path = item.spec.get("dataset", {}).get("path")
+        if not is_uploaded(path):
+            return None
+        try:
+            digest = digest_of(path)
+            dest = cache_dir() / digest
+            if dest.is_file():
+                return None
+            log.info("[%s] fetching dataset %s", self.client.worker_id, path)
+            self.client.fetch_dataset(digest, dest)
+        except Unreachable as exc:  # the server is away: another worker, or later, may do it
+            return Outcome(state="failed", reason=f"dataset {path}: {exc}", retryable=True)
+        except (DatasetError, Refused, OSError) as exc:
+            return Outcome(state="failed", reason=f"dataset {path}: {exc}")
+        return None
 
     def _give_up_when(self, item: WorkItem, beat: Heartbeat) -> Callable[[], bool]:
         """When to give the item up part-way: at a cold stop; a single stage (sanity checks,

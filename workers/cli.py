@@ -38,6 +38,14 @@ from workers._spool import Spool
     help="Undelivered results wait here, a folder per worker id (~/.cache/hpsearch/spool).",
 )
 @click.option("--id", "worker_id", help="Worker id (default: host-pid).")
+@click.option(
+    "--allow-module",
+    "allowed",
+    multiple=True,
+    metavar="PREFIX",
+    help="Build python:MODULE:CALLABLE models whose module is PREFIX or inside it, e.g. "
+    "mypkg.models (repeatable). Importing a module runs its code: none is allowed by default.",
+)
 def worker(
     server: str,
     token: str | None,
@@ -46,18 +54,31 @@ def worker(
     burst: bool,
     spool_dir: Path | None,
     worker_id: str | None,
+    allowed: tuple[str, ...],
 ) -> None:
     """Claim work items from a server and train them until stopped."""
     # the worker's own lines (hpsearch.*) from INFO; libraries' only when they warn
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("hpsearch").setLevel(logging.INFO)
+    from hpsearch.errors import HPSearchError
+    from hpsearch.models import allow_modules
+
+    try:
+        allow_modules(allowed)
+    except HPSearchError as exc:
+        raise click.BadParameter(str(exc), param_hint="--allow-module") from None
     from hpsearch.device import resolve_device  # PyTorch: loaded by the worker, not by hpsearch
     from workers._daemon import Worker
 
     gpus = _gpu_list(devices)
     if len(gpus) > 1:
-        options = {"--server": server, "--max-trials": max_trials, "--spool": spool_dir}
-        sys.exit(_one_process_per_gpu(gpus, options, burst, worker_id))
+        options = {
+            "--server": server,
+            "--max-trials": max_trials,
+            "--spool": spool_dir,
+            "--allow-module": allowed,
+        }
+        sys.exit(_one_process_per_gpu(gpus, options, burst, worker_id, token))
     worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
     device = resolve_device(f"cuda:{gpus[0]}" if gpus else "cpu")
     try:
@@ -96,7 +117,11 @@ def _gpu_list(devices: str) -> list[str]:
 
 
 def _one_process_per_gpu(
-    gpus: list[str], options: Mapping[str, object], burst: bool, worker_id: str | None
+    gpus: list[str],
+    options: Mapping[str, object],
+    burst: bool,
+    worker_id: str | None,
+    token: str | None = None,
 ) -> int:
     """A worker process per GPU, each seeing only its own (so each trains on its ``cuda:0``),
     with an id of its own; signals are passed on to all of them."""
@@ -106,9 +131,13 @@ def _one_process_per_gpu(
         command = [sys.executable, "-m", "workers", "--devices", "0"]
         command += ["--id", f"{base}-gpu{gpu}"]  # the same on every start: one row, one spool
         for flag, value in options.items():
-            command += [flag, str(value)] if value is not None else []
+            values = value if isinstance(value, tuple) else () if value is None else (value,)
+            for one in values:  # a repeatable option, once per value
+                command += [flag, str(one)]
         command += ["--burst"] if burst else []
         env = os.environ | {"CUDA_VISIBLE_DEVICES": gpu}
+        if token:  # given as --token: the children get it as the variable, not in `ps`
+            env["HPSEARCH_WORKER_TOKEN"] = token
         children.append(subprocess.Popen(command, env=env))
 
     def forward(signum: int, frame: object) -> None:

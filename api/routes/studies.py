@@ -62,7 +62,8 @@ async def create_study(request: Request, store: StoreDep, settings: SettingsDep)
         round(settings.max_item_memory_gib * 2**30),
         "the server's limit (HPSEARCH_MAX_ITEM_MEMORY_GIB)",
     )
-    check_launch(spec, limit, "request body")  # what its work will derive, and its memory
+    # what its work will derive, its data (uploaded ones are in the data directory), its memory
+    check_launch(spec, limit, "request body", store=settings.datasets)
     record = store.create_study(spec, driver="server")
     return StudyCreated(id=record.id, name=record.name, state=record.state)
 
@@ -158,6 +159,8 @@ def _list_item(machine: MachineDep, record: StudyRecord) -> StudyListItem:
         stage=current if record.state == "running" else None,
         trials=counts,
         best_val_accuracy=view.best.val_accuracy,
+        objective=view.best.objective,
+        best_value=view.best.value,
         created_at=record.created_at.isoformat(),
         updated_at=record.updated_at.isoformat(),
     )

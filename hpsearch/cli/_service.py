@@ -49,15 +49,30 @@ def _client(server: str, token: str | None) -> ServiceClient:
 @SET
 @SERVER
 @TOKEN
+@click.option(
+    "--no-upload",
+    is_flag=True,
+    help="Keep a local dataset.path as it is (every worker sees it) instead of uploading it.",
+)
 @JSON
 def launch(
-    spec_path: str, overrides: tuple[str, ...], server: str, token: str | None, as_json: bool
+    spec_path: str,
+    overrides: tuple[str, ...],
+    server: str,
+    token: str | None,
+    no_upload: bool,
+    as_json: bool,
 ) -> None:
-    """Launch a study on a server; its workers take it from there."""
+    """Launch a study on a server; its workers take it from there. A local dataset.path (your
+    own folder or array file) is uploaded first, once."""
+    from hpsearch.cli._data import with_data_on_server
     from hpsearch.spec import load_spec
 
     spec = run_reporting_errors(lambda: load_spec(spec_path, overrides), as_json)
     with _client(server, token) as client:
+        spec = run_reporting_errors(
+            lambda: with_data_on_server(client, spec, upload=not no_upload), as_json
+        )
         created = run_reporting_errors(lambda: client.launch(spec), as_json)
     if as_json:
         click.echo(json.dumps(created))
@@ -105,9 +120,10 @@ def _studies_table(console: Console, studies: list[dict[str, Any]]) -> None:
     if not studies:
         console.print("no studies yet: launch one with 'hpsearch launch --spec FILE'")
         return
-    table = Table("id", "name", "state", "stage", "complete", "pruned", "failed", "best val")
+    table = Table("id", "name", "state", "stage", "complete", "pruned", "failed", "best (val)")
     for s in studies:
-        trials, best = s["trials"], s["best_val_accuracy"]
+        trials, best = s["trials"], s.get("best_value", s["best_val_accuracy"])
+        metric = s.get("objective", "accuracy")
         table.add_row(
             str(s["id"]),
             s["name"],
@@ -116,7 +132,7 @@ def _studies_table(console: Console, studies: list[dict[str, Any]]) -> None:
             str(trials.get("complete", 0)),
             str(trials.get("pruned", 0)),
             str(trials.get("failed", 0)),
-            f"{best:.4f}" if best is not None else "",
+            f"{metric} {best:.4f}" if best is not None else "",
         )
     console.print(table)
 

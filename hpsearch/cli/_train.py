@@ -55,11 +55,13 @@ def train(
 def _train(spec: StudySpec, device_name: str, quiet: bool) -> tuple[TrainResult, torch.device]:
     from hpsearch.data import load_data
     from hpsearch.device import resolve_device
+    from hpsearch.models import own_model_allowed
     from hpsearch.training import Trainer
 
     device = resolve_device(device_name)
     data = load_data(spec.dataset, spec.seed, device)
-    trainer = Trainer(spec, data, device)
+    with own_model_allowed(spec.model):  # the user's own spec, on their own machine
+        trainer = Trainer(spec, data, device)
     if quiet:
         return trainer.fit(), device
     view = _LiveView(spec, len(data.train), len(data.val), str(device))

@@ -77,8 +77,10 @@ class SearchView:
             )
         best = summary["best"]
         line = "best so far: none yet"
-        if best["val_accuracy"] is not None:
-            line = f"best so far: val {best['val_accuracy']:.4f}  " + _params(best["params"])
+        value = best.get("value", best["val_accuracy"])
+        if value is not None:
+            name = best.get("objective", "accuracy")
+            line = f"best so far: val {name} {value:.4f}  " + _params(best["params"])
         last = ""
         if item is not None and outcome is not None:
             number = f" #{item.trial_number}" if item.trial_number is not None else ""
@@ -89,8 +91,9 @@ class SearchView:
 
 def _best_value(stage: dict[str, Any]) -> float | None:
     result = stage.get("result") or {}
-    if stage["name"] == "final" and "val_accuracy" in result:
-        return float(result["val_accuracy"])
+    if stage["name"] == "final" and "val_accuracy" in result:  # the objective, as a trial's
+        value = result.get("val_value")
+        return float(result["val_accuracy"] if value is None else value)
     best = result.get("best")
     value = best.get("value") if isinstance(best, dict) else None
     return float(value) if value is not None else None
@@ -113,6 +116,23 @@ def _params(params: dict[str, float]) -> str:
     return "  ".join(f"{k}={v:.3g}" for k, v in params.items())
 
 
+def _print_test_metrics(console: Console, test: dict[str, Any]) -> None:
+    """The test split's other scalars, and its per-class metrics (up to 20 classes)."""
+    auc = f"{test['roc_auc']:.4f}" if test.get("roc_auc") is not None else "n/a (one class)"
+    console.print(
+        f"  test balanced accuracy {test['balanced_accuracy']:.4f}, "
+        f"macro-F1 {test['macro_f1']:.4f}, ROC-AUC {auc}"
+    )
+    classes = test.get("classes") or []
+    if not classes or len(classes) > 20:
+        return
+    table = Table("class", "precision", "recall", "F1", "support", title="test, per class")
+    for c in classes:
+        numbers = [f"{c[k]:.3f}" for k in ("precision", "recall", "f1")]
+        table.add_row(str(c["name"]), *numbers, str(c["support"]))
+    console.print(table)
+
+
 def print_result(console: Console, result: dict[str, Any], where: str) -> None:
     """The final summary of a study for people: best configuration, accuracies, diagnosis."""
     best = result["best"]
@@ -123,7 +143,12 @@ def print_result(console: Console, result: dict[str, Any], where: str) -> None:
         f"[bold]{result['study']}[/] completed. Best configuration: {_params(best['params'])}"
     )
     val, test = best["val_accuracy"], best["test_accuracy"]
+    if best.get("value") is not None:
+        console.print(f"  objective {best['objective']}: validation {best['value']:.4f}")
     console.print(f"  validation accuracy {val:.4f}, test accuracy {test:.4f}")
+    final = next((s["result"] for s in result["stages"] if s["name"] == "final"), None)
+    if final and final.get("test_metrics"):
+        _print_test_metrics(console, final["test_metrics"])
     diagnosis = result["diagnosis"]
     console.print(
         f"  diagnosis: {diagnosis['verdict']} (train-val gap {diagnosis['gap']:.3f}): "

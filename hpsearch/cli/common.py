@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hpsearch.cli._data import with_data_on_server
 from hpsearch.cli._main import EXIT_FAILED, fail, run_reporting_errors
 from hpsearch.cli._service import JSON, SET, SPEC
 from hpsearch.lazy import lazy_exports
@@ -25,6 +26,7 @@ __all__ = [
     "fail",
     "print_result",
     "run_reporting_errors",
+    "with_data_on_server",
 ]
 
 

@@ -1,15 +1,44 @@
-"""Datasets as seeded on-device splits, and the batches drawn from them."""
+"""Datasets as seeded on-device splits, and the batches drawn from them.
 
-from hpsearch.data._batches import Batch, TrainBatches, eval_batches
-from hpsearch.data._shapes import generate_shapes
-from hpsearch.data._splits import DataBundle, Split, load_data
+Names load on first use: describing a dataset (``describe_dataset``, ``resolve_path``, run by
+the launch check on the server) needs no PyTorch; loading and batching do.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hpsearch.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from hpsearch.data._batches import Batch, TrainBatches, eval_batches
+    from hpsearch.data._paths import resolve_path
+    from hpsearch.data._shapes import generate_shapes
+    from hpsearch.data._sources import describe_dataset
+    from hpsearch.data._splits import DataBundle, Split, load_data
+
+_EXPORTS = {
+    "Batch": "hpsearch.data._batches",
+    "TrainBatches": "hpsearch.data._batches",
+    "eval_batches": "hpsearch.data._batches",
+    "resolve_path": "hpsearch.data._paths",
+    "generate_shapes": "hpsearch.data._shapes",
+    "describe_dataset": "hpsearch.data._sources",
+    "DataBundle": "hpsearch.data._splits",
+    "Split": "hpsearch.data._splits",
+    "load_data": "hpsearch.data._splits",
+}
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "Batch",
     "DataBundle",
     "Split",
     "TrainBatches",
+    "describe_dataset",
     "eval_batches",
     "generate_shapes",
     "load_data",
+    "resolve_path",
 ]

@@ -17,8 +17,9 @@ from torch import Tensor
 from hpsearch.catalog import DATASETS, DatasetInfo
 from hpsearch.data import _files
 from hpsearch.data._shapes import generate_shapes
+from hpsearch.data._user import Loaded, load_user_data
 from hpsearch.errors import DatasetNotFoundError
-from hpsearch.spec import DatasetSpec
+from hpsearch.spec import USER_DATA, DatasetSpec
 
 SHAPES_SEED = 20_261_122  # one fixed "shapes" set for a given size, whatever the study seed
 
@@ -43,22 +44,33 @@ class DataBundle:
     scale: float  # raw pixel value -> [0, 1]
     mean: Tensor  # (1, C, 1, 1) of the [0, 1] training images
     std: Tensor  # (1, C, 1, 1)
+    skipped: tuple[str, ...] = ()  # a folder's files that could not be decoded (left out)
 
     def normalize(self, images: Tensor) -> Tensor:
         """uint8 images -> float32 ``(x * scale - mean) / std``."""
         return (images.float() * self.scale - self.mean) / self.std
 
 
-def load_data(spec: DatasetSpec, seed: int, device: torch.device | str = "cpu") -> DataBundle:
-    """Load ``spec``'s dataset, split it with ``seed``, and move every split to ``device``."""
-    info = DATASETS[spec.name]
-    images, labels, test, scale = _load_arrays(spec)
+def load_data(
+    spec: DatasetSpec, seed: int, device: torch.device | str = "cpu", store: Path | None = None
+) -> DataBundle:
+    """Load ``spec``'s dataset, split it with ``seed``, and move every split to ``device``.
+
+    The user's own data (``folder``, ``arrays``; ``store``: where uploads are kept, see
+    ``resolve_path``) is split like a built-in: the splits it brings are kept, the missing
+    ones carved out, seeded and stratified; ``info`` is what ``describe_dataset`` says of it."""
+    loaded = _read(spec, store)
+    (images, labels), test, scale = loaded.pool, loaded.test, loaded.scale
     rng = np.random.default_rng(seed)
     if test is None:
         rest, test_idx = _stratified_split(labels, spec.test_fraction, rng)
         test = (images[test_idx], labels[test_idx])
         images, labels = images[rest], labels[rest]
-    train_idx, val_idx = _stratified_split(labels, spec.val_fraction, rng)
+    if loaded.val is None:
+        train_idx, val_idx = _stratified_split(labels, spec.val_fraction, rng)
+        val = (images[val_idx], labels[val_idx])
+    else:
+        train_idx, val = rng.permutation(len(labels)), loaded.val
     if spec.train_subset is not None:
         train_idx = train_idx[: spec.train_subset]
     dev = torch.device(device)
@@ -72,14 +84,22 @@ def load_data(spec: DatasetSpec, seed: int, device: torch.device | str = "cpu") 
     std = pixels.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)
     del pixels
     return DataBundle(
-        info=info,
+        info=loaded.info,
         train=train,
-        val=to_split(images[val_idx], labels[val_idx]),
+        val=to_split(*val),
         test=to_split(*test),
         scale=scale,
         mean=mean,
         std=std,
+        skipped=loaded.skipped,
     )
+
+
+def _read(spec: DatasetSpec, store: Path | None) -> Loaded:
+    if spec.name in USER_DATA:
+        return load_user_data(spec, store)
+    images, labels, test, scale = _load_arrays(spec)
+    return Loaded(DATASETS[spec.name], (images, labels), None, test, scale=scale)
 
 
 def _load_arrays(

@@ -7,12 +7,19 @@ Verdicts, first match wins:
 - ``still improving``: validation accuracy still rising over the last epochs -> "train longer";
 - ``underfitting``: small gap and low training accuracy -> "train longer / bigger model";
 - ``good fit`` otherwise.
+
+The curves are read on accuracy, whatever ``search.objective`` is. Then the test evaluation
+names the **weak classes**: those in the test split whose recall is below
+``WEAK_RECALL_FRACTION`` (half) of the macro-average recall (the balanced accuracy), say, a
+minority class the model mostly misses while accuracy looks fine; the advice says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from hpsearch.results import Diagnosis, SplitMetrics
 
 ADVICE = {
     "overfitting": "increase regularization (weight decay, dropout, augmentation) or get more data",
@@ -62,6 +69,34 @@ def diagnose(
         "val_loss_rising": val_loss_rising,
         "recent_gain": recent_gain,
     }
+
+
+WEAK_RECALL_FRACTION = 0.5
+
+
+def weak_classes(test: SplitMetrics) -> list[str]:
+    """The classes of the test split (support > 0) whose recall is below
+    ``WEAK_RECALL_FRACTION`` of the macro-average recall, weakest first."""
+    limit = WEAK_RECALL_FRACTION * test.balanced_accuracy
+    weak = [c for c in test.classes if c.support > 0 and c.recall < limit]
+    return [c.name for c in sorted(weak, key=lambda c: c.recall)]
+
+
+def with_weak_classes(diagnosis: Diagnosis, test: SplitMetrics, objective: str) -> Diagnosis:
+    """``diagnosis`` with the test split's weak classes named, and advice for them added."""
+    names = weak_classes(test)
+    if not names:
+        return diagnosis
+    recall = {c.name: c.recall for c in test.classes}
+    listed = ", ".join(f"{name!r} ({recall[name]:.2f})" for name in names[:10])
+    more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+    advice = (
+        f"{diagnosis.advice}; on test, class recall of {listed}{more} is below half the average "
+        f"({test.balanced_accuracy:.2f}): get more examples of them"
+    )
+    if objective == "accuracy":
+        advice += ", or search on search.objective: balanced_accuracy or macro_f1"
+    return diagnosis.model_copy(update={"advice": advice, "weak_classes": names})
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -135,7 +135,7 @@ def _run_trial(
         )
     return Outcome(
         state="pruned" if result.stopped == "report" else "completed",
-        value=max(m.val_accuracy for m in result.history),
+        value=result.best_value,  # the best validation objective of any epoch
         history=[EpochRecord(**asdict(m)) for m in result.history],
         trial_epochs=float(len(result.history)),
         seconds=result.seconds,

@@ -1,10 +1,12 @@
 """Stage 5: final training of the best configuration, the diagnosis, and one test evaluation.
 
-The best configuration trains for ``recipe.final.epochs`` with LR decay and early stopping. Its
-learning curves are diagnosed; when the verdict is "overfitting" or "still improving" and
-``targeted_stage`` is on, one more targeted stage trains a stronger-regularized or a longer variant
-and keeps it only if validation accuracy improves. Only then is the test split touched, once, for
-the chosen model (and, with ``ensemble_top_k`` > 1, for the average of the top-k configurations).
+The best configuration trains for ``recipe.final.epochs`` with LR decay and early stopping (on
+``search.objective``). Its learning curves are diagnosed; when the verdict is "overfitting" or
+"still improving" and ``targeted_stage`` is on, one more targeted stage trains a
+stronger-regularized or a longer variant and keeps it only if the validation objective improves.
+Only then is the test split touched, once, for the chosen model (and, with ``ensemble_top_k`` > 1,
+for the average of the top-k configurations): its metrics (``hpsearch.metrics.evaluate``) are kept,
+and the diagnosis names the classes they show far below the average.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from dataclasses import asdict
 import torch
 
 from hpsearch.data import DataBundle
+from hpsearch.metrics import evaluate
 from hpsearch.recipe._derive import Params, final_spec, targeted_plan
-from hpsearch.recipe._diagnosis import diagnose
+from hpsearch.recipe._diagnosis import diagnose, with_weak_classes
 from hpsearch.results import (
     Candidate,
     Diagnosis,
@@ -57,8 +60,10 @@ def run_final(
             assert targeted.chosen is not None
             chosen_params = dict(targeted.chosen.params)
             trainer, result = winner
-    probs = trainer.predict(data.test, fin.tta_flip)
+    probs = trainer.predict(data.test, fin.tta_flip)  # (N, C)
     test_loss, test_correct = probability_sums(probs, data.test.labels).tolist()
+    test_metrics = evaluate(probs.cpu().numpy(), data.test.labels.cpu().numpy(), data.info.classes)
+    diagnosis = with_weak_classes(diagnosis, test_metrics, spec.search.objective)
     ensemble = None
     if fin.ensemble_top_k > 1 and len(configs) > 1:
         ensemble = _ensemble(spec, configs[1 : fin.ensemble_top_k], probs, data, device)
@@ -77,6 +82,9 @@ def run_final(
         trial_epochs=final_epochs,
         seconds=result.seconds,
         ensemble=ensemble,
+        objective=spec.search.objective,
+        val_value=result.value,
+        test_metrics=test_metrics,
     )
     return FinalItemResult(final=final, targeted=targeted)
 
@@ -117,8 +125,8 @@ def _targeted(
     device: torch.device,
     epoch_budget: float | None,
 ) -> tuple[TargetedResult, tuple[Trainer, TrainResult] | None]:
-    """Train the variants the diagnosis calls for; the best one wins if it beats the final run
-    (then its trainer and run come back with the result)."""
+    """Train the variants the diagnosis calls for; the best one by the validation objective wins
+    if it beats the final run (then its trainer and run come back with the result)."""
     action, epochs, variants = targeted_plan(spec, params, diagnosis.verdict)
     needed = epochs * len(variants)
     if epoch_budget is not None and needed > epoch_budget:
@@ -140,16 +148,18 @@ def _targeted(
             val_accuracy=run.val_accuracy,
             epochs=len(run.history),
             history=_history(run),
+            val_value=run.value,
         )
         for variant, _, run in runs
     ]
-    best = max(range(len(runs)), key=lambda i: candidates[i].val_accuracy)
-    improved = candidates[best].val_accuracy > result.val_accuracy
+    best = max(range(len(runs)), key=lambda i: runs[i][2].value)
+    improved = runs[best][2].value > result.value
     targeted = TargetedResult(
         action=action,
         ran=True,
         reason=f"the diagnosis was {diagnosis.verdict!r}",
         baseline_val_accuracy=result.val_accuracy,
+        baseline_val_value=result.value,
         improved=improved,
         chosen=candidates[best],
         candidates=candidates,

@@ -8,6 +8,7 @@ is recorded.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from hpsearch.errors import OutcomeError
@@ -24,6 +25,27 @@ def param_path(name: str) -> str:
 def param_name(path: str) -> str:
     """The Optuna parameter name of a spec field (``train.lr`` -> ``lr``)."""
     return next((name for name, p in PARAM_PATHS.items() if p == path), path)
+
+
+def objective_key(item: WorkItem) -> str:
+    """The metric an item's epochs are judged by: ``val_`` and its spec's ``search.objective``
+    (``val_accuracy`` for an item made before there was a choice)."""
+    search = item.spec.get("search")
+    objective = search.get("objective") if isinstance(search, dict) else None
+    return f"val_{objective or 'accuracy'}"
+
+
+def objective_value(item: WorkItem, epoch: int, metrics: Mapping[str, float]) -> float:
+    """The objective's value in an epoch's reported ``metrics``; :class:`OutcomeError` (the
+    report is refused, nothing of it is judged) when they lack it or it is not in [0, 1]."""
+    key = objective_key(item)
+    value = metrics.get(key)
+    where = f"epoch {epoch} of {item.kind} item {item.study}/{item.stage}"
+    if value is None:
+        raise OutcomeError(where, f"the metrics lack {key}, the study's search.objective")
+    if not 0.0 <= value <= 1.0:
+        raise OutcomeError(where, f"{key} is {value}, not in [0, 1]")
+    return float(value)
 
 
 def finite(data: Any) -> Any:
@@ -72,7 +94,7 @@ def check_outcome(item: WorkItem, outcome: Outcome) -> None:
     if item.kind == "trial":
         if outcome.state == "completed" and outcome.value is None:
             raise OutcomeError(
-                where, "a completed trial needs its value (best validation accuracy)"
+                where, "a completed trial needs its value (best validation objective)"
             )
         if outcome.result is not None:
             raise OutcomeError(where, "a trial has no result: its epochs are its history")

@@ -14,8 +14,10 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
-from hpsearch.catalog import DATASETS
+from hpsearch.catalog import DatasetInfo
+from hpsearch.data import describe_dataset
 from hpsearch.errors import SpecError
 from hpsearch.recipe._common import without_regularization
 from hpsearch.recipe._derive import (
@@ -27,6 +29,7 @@ from hpsearch.recipe._derive import (
     trial_spec,
 )
 from hpsearch.spec import StudySpec, spec_with
+from hpsearch.spec._model import FieldProblem, check_image_size
 
 _GIB = 2**30
 _FLOAT = 4  # bytes: activations and weights are float32 (bf16 autocast on CUDA halves some)
@@ -48,36 +51,52 @@ class MemoryEstimate:
     loading: int  # the peak while the data set is read or generated, before training
     weights: int  # weights, gradients and optimizer state
     activations: int  # what a training batch keeps for the backward pass (or an eval batch)
+    model_counted: bool = True  # False: another arch than the built-in CNN, weights not counted
+    data_field: str = "dataset.size"  # what to change for less data (the user's: its image size)
 
     @property
     def total(self) -> int:
         return max(self.loading, self.data + self.weights + self.activations)
 
     def describe(self) -> str:
-        parts = (
-            f"data {_gib(self.data)} ({self.images:,} images), loading peak {_gib(self.loading)}, "
+        data = f"data {_gib(self.data)} ({self.images:,} images), loading peak {_gib(self.loading)}"
+        model = (
             f"weights and optimizer state {_gib(self.weights)}, "
             f"activations {_gib(self.activations)}"
+            if self.model_counted
+            else "the model's weights and activations not counted: only the built-in CNN's are "
+            "known before it is built"
         )
-        return f"about {_gib(self.total)} per work item ({parts})"
+        return f"about {_gib(self.total)} per work item ({data}, {model})"
 
     def culprit(self) -> str:
         """The spec field that drives the estimate most."""
         if self.loading >= self.data + self.weights + self.activations or self.data >= max(
             self.weights, self.activations
         ):
-            return "dataset.size"
+            return self.data_field
         return "model.widths" if self.weights >= self.activations else "train.batch_size"
 
 
 def check_launch(
-    spec: StudySpec, memory_limit: MemoryLimit | None = None, source: str | None = None
+    spec: StudySpec,
+    memory_limit: MemoryLimit | None = None,
+    source: str | None = None,
+    store: Path | None = None,
 ) -> None:
     """Refuse (:class:`SpecError`, every problem with its field) a spec whose work would fail:
-    an invalid derived spec, or, given ``memory_limit``, more memory than it allows."""
-    problems = derived_problems(spec)
+    an invalid derived spec, a torchvision model torchvision does not have, the user's data
+    that cannot be used (``store``: where uploaded data is kept), or, given ``memory_limit``,
+    more memory than it allows."""
+    info, problems = dataset_problems(spec, store)
+    problems = derived_problems(spec) + model_problems(spec) + problems
     if memory_limit is not None and not problems:
-        estimate = max((estimate_memory(s) for s in _memory_corners(spec)), key=_total)
+
+        def estimate_corner(corner: StudySpec) -> MemoryEstimate:
+            same_data = corner.dataset == spec.dataset  # a search may vary dataset fields
+            return estimate_memory(corner, info if same_data else None, store)
+
+        estimate = max(map(estimate_corner, _memory_corners(spec)), key=_total)
         if estimate.total > memory_limit.bytes:
             problems.append(
                 (
@@ -88,6 +107,38 @@ def check_launch(
             )
     if problems:
         raise SpecError(problems, source)
+
+
+def dataset_problems(
+    spec: StudySpec, store: Path | None = None
+) -> tuple[DatasetInfo | None, list[tuple[str, str]]]:
+    """The study's dataset as described (None if it cannot be used) and what is wrong with it:
+    the user's data refused naming the field, or an array file's images too small for the
+    augmentation or the CNN (a folder's size is the spec's, checked with the spec)."""
+    try:
+        info = describe_dataset(spec.dataset, store)
+    except SpecError as exc:
+        return None, exc.problems
+    if spec.dataset.name == "arrays" and spec.dataset.image_size is None:
+        try:
+            check_image_size(spec, info.image_size)
+        except FieldProblem as exc:
+            return info, [(exc.path, f"{exc} (the size of {spec.dataset.path}'s images)")]
+    return info, []
+
+
+def model_problems(spec: StudySpec) -> list[tuple[str, str]]:
+    """A ``torchvision:NAME`` that torchvision does not have, with close names suggested.
+
+    A ``python:`` model is not imported here: its module lives on the workers that allow it (a
+    server must not run a spec's code), so it is first built by the study's sanity checks.
+    """
+    if not spec.model.arch.startswith("torchvision:"):
+        return []
+    from hpsearch.models import unknown_torchvision_name  # PyTorch: only for such a spec
+
+    problem = unknown_torchvision_name(spec.model.arch.removeprefix("torchvision:"))
+    return [] if problem is None else [("model.arch", problem)]
 
 
 def derived_problems(spec: StudySpec) -> list[tuple[str, str]]:
@@ -181,17 +232,27 @@ def _memory_corners(spec: StudySpec) -> Iterator[StudySpec]:
             return  # refused as a derived spec already
 
 
-def estimate_memory(spec: StudySpec) -> MemoryEstimate:
+def estimate_memory(
+    spec: StudySpec, info: DatasetInfo | None = None, store: Path | None = None
+) -> MemoryEstimate:
     """What one work item of ``spec`` needs at its peak (an estimate before anything is
-    allocated; the real figure depends on the device and the library's workspace)."""
-    info = DATASETS[spec.dataset.name]
+    allocated; the real figure depends on the device and the library's workspace). ``info``:
+    the dataset as :func:`describe_dataset` describes it (described here, with ``store``, if
+    not given).
+
+    Only the built-in CNN's weights and activations are counted; for another ``model.arch``
+    (built on the workers, from torchvision or the user's module) the data alone is."""
+    info = info or describe_dataset(spec.dataset, store)
     images = info.images or spec.dataset.size
     side, channels = info.image_size, info.channels
     pixels = images * channels * side * side
     # shapes are drawn in float32 with noise (about 13 bytes a pixel at the peak); a file data
     # set is read, split (a copy) and the training split's statistics taken in float32
     loading = pixels * (13 if spec.dataset.name == "shapes" else 5)
-    params, saved, largest = _footprint(spec, channels, side, info.num_classes)
+    builtin = spec.model.arch == "builtin"
+    params, saved, largest = (
+        _footprint(spec, channels, side, info.num_classes) if builtin else (0, 0, 0)
+    )
     train = min(spec.train.batch_size, images) * saved * _FLOAT
     evaluation = min(spec.train.eval_batch_size, images) * largest * _FLOAT * 3
     return MemoryEstimate(
@@ -200,12 +261,14 @@ def estimate_memory(spec: StudySpec) -> MemoryEstimate:
         loading=loading,
         weights=params * _FLOAT * _WEIGHT_COPIES,
         activations=max(train, evaluation),
+        model_counted=builtin,
+        data_field="dataset.image_size" if spec.dataset.path else "dataset.size",
     )
 
 
 def _footprint(spec: StudySpec, channels: int, side: int, classes: int) -> tuple[int, int, int]:
     """The CNN's (parameters, floats one image keeps for the backward pass, its largest single
-    activation), block by block as ``hpsearch.model.RegularizedCNN`` builds it."""
+    activation), block by block as ``hpsearch.models.RegularizedCNN`` builds it."""
     model = spec.model
     params = 9 * channels * model.widths[0] + 2 * model.widths[0]  # the stem block
     saved = 2 * channels * side * side + 2 * model.widths[0] * side * side  # input, augmented

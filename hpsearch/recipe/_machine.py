@@ -23,7 +23,7 @@ from typing import Literal
 import optuna
 from optuna.trial import FrozenTrial
 
-from hpsearch.recipe._items import check_outcome
+from hpsearch.recipe._items import check_outcome, objective_key, objective_value
 from hpsearch.recipe._rounds import WAIT, SearchRounds, is_search_stage, search_round, spec_params
 from hpsearch.recipe._trials import StageTrials, optuna_name
 from hpsearch.results import (
@@ -162,6 +162,8 @@ class StageMachine:
     ) -> bool:
         """Record a trial's epoch; True means "stop now" (pruned, or the study stopped).
 
+        The pruner judges the spec's objective (``val_`` + ``search.objective``); a trial's
+        ``metrics`` that lack it raise :class:`OutcomeError` and record nothing in Optuna.
         A caller that has just read the study's state, or every epoch the trial reported so far
         (``progress``: metrics with their epoch, this one included), passes them and saves a
         query each; otherwise they are read."""
@@ -171,13 +173,12 @@ class StageMachine:
             return not running
         assert item.trial_id is not None
         assert item.trial_number is not None
+        value = objective_value(item, epoch, metrics)
         ostudy = self.rounds.ends.item_study(item)
-        value = metrics["val_accuracy"]
         curve = None
         if progress is not None:
-            curve = {
-                int(e["epoch"]): float(e["val_accuracy"]) for e in progress if "val_accuracy" in e
-            }
+            key = objective_key(item)
+            curve = {int(e["epoch"]): float(e[key]) for e in progress if key in e}
             curve[epoch] = value
         prune = self.optuna.report(ostudy, item.trial_id, item.trial_number, epoch, value, curve)
         return prune or not running

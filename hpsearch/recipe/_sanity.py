@@ -104,12 +104,16 @@ def check_overfit(
     window = len(sample)
     first, last = _mean(losses[:window]), _mean(losses[-window:])
     result |= {"first_loss": first, "last_loss": last}
-    if last > (1 - cfg.overfit_min_drop) * first:
+    # a sample fitted within the first pass has no drop to measure: it is learning, plainly
+    if accuracy < cfg.overfit_pass_accuracy and last > (1 - cfg.overfit_min_drop) * first:
         return _overfit(
             result,
             "not learning",
             f"the loss went from {first:.3f} to only {last:.3f}: the learning rate "
-            f"(train.lr = {lr:g}) is too low, or the initialization is bad",
+            f"(train.lr = {lr:g}) is too low, or the initialization is bad"
+            if last <= first
+            else f"the loss rose from {first:.3f} to {last:.3f} without diverging: the "
+            f"learning rate (train.lr = {lr:g}) or the initialization is off",
         )
     size = trainer.spec.train.eval_batch_size
     val_accuracy = _accuracy(trainer, list(eval_batches(data, data.val, size, trainer.cuda)))

@@ -11,6 +11,7 @@ from typing import Any, TypeGuard
 import optuna
 from optuna.trial import TrialState
 
+from hpsearch.recipe._items import objective_key
 from hpsearch.recipe._trials import StageTrials
 from hpsearch.results import EpochRecord, Outcome, WorkItem
 from hpsearch.spec import parse_spec
@@ -34,7 +35,7 @@ class TrialEnds:
             ended = self.fail_trial(item, outcome.reason or "failed", outcome.retryable, attrs)
         else:
             state = TrialState.COMPLETE if outcome.state == "completed" else TrialState.PRUNED
-            curve = _curve(outcome.history)
+            curve = _curve(outcome.history, objective_key(item))
             ended = self.optuna.finish(item.trial_id, state, outcome.value, attrs, curve)
         if ended:
             self.store.add_stage_compute(
@@ -68,9 +69,11 @@ class TrialEnds:
         return self.optuna.study(item.study_id, item.study, spec, item.stage, spec.train.epochs)
 
 
-def _curve(history: list[EpochRecord]) -> dict[int, float]:
-    """Epoch -> validation accuracy of a trial's history."""
-    return {e.epoch: e.val_accuracy for e in history if _finite(e.val_accuracy)}
+def _curve(history: list[EpochRecord], key: str) -> dict[int, float]:
+    """Epoch -> the objective (``key``: ``val_accuracy``, ``val_macro_f1``...) of a trial's
+    history; an epoch without it (reported by an earlier version) is left out."""
+    values = {e.epoch: getattr(e, key, None) for e in history}
+    return {epoch: value for epoch, value in values.items() if _finite(value)}
 
 
 def _finite(x: object) -> TypeGuard[float]:

@@ -48,7 +48,7 @@ class TrialRows:
         value: float,
         curve: Mapping[int, float] | None = None,
     ) -> bool:
-        """Record an epoch's validation accuracy; True if the pruner says stop (or the trial is
+        """Record an epoch's validation objective; True if the pruner says stop (or the trial is
         already over). ``curve``, if given, is every value the trial reported (epoch -> value,
         this one included), which then need not be read back."""
         storage = self.store.optuna

@@ -9,6 +9,10 @@ run held are closed and applied like expired ones, their trials retried, their s
 
 Its leases never run out: a local run does not send heartbeats, and a server on the same
 database reaps only the leases of the studies it drives.
+
+The spec is the user's own, run on their own machine: a ``python:`` model's module is allowed
+for the run, here and in its processes (``hpsearch.models.own_model_allowed``), where a worker
+needs ``--allow-module``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from hpsearch.errors import HPSearchError, StudyExistsError
+from hpsearch.models import allow_modules, own_model_allowed
 from hpsearch.recipe import StageMachine, check_launch
 from hpsearch.results import Outcome, WorkItem
 from hpsearch.scheduling._scheduler import Lease, Scheduler
@@ -51,15 +56,17 @@ def run_search(
         scheduler.take_over(study.id, INTERRUPTED)
         driver = _Driver(scheduler, study.id, on_progress)
         driver.progress(None, None)
-        if workers <= 1:
-            driver.inline(device)
-        else:
-            try:
-                driver.pool(device, workers)
-            except BrokenProcessPool:  # its work items were already recorded as retryable
-                raise HPSearchError(
-                    "a worker process died (out of memory?); run the same command again to resume"
-                ) from None
+        with own_model_allowed(spec.model) as allowed:  # the user's own spec, on their machine
+            if workers <= 1:
+                driver.inline(device)
+            else:
+                try:
+                    driver.pool(device, workers, allowed)
+                except BrokenProcessPool:  # its work items were already recorded as retryable
+                    raise HPSearchError(
+                        "a worker process died (out of memory?); "
+                        "run the same command again to resume"
+                    ) from None
         return summary(scheduler.machine, study.id)
     finally:
         store.close()
@@ -115,12 +122,15 @@ class _Driver:
             outcome = failures.run(lease.item, here, self._reporter(lease))
             self.finish(lease, outcome)
 
-    def pool(self, device: str, workers: int) -> None:
+    def pool(self, device: str, workers: int, allowed: tuple[str, ...]) -> None:
         threads = max(1, (os.cpu_count() or 1) // workers)
         context = multiprocessing.get_context("spawn")  # no forked CUDA or BLAS state
         url = self.scheduler.store.url
         with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init, initargs=(url, device, threads)
+            workers,
+            mp_context=context,
+            initializer=_init,
+            initargs=(url, device, threads, allowed),
         ) as pool:
             running: dict[Future[dict[str, Any]], Lease] = {}
             while True:
@@ -156,13 +166,14 @@ def _collect(future: Future[dict[str, Any]]) -> Outcome:
 _process: dict[str, Any] = {}
 
 
-def _init(storage_url: str, device: str, threads: int) -> None:
+def _init(storage_url: str, device: str, threads: int, allowed: tuple[str, ...]) -> None:
     import torch
 
     from hpsearch.device import resolve_device
     from hpsearch.recipe._execute import Failures
 
     torch.set_num_threads(threads)
+    allow_modules(allowed)
     store = Store(storage_url)
     _process["scheduler"] = Scheduler(StageMachine(store), LOCAL_LEASE_SECONDS, driver="local")
     _process["device"] = resolve_device(device)

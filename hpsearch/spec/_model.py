@@ -18,7 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hpsearch.catalog import DATASETS
 
-DatasetName = Literal["digits", "shapes", "mnist", "fashion_mnist", "cifar10"]
+DatasetName = Literal["digits", "shapes", "mnist", "fashion_mnist", "cifar10", "folder", "arrays"]
+USER_DATA = ("folder", "arrays")  # the user's own: an ImageFolder directory, an .npz/.pt file
+Objective = Literal["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
+ARCH_PATTERN = r"^(builtin|torchvision:[A-Za-z][A-Za-z0-9_]*|python:[A-Za-z_][\w.]*:[A-Za-z_]\w*)$"
 NormName = Literal["batch", "group", "layer", "instance", "none"]
 OptimizerName = Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
 ScheduleName = Literal["constant", "step", "cosine", "linear"]
@@ -56,9 +59,41 @@ class DatasetSpec(_Section):
     val_fraction: float = Field(0.15, gt=0.0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0.0, lt=0.5)  # sets without an official test split
     train_subset: int | None = Field(None, ge=10, le=MAX_IMAGES)  # keep this many training images
+    # your own data (folder, arrays): the ImageFolder directory or the .npz/.pt file; once
+    # uploaded to a server, "sha256:<hex>" of its content
+    path: str | None = Field(None, min_length=1, max_length=4096)
+    image_size: int | None = Field(None, ge=4, le=1024)  # folder: every image resized to this
+    channels: Literal[1, 3] | None = None  # folder: 1 (grey) or 3 (colour, the default)
+    bad_files: Literal["skip", "fail"] = "skip"  # folder: an image that cannot be decoded
+    flip_invariant: bool = False  # your own data: is a mirrored image still of its class?
+
+    @model_validator(mode="after")
+    def _check_source(self) -> DatasetSpec:
+        if self.name in USER_DATA:
+            if self.path is None:
+                raise FieldProblem("path", f"{self.name} data needs its path")
+            if self.name == "folder" and self.image_size is None:
+                raise FieldProblem("image_size", "a folder's images need a size to be resized to")
+            return self
+        for field in ("path", "image_size", "channels"):
+            if getattr(self, field) is not None:
+                raise FieldProblem(
+                    field, f"only for your own data (folder, arrays), not {self.name}"
+                )
+        if self.flip_invariant:
+            raise FieldProblem(
+                "flip_invariant", f"{self.name} knows its own (see hpsearch.catalog)"
+            )
+        return self
 
 
 class ModelSpec(_Section):
+    # builtin (the regularized CNN below) | torchvision:NAME (any torchvision classification
+    # architecture, untrained, its head sized to the classes and its first layer to the channels)
+    # | python:MODULE:CALLABLE (your builder, called with num_classes, in_channels, image_size and
+    # the options below; run only by workers that allow its module: --allow-module)
+    arch: str = Field("builtin", max_length=256, pattern=ARCH_PATTERN)
+    options: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=64)
     widths: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
         default_factory=lambda: [32, 64], min_length=1, max_length=6
     )  # channels of each stage; every stage after the first halves the resolution
@@ -68,6 +103,30 @@ class ModelSpec(_Section):
     groups: int = Field(8, ge=1, le=4096)  # group norm only
     dropout: Fraction = 0.0  # before the linear head
     stochastic_depth: Fraction = 0.0  # drop rate of the last residual block (linear in depth)
+
+    @model_validator(mode="after")
+    def _check_arch(self) -> ModelSpec:
+        if self.arch == "builtin":
+            if self.options:
+                raise FieldProblem("options", "only for a python: model's builder")
+            return self
+        reserved = [k for k in ("num_classes", "in_channels", "image_size") if k in self.options]
+        if reserved:
+            raise FieldProblem("options", f"{', '.join(reserved)}: given by the data, not here")
+        if self.options and not self.arch.startswith("python:"):
+            raise FieldProblem("options", f"only for a python: model's builder, not {self.arch}")
+        defaults = {
+            f: type(self).model_fields[f].get_default(call_default_factory=True)
+            for f in BUILTIN_ONLY
+        }
+        set_here = [f for f in BUILTIN_ONLY if getattr(self, f) != defaults[f]]
+        if set_here:
+            fields = ", ".join(f"model.{f}" for f in set_here)
+            raise FieldProblem(set_here[0], f"only the built-in CNN has {fields}, not {self.arch}")
+        return self
+
+
+BUILTIN_ONLY = ("widths", "depth", "residual", "norm", "groups", "dropout", "stochastic_depth")
 
 
 class AugmentSpec(_Section):
@@ -99,7 +158,7 @@ class TrainSpec(_Section):
     min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0)  # cosine / linear: final LR / lr
     label_smoothing: Fraction = 0.0
     early_stopping_patience: int | None = Field(None, ge=1, le=MAX_EPOCHS)  # epochs, no val gain
-    min_delta: float = Field(0.0, ge=0.0)  # val accuracy gain that counts as improvement
+    min_delta: float = Field(0.0, ge=0.0)  # val objective gain that counts as improvement
     tta_flip: bool = False  # average predictions over the image and its mirror
     divergence_factor: float = Field(10.0, gt=1.0)  # train loss > this x ln(C): diverged
     compile: bool = False  # torch.compile the model (CUDA only)
@@ -124,6 +183,8 @@ class SearchSpec(_Section):
     weight_decay: Dimension = Dimension(low=1e-6, high=1e-2)
     # e.g. "model.dropout"; every value between low and high must be valid for the field
     extra: dict[str, Dimension] = Field(default_factory=dict, max_length=MAX_EXTRA_DIMENSIONS)
+    # what pruning, ranking, early stopping, the refine narrowing and the final choice maximise
+    objective: Objective = "accuracy"
 
 
 class SanitySpec(_Section):
@@ -219,31 +280,20 @@ class StudySpec(_Section):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> StudySpec:
-        info = DATASETS[self.dataset.name]
-        if not info.flip_invariant:
+        data = self.dataset
+        builtin = DATASETS.get(data.name)
+        if not (builtin.flip_invariant if builtin else data.flip_invariant):
+            why = f"{data.name} labels" if builtin else "the labels unless dataset.flip_invariant"
             for path, on in (
                 ("augment.flip", self.augment.flip),
                 ("train.tta_flip", self.train.tta_flip),
                 ("recipe.final.tta_flip", self.recipe.final.tta_flip),
             ):
                 if on:
-                    raise FieldProblem(
-                        path, f"horizontal flips do not preserve {info.name} labels; set it false"
-                    )
-        side = info.image_size
-        for path, pixels in (
-            ("augment.crop_padding", self.augment.crop_padding),
-            ("augment.translate", self.augment.translate),
-            ("augment.cutout", self.augment.cutout),
-        ):
-            if pixels >= side:
-                raise FieldProblem(
-                    path, f"{pixels} px must be smaller than the {side}x{side} images"
-                )
-        if 2 ** (len(self.model.widths) - 1) > side:
-            raise FieldProblem(
-                "model.widths", f"{len(self.model.widths)} stages pool {side}px images below 1px"
-            )
+                    raise FieldProblem(path, f"horizontal flips do not preserve {why}")
+        side = builtin.image_size if builtin else data.image_size
+        if side is not None:  # an array file's own size is checked at launch, with the file
+            check_image_size(self, side)
         if self.model.stochastic_depth > 0 and not self.model.residual:
             raise FieldProblem("model.stochastic_depth", "needs model.residual: true")
         if self.model.norm == "group":
@@ -255,6 +305,21 @@ class StudySpec(_Section):
         for key in self.search.extra:
             _check_extra_dimension(self, key)
         return self
+
+
+def check_image_size(spec: StudySpec, side: int) -> None:
+    """What must fit in ``side`` x ``side`` images: augmentation's pixels, the CNN's pooling."""
+    for path, pixels in (
+        ("augment.crop_padding", spec.augment.crop_padding),
+        ("augment.translate", spec.augment.translate),
+        ("augment.cutout", spec.augment.cutout),
+    ):
+        if pixels >= side:
+            raise FieldProblem(path, f"{pixels} px must be smaller than the {side}x{side} images")
+    if spec.model.arch == "builtin" and 2 ** (len(spec.model.widths) - 1) > side:
+        raise FieldProblem(
+            "model.widths", f"{len(spec.model.widths)} stages pool {side}px images below 1px"
+        )
 
 
 def _check_extra_dimension(spec: StudySpec, key: str) -> None:

@@ -7,22 +7,32 @@ from torch import Tensor, nn
 
 from hpsearch.spec import TrainSpec
 
+# norms whose scale may have more than one dimension (over (C, H, W)); the others' are vectors
+_NORMS = (nn.LayerNorm, nn.RMSNorm)
+
 
 def decayed_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-    """(weights of convs and linears, everything else: norm scales/shifts and biases).
+    """(weights, everything else) of any model. A weight is a parameter named ``*weight`` with
+    more than one dimension outside a norm: the kernels and matrices of convs, linears and
+    attention. The rest (norm scales and shifts, biases, layer scales, position embeddings,
+    class tokens) is not decayed nor penalized.
 
     Decaying a norm's scale or a bias only fights the normalization; it does not regularize.
     """
     decay: list[nn.Parameter] = []
     keep: list[nn.Parameter] = []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim > 1 else keep).append(p)
+    for name, p in model.named_parameters():  # each shared parameter once
+        if not p.requires_grad:
+            continue
+        owner, _, leaf = name.rpartition(".")
+        in_norm = isinstance(model.get_submodule(owner), _NORMS)
+        (decay if leaf.endswith("weight") and p.ndim > 1 and not in_norm else keep).append(p)
     return decay, keep
 
 
 def build_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
-    """The optimizer ``spec.optimizer`` names; only conv/linear weights get ``weight_decay``."""
+    """The optimizer ``spec.optimizer`` names; only the weights (:func:`decayed_parameters`) get
+    ``weight_decay``."""
     decay, keep = decayed_parameters(model)
     groups = [
         {"params": decay, "weight_decay": spec.weight_decay},

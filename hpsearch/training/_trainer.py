@@ -1,30 +1,43 @@
 """The training loop: one model, one spec, per-epoch metrics, one host sync per epoch.
 
 Losses and correct counts are summed on the device and read back together once an epoch (with the
-validation numbers), so a GPU never waits on Python between steps. Divergence is therefore noticed
-at the end of the epoch in which it happened; the epoch is named in the error.
+validation numbers and the validation split's class probabilities, in one copy), so a GPU never
+waits on Python between steps. Divergence is therefore noticed at the end of the epoch in which it
+happened; the epoch is named in the error. The validation metrics beyond accuracy (balanced
+accuracy, macro-F1, ROC-AUC: ``hpsearch.metrics``) are computed on the CPU from those probabilities;
+``search.objective`` names the one early stopping and the search maximise.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hpsearch.augment import Augmenter
 from hpsearch.data import DataBundle, Split, TrainBatches, eval_batches
-from hpsearch.errors import DivergedError
-from hpsearch.model import build_model
+from hpsearch.errors import DivergedError, ObjectiveUndefinedError
+from hpsearch.metrics import label_scores, scores
+from hpsearch.models import build_model
 from hpsearch.spec import StudySpec
 from hpsearch.training._cancel import raise_if_cancelled
 from hpsearch.training._optim import build_optimizer, decayed_parameters, explicit_penalty
 from hpsearch.training._schedule import learning_rate
+
+EPOCH_ROC_AUC_LIMIT = 250_000
+"""Probabilities (examples x classes) of a validation split above which an epoch does not measure
+ROC-AUC unless it is the objective: it sorts the split once per class (about 50 ms at the limit on
+one CPU core, 0.2 s for 10,000 examples of 100 classes, over a minute for 50,000 of 1,000:
+``python bench/metrics.py``); the test evaluation always has it."""
 
 ReportFn = Callable[[int, dict[str, float]], bool]
 """``report(epoch, metrics)``: called after every epoch (1-based); returning True stops the run."""
@@ -41,18 +54,30 @@ class EpochMetrics:
     val_accuracy: float
     lr: float
     seconds: float
+    val_balanced_accuracy: float
+    val_macro_f1: float
+    # None: the validation split holds one class only, or it is too large to measure it every
+    # epoch when it is not the objective (EPOCH_ROC_AUC_LIMIT)
+    val_roc_auc: float | None
 
     def as_dict(self) -> dict[str, float]:
-        return {k: float(v) for k, v in asdict(self).items() if k != "epoch"}
+        """The metrics by name, without the epoch (and without a metric that is undefined)."""
+        return {k: float(v) for k, v in asdict(self).items() if k != "epoch" and v is not None}
+
+    def value(self, objective: str) -> float | None:
+        """The validation value of ``objective`` (a ``search.objective``: ``macro_f1``...)."""
+        value: float | None = getattr(self, f"val_{objective}")
+        return value
 
 
 @dataclass
 class TrainResult:
     history: list[EpochMetrics]
-    best_epoch: int  # epoch with the highest validation accuracy
+    best_epoch: int  # epoch with the highest validation objective
     weights_epoch: int  # epoch whose weights the model holds (best_epoch when restored)
     stopped: str | None  # "early_stopping", "report", or None when every epoch ran
     seconds: float
+    objective: str  # the spec's search.objective
     model: nn.Module = field(repr=False)
 
     @property
@@ -60,14 +85,27 @@ class TrainResult:
         return self.history[self.weights_epoch - 1].val_accuracy
 
     @property
+    def value(self) -> float:
+        """The objective on validation, of the weights the model holds."""
+        return _defined(self.history[self.weights_epoch - 1].value(self.objective))
+
+    @property
+    def best_value(self) -> float:
+        """The highest objective on validation of any epoch: a trial's value."""
+        return max(_defined(m.value(self.objective)) for m in self.history)
+
+    @property
     def train_accuracy(self) -> float:
         return self.history[self.weights_epoch - 1].train_accuracy
 
     def summary(self) -> dict[str, object]:
-        """JSON-ready summary: accuracies of the kept weights, epochs run, seconds, history."""
+        """JSON-ready summary: accuracies and objective of the kept weights, epochs run,
+        seconds, history."""
         return {
             "val_accuracy": self.val_accuracy,
             "train_accuracy": self.train_accuracy,
+            "objective": self.objective,
+            "val_value": self.value,
             "epochs": len(self.history),
             "best_epoch": self.best_epoch,
             "weights_epoch": self.weights_epoch,
@@ -175,29 +213,17 @@ class Trainer:
         epochs: int | None = None,
         on_step: StepFn | None = None,
     ) -> TrainResult:
-        """Train ``epochs`` (default: the spec's) with early stopping and the report callback."""
+        """Train ``epochs`` (default: the spec's) with early stopping on the spec's objective
+        and the report callback."""
         t = self.spec.train
         total = epochs or t.epochs
-        tracker = _BestTracker(self.model, t.early_stopping_patience, t.min_delta)
+        objective = self.spec.search.objective
+        tracker = _BestTracker(self.model, objective, t.early_stopping_patience, t.min_delta)
         history: list[EpochMetrics] = []
         stopped: str | None = None
         start = time.perf_counter()
         for epoch in range(total):
-            began = time.perf_counter()
-            lr = learning_rate(t, epoch + 1 / len(self.batches), total)
-            train_sums = self.train_epoch(epoch, total, on_step)
-            sums = torch.cat([train_sums, self.evaluate(self.data.val, t.tta_flip)])
-            loss_sum, correct, n, val_loss_sum, val_correct = sums.tolist()  # the one host sync
-            metrics = EpochMetrics(
-                epoch=epoch + 1,
-                train_loss=loss_sum / n,
-                train_accuracy=correct / n,
-                val_loss=val_loss_sum / len(self.data.val),
-                val_accuracy=val_correct / len(self.data.val),
-                lr=lr,
-                seconds=time.perf_counter() - began,
-            )
-            _check_diverged(metrics, self.data.info.num_classes, t.divergence_factor, t.lr)
+            metrics = self.run_epoch(epoch, total, on_step)
             history.append(metrics)
             tracker.update(metrics)
             if report is not None and report(metrics.epoch, metrics.as_dict()):
@@ -213,8 +239,48 @@ class Trainer:
             weights_epoch=weights_epoch,
             stopped=stopped,
             seconds=time.perf_counter() - start,
+            objective=objective,
             model=self.model,
         )
+
+    def run_epoch(self, epoch: int, total: int, on_step: StepFn | None = None) -> EpochMetrics:
+        """Train one epoch (0-based) of ``total`` and measure it on the validation split."""
+        t = self.spec.train
+        began = time.perf_counter()
+        lr = learning_rate(t, epoch + 1 / len(self.batches), total)
+        train_sums = self.train_epoch(epoch, total, on_step)
+        val = self.data.val
+        probs = self.predict(val, t.tta_flip)  # (N, C)
+        with_auc = self.spec.search.objective == "roc_auc" or probs.numel() <= EPOCH_ROC_AUC_LIMIT
+        # the probabilities, or only the predicted classes (exact in float32 below 2**24)
+        outputs = probs if with_auc else probs.argmax(1).float()
+        sums = torch.cat([train_sums, probability_sums(probs, val.labels), outputs.flatten()])
+        host = sums.cpu()  # the one host sync
+        loss_sum, correct, n, val_loss_sum, val_correct = host[:5].tolist()
+        train_loss, val_loss = loss_sum / n, val_loss_sum / len(val)
+        classes = self.data.info.num_classes
+        _check_diverged(epoch + 1, train_loss, val_loss, classes, t.divergence_factor, t.lr)
+        if with_auc:
+            measured = scores(host[5:].view(probs.shape).numpy(), self.val_labels)
+        else:
+            measured = {**label_scores(host[5:].long().numpy(), self.val_labels), "roc_auc": None}
+        return EpochMetrics(
+            epoch=epoch + 1,
+            train_loss=train_loss,
+            train_accuracy=correct / n,
+            val_loss=val_loss,
+            val_accuracy=val_correct / len(val),
+            lr=lr,
+            seconds=time.perf_counter() - began,
+            val_balanced_accuracy=_defined(measured["balanced_accuracy"]),
+            val_macro_f1=_defined(measured["macro_f1"]),
+            val_roc_auc=measured["roc_auc"],
+        )
+
+    @functools.cached_property
+    def val_labels(self) -> np.ndarray[Any, Any]:
+        """The validation labels on the host, copied once (the metrics are computed there)."""
+        return self.data.val.labels.cpu().numpy()
 
 
 def probability_sums(probs: Tensor, labels: Tensor) -> Tensor:
@@ -223,47 +289,65 @@ def probability_sums(probs: Tensor, labels: Tensor) -> Tensor:
     return torch.stack([nll, (probs.argmax(1) == labels).sum().float()])
 
 
-def _check_diverged(m: EpochMetrics, num_classes: int, factor: float, lr: float) -> None:
+def _check_diverged(
+    epoch: int, train_loss: float, val_loss: float, num_classes: int, factor: float, lr: float
+) -> None:
     """Raise if a loss is NaN/inf, or the training loss is ``factor`` times that of a uniform guess.
 
     With batch norm a far too high learning rate often gives huge but finite losses (1e20 and
-    more), so finiteness alone would let such a run spend its whole budget.
+    more), so finiteness alone would let such a run spend its whole budget. Checked before the
+    validation metrics are computed: scikit-learn refuses NaN probabilities.
     """
     limit = factor * math.log(num_classes)
-    for name, value in (("training loss", m.train_loss), ("validation loss", m.val_loss)):
+    for name, value in (("training loss", train_loss), ("validation loss", val_loss)):
         if not math.isfinite(value):
-            raise DivergedError(m.epoch, f"the {name} is {value}", lr)
-    if m.train_loss > limit:
+            raise DivergedError(epoch, f"the {name} is {value}", lr)
+    if train_loss > limit:
         raise DivergedError(
-            m.epoch,
-            f"the training loss {m.train_loss:.3g} is above {factor:g} x ln({num_classes})",
+            epoch,
+            f"the training loss {train_loss:.3g} is above {factor:g} x ln({num_classes})",
             lr,
         )
 
 
-class _BestTracker:
-    """Remembers the best epoch by validation accuracy; with a patience, keeps its weights too.
+def _defined(value: float | None) -> float:
+    # only ROC-AUC may be undefined, and fit raises ObjectiveUndefinedError when the objective is
+    assert value is not None
+    return value
 
-    An epoch with the same accuracy but a lower validation loss also counts as better: on a small
-    validation set accuracy plateaus while the model still improves, and without the tie-break
-    early stopping would restore an early, high-learning-rate epoch.
+
+class _BestTracker:
+    """Remembers the best epoch by the validation objective; with a patience, keeps its weights
+    too.
+
+    An epoch with the same objective but a lower validation loss also counts as better: on a
+    small validation set accuracy plateaus while the model still improves, and without the
+    tie-break early stopping would restore an early, high-learning-rate epoch.
     """
 
-    def __init__(self, model: nn.Module, patience: int | None, min_delta: float) -> None:
+    def __init__(
+        self, model: nn.Module, objective: str, patience: int | None, min_delta: float
+    ) -> None:
         self.model = model
+        self.objective = objective
         self.patience = patience
         self.min_delta = min_delta
-        self.best_accuracy = -math.inf
+        self.best_value = -math.inf
         self.best_loss = math.inf
         self.best_epoch = 0
         self.waited = 0
         self._state: dict[str, Tensor] | None = None
 
     def update(self, m: EpochMetrics) -> None:
-        better = m.val_accuracy > self.best_accuracy + self.min_delta
-        tied = m.val_accuracy >= self.best_accuracy and m.val_loss < self.best_loss
+        value = m.value(self.objective)
+        if value is None:
+            raise ObjectiveUndefinedError(
+                self.objective, "the validation split holds examples of one class only"
+            )
+        better = value > self.best_value + self.min_delta
+        tied = value >= self.best_value and m.val_loss < self.best_loss
         if better or tied:
-            self.best_accuracy, self.best_loss = m.val_accuracy, m.val_loss
+            self.best_value, self.best_loss = value, m.val_loss
             self.best_epoch, self.waited = m.epoch, 0
             if self.patience is not None:
                 self._state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}

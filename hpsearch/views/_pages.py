@@ -114,7 +114,8 @@ def trial_detail(
 
 
 def best_of(machine: StageMachine, study: StudyRecord, k: int) -> list[dict[str, Any]]:
-    """The ``k`` completed search trials with the highest validation accuracy, best first."""
+    """The ``k`` completed search trials with the highest value (the validation objective),
+    best first."""
     page = trial_page(machine, study, state="complete", sort="value", limit=k)
     return list(page["trials"])
 

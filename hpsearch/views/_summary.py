@@ -27,7 +27,8 @@ from hpsearch.results import (
     TrialCounts,
     stored_result,
 )
-from hpsearch.storage import StageRecord
+from hpsearch.spec import Objective
+from hpsearch.storage import StageRecord, StudyRecord
 from hpsearch.views._pages import best_of
 
 _RESULTS: dict[str, type[BaseModel]] = {
@@ -57,8 +58,13 @@ class StageView(_View):
 
 class BestView(_View):
     params: dict[str, float]  # by Optuna's parameter names (lr, weight_decay, ...)
+    # before the final training, None when the objective is another metric (trials are
+    # ranked by their objective only)
     val_accuracy: float | None
     test_accuracy: float | None  # once the final training has been evaluated
+    objective: Objective = "accuracy"  # the spec's search.objective, what the search maximises
+    # the objective on validation: the final training's, or the best trial's
+    value: float | None = None
 
 
 class Compute(_View):
@@ -93,20 +99,8 @@ def summary(machine: StageMachine, study_id: int) -> StudySummary:
         elif name != "targeted":
             stages.append(StageView(name=name, status="pending"))
     final = next((s.result for s in stages if s.name == "final"), None)
-    if isinstance(final, FinalResult):
-        params = {param_name(k): v for k, v in final.params.items()}
-        best = BestView(
-            params=params, val_accuracy=final.val_accuracy, test_accuracy=final.test_accuracy
-        )
-        diagnosis: Diagnosis | None = final.diagnosis
-    else:
-        top = best_of(machine, study, 1)
-        best = BestView(
-            params=top[0]["params"] if top else {},
-            val_accuracy=top[0]["value"] if top else None,
-            test_accuracy=None,
-        )
-        diagnosis = None
+    best = _best(machine, study, final)
+    diagnosis = final.diagnosis if isinstance(final, FinalResult) else None
     coarse = records.get("coarse")
     round_ = search_round(coarse) if coarse is not None else None
     searched = {k: r.model_dump() for k, r in round_.ranges.items()} if round_ else {}
@@ -122,6 +116,31 @@ def summary(machine: StageMachine, study_id: int) -> StudySummary:
             r.name: Compute(trial_epochs=r.trial_epochs, seconds=r.seconds)
             for r in records.values()
         },
+    )
+
+
+def _best(machine: StageMachine, study: StudyRecord, final: object) -> BestView:
+    """The final training's configuration once it has a result, else the best trial so far."""
+    objective = study.spec.search.objective
+    if isinstance(final, FinalResult):
+        value = final.val_value
+        if value is None and objective == "accuracy":  # stored before the objective was kept
+            value = final.val_accuracy
+        return BestView(
+            params={param_name(k): v for k, v in final.params.items()},
+            val_accuracy=final.val_accuracy,
+            test_accuracy=final.test_accuracy,
+            objective=objective,
+            value=value,
+        )
+    top = best_of(machine, study, 1)
+    value = top[0]["value"] if top else None
+    return BestView(
+        params=top[0]["params"] if top else {},
+        val_accuracy=value if objective == "accuracy" else None,
+        test_accuracy=None,
+        objective=objective,
+        value=value,
     )
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,13 +15,14 @@ WORKER = {"Authorization": "Bearer worker-secret"}
 
 
 @pytest.fixture
-def client(storage_url: str) -> Iterator[TestClient]:
+def client(storage_url: str, tmp_path: Path) -> Iterator[TestClient]:
     """The app with both tokens set, over a fresh database (SQLite file or PostgreSQL)."""
     settings = Settings(
         storage=storage_url,
         admin_token="admin-secret",
         worker_token="worker-secret",
         max_body_bytes=64_000,
+        data_dir=str(tmp_path / "server-data"),
     )
     with TestClient(create_app(settings)) as test_client:
         yield test_client

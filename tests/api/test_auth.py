@@ -67,7 +67,9 @@ def _routes(client: TestClient) -> list[tuple[str, str]]:
     return [
         (
             method.upper(),
-            path.format(study=1, item_id=1, stage="coarse", number=0, kind="history"),
+            path.format(
+                study=1, item_id=1, stage="coarse", number=0, kind="history", sha256="0" * 64
+            ),
         )
         for path, methods in paths.items()
         for method in methods
@@ -77,13 +79,14 @@ def _routes(client: TestClient) -> list[tuple[str, str]]:
 
 def test_every_route_but_health_needs_a_token_and_the_right_one(client: TestClient) -> None:
     routes = _routes(client)
-    assert len(routes) == 17  # every route of the API; a new one must be added to this check
+    assert len(routes) == 21  # every route of the API; a new one must be added to this check
     for method, path in routes:
         for headers in ({}, {"Authorization": "Bearer wrong"}):
             response = client.request(method, path, headers=headers)
             assert response.status_code == 401, (method, path, headers)
             assert response.headers["www-authenticate"] == "Bearer"
-        worker_allowed = path.startswith("/api/trials") or path == "/metrics"
+        fetch = method == "GET" and path.startswith("/api/datasets/")  # a worker's download
+        worker_allowed = path.startswith("/api/trials") or path == "/metrics" or fetch
         as_worker = client.request(method, path, headers=WORKER)
         if worker_allowed:
             assert as_worker.status_code not in (401, 403), (method, path)

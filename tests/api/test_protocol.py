@@ -113,6 +113,27 @@ def test_an_expired_lease_fails_the_trial_and_retries_its_params(short_leases: T
     assert trials[retry["item"]["trial_number"]].user_attrs["retry_of"] == dead.number
 
 
+def test_a_report_without_the_studys_objective_is_refused(client: TestClient) -> None:
+    launch(client, "by-f1", search={"objective": "macro_f1"})
+    lease = claim(client)
+    while lease is not None and lease["item"]["kind"] != "trial":
+        finish_quickly(client, lease)
+        lease = claim(client)
+    assert lease is not None
+    report = f"/api/trials/{lease['id']}/report"
+    metrics = {"val_accuracy": 0.9}
+    refused = client.post(
+        report, json={"worker": "w1", "epoch": 1, "metrics": metrics}, headers=WORKER
+    )
+    assert refused.status_code == 422
+    assert "val_macro_f1" in refused.json()["detail"]
+    metrics |= {"val_macro_f1": 0.5}
+    answer = client.post(
+        report, json={"worker": "w1", "epoch": 1, "metrics": metrics}, headers=WORKER
+    )
+    assert answer.json() == {"prune": False}
+
+
 def test_heartbeats_keep_a_lease_alive(short_leases: TestClient) -> None:
     client = short_leases
     launch(client, "alive")
@@ -193,3 +214,33 @@ def test_non_finite_metrics_and_unknown_items_are_refused(client: TestClient) ->
     assert unknown.status_code == 404
     assert "no work item 77" in unknown.json()["detail"]
     assert client.post("/api/trials/claim", json={"worker": "x"}).status_code == 401
+
+
+def test_a_simulated_study_by_macro_f1_completes_and_the_list_names_its_objective(
+    client: TestClient,
+) -> None:
+    launch(client, "f1-simulated", search={"objective": "macro_f1"})
+    reported: list[dict[str, float]] = []
+    while (lease := claim(client)) is not None:
+        url = f"/api/trials/{lease['id']}/report"
+
+        def report(epoch: int, metrics: dict[str, float], url: str = url) -> bool:
+            answer = client.post(
+                url,
+                json={"worker": "w1", "epoch": epoch, "metrics": metrics},
+                headers=WORKER,
+            )
+            assert answer.status_code == 200, answer.text  # the objective is in every report
+            reported.append(metrics)
+            return bool(answer.json()["prune"])
+
+        outcome = simulated_outcome(lease["item"], report, epoch_seconds=0.0) | {"worker": "w1"}
+        finished = client.post(f"/api/trials/{lease['id']}/finish", json=outcome, headers=WORKER)
+        assert finished.status_code == 200, finished.text
+    assert reported
+    assert all("val_macro_f1" in m for m in reported)
+    (listed,) = client.get("/api/studies", headers=ADMIN).json()
+    assert listed["state"] == "completed"
+    assert listed["objective"] == "macro_f1"
+    assert listed["best_value"] is not None
+    assert 0.0 < listed["best_value"] <= 1.0

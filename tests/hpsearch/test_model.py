@@ -9,7 +9,13 @@ from torch import nn
 
 from hpsearch.catalog import DATASETS
 from hpsearch.data import DataBundle
-from hpsearch.model import ResidualBlock, build_model, norm_layer, stochastic_depth
+from hpsearch.models import (
+    RegularizedCNN,
+    ResidualBlock,
+    build_model,
+    norm_layer,
+    stochastic_depth,
+)
 from hpsearch.spec import ModelSpec
 
 SHAPES = DATASETS["shapes"]
@@ -18,6 +24,7 @@ DIGITS = DATASETS["digits"]
 
 def test_dropout_is_identity_in_eval_and_drops_p_with_inverted_scaling_in_train() -> None:
     model = build_model(ModelSpec(dropout=0.3), SHAPES)
+    assert isinstance(model, RegularizedCNN)  # arch: builtin
     x = torch.rand(200, 1000) + 0.5
     model.eval()
     assert torch.equal(model.dropout(x), x)

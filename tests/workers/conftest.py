@@ -36,6 +36,7 @@ class ServerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = os.environ | TOKENS | {"HPSEARCH_LEASE_SECONDS": str(lease_seconds)}
+        self.env["HPSEARCH_DATA_DIR"] = str(log.parent / "server-data")  # uploads, never the cwd
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -92,15 +93,18 @@ def server(server_process: ServerProcess) -> str:
     return server_process.url
 
 
-def start_worker(url: str, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
-    """``hpsearch worker`` on the CPU, its output in ``tmp_path/<name>.log``."""
+def start_worker(
+    url: str, tmp_path: Path, name: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``hpsearch worker`` on the CPU (``env`` added to its environment), its output in
+    ``tmp_path/<name>.log``."""
     command = [
         HPSEARCH, "worker", "--server", url, "--devices", "cpu", "--id", name,
         "--spool", str(tmp_path / f"{name}-spool"),
     ]  # fmt: skip
-    env = os.environ | TOKENS | {"OMP_NUM_THREADS": "1"}
+    environment = os.environ | TOKENS | {"OMP_NUM_THREADS": "1"} | (env or {})
     with (tmp_path / f"{name}.log").open("ab") as out:
-        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
 
 
 def worker_log(tmp_path: Path, name: str) -> str:

@@ -5,7 +5,9 @@ from typing import Any
 
 import click
 import pytest
+from click.testing import CliRunner
 
+from hpsearch.models import allow_modules, allowed_modules
 from workers import cli
 
 
@@ -27,7 +29,12 @@ def test_each_gpu_gets_its_own_worker_process(
         return started[-1]
 
     monkeypatch.setattr("workers.cli.subprocess.Popen", popen)
-    options = {"--server": "http://s:8000", "--max-trials": 3, "--spool": tmp_path}
+    options = {
+        "--server": "http://s:8000",
+        "--max-trials": 3,
+        "--spool": tmp_path,
+        "--allow-module": ("mypkg.nets", "other"),
+    }
     assert cli._one_process_per_gpu(["0", "2"], options, burst=True, worker_id="box") == 0
     assert [c.env["CUDA_VISIBLE_DEVICES"] for c in started] == ["0", "2"]
     for child in started:
@@ -37,6 +44,8 @@ def test_each_gpu_gets_its_own_worker_process(
         assert command[command.index("--max-trials") + 1] == "3"
         assert command[command.index("--spool") + 1] == str(tmp_path)
         assert "--burst" in command
+        allowed = [command[i + 1] for i, arg in enumerate(command) if arg == "--allow-module"]
+        assert allowed == ["mypkg.nets", "other"]  # each child may build the same models
     ids = [c.command[c.command.index("--id") + 1] for c in started]
     assert ids == ["box-gpu0", "box-gpu2"]  # the same on every start
 
@@ -46,3 +55,35 @@ def test_gpu_lists_are_read_or_refused() -> None:
     assert cli._gpu_list("0, 1") == ["0", "1"]
     with pytest.raises(click.BadParameter, match="GPU indices"):
         cli._gpu_list("first")
+
+
+def test_allow_module_reaches_the_core_before_the_worker_runs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen: list[tuple[str, ...]] = []
+
+    class FakeWorker:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def install_signal_handlers(self) -> None:
+            pass
+
+        def run(self) -> int:
+            seen.append(allowed_modules())  # what build_model will check in this process
+            return 0
+
+    monkeypatch.setattr("workers._daemon.Worker", FakeWorker)
+    args = ["--server", "http://127.0.0.1:9", "--devices", "cpu", "--spool", str(tmp_path)]
+    try:
+        done = CliRunner().invoke(
+            cli.worker, [*args, "--allow-module", "mypkg", "--allow-module", "lab.models"]
+        )
+        assert done.exit_code == 0, done.output
+        assert seen == [("mypkg", "lab.models")]
+        refused = CliRunner().invoke(cli.worker, [*args, "--allow-module", "my-pkg"])
+        assert refused.exit_code == 2
+        assert "--allow-module" in refused.output
+        assert "'my-pkg' is not a module name" in refused.output
+    finally:
+        allow_modules(())

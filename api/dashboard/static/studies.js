@@ -35,6 +35,13 @@
     return "";
   }
 
+  function bestValue(s) {
+    // the search maximises the spec's objective; name it unless it is accuracy
+    if (s.best_value === null || s.best_value === undefined) return "";
+    const value = fmt.acc(s.best_value);
+    return s.objective && s.objective !== "accuracy" ? `${value} (${s.objective})` : value;
+  }
+
   function render(studies) {
     document.getElementById("no-studies").hidden = studies.length > 0;
     fill(body, studies.map((s) =>
@@ -43,7 +50,7 @@
         el("td", {}, badge(s.state)),
         el("td", {}, s.stage || ""),
         el("td", { class: "progress" }, progress(s.trials)),
-        el("td", { class: "num" }, fmt.acc(s.best_val_accuracy)),
+        el("td", { class: "num", title: s.objective }, bestValue(s)),
         el("td", {}, fmt.when(s.created_at)),
         el("td", { class: "num" }, elapsed(s)),
         el("td", {}, actions(s)),

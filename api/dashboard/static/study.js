@@ -18,6 +18,9 @@
   const stages = () => summary.stages.map(flat);
   const stageOf = (name) => stages().find((s) => s.name === name);
   const searchStages = () => stages().filter((s) => s.name === "coarse" || s.name.startsWith("refine-"));
+  // the metric the search maximises (search.objective), in words
+  const OBJECTIVES = { accuracy: "accuracy", balanced_accuracy: "balanced accuracy", macro_f1: "macro-F1", roc_auc: "ROC-AUC" };
+  const objective = () => OBJECTIVES[summary.best.objective] || "accuracy";
   const dl = (pairs) => el("dl", { class: "facts" },
     pairs.filter(([, v]) => v !== "" && v !== null && v != null)
       .map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
@@ -44,7 +47,7 @@
       ...(summary.warnings || []).map((w) => el("p", { class: "warning" }, w)),
       dl([
         ["stage", summary.state === "running" && current ? current.name : ""],
-        ["best validation accuracy", fmt.acc(best.val_accuracy)],
+        [`best validation ${objective()}`, fmt.acc(best.value != null ? best.value : best.val_accuracy)],
         ["test accuracy", fmt.acc(best.test_accuracy)],
         ["best parameters", Object.entries(best.params || {}).map(([k, v]) => `${k} = ${fmt.num(v)}`).join(", ")],
         ["trials", Object.entries(totals).filter(([, n]) => n).map(([s, n]) => `${n} ${s}`).join(" · ")],
@@ -157,9 +160,9 @@
     plot("chart-scatter", [
       trace(pruned, { name: "pruned", marker: { color: "#c7c7c7", size: 6 } }),
       trace(other, { name: "failed or running", marker: { color: "#d62728", symbol: "x", size: 7 } }),
-      trace(complete, { name: "complete (colour: validation accuracy)", marker: {
+      trace(complete, { name: `complete (colour: validation ${objective()})`, marker: {
         color: complete.map((i) => points.value[i]), colorscale: "Viridis", size: 9, showscale: true,
-        colorbar: { title: { text: "val acc" } }, line: { width: 0.5, color: "#333" } } }),
+        colorbar: { title: { text: `val ${objective()}` } }, line: { width: 0.5, color: "#333" } } }),
     ], {
       xaxis: { type: "log", title: "learning rate" },
       yaxis: { type: "log", title: "weight decay" },
@@ -183,6 +186,7 @@
         `Diagnosis: ${d.verdict}. `, `${d.advice[0].toUpperCase()}${d.advice.slice(1)}. `,
         `Train-validation accuracy gap ${fmt.pct(d.gap)}${d.val_loss_rising ? "; validation loss rising while training loss falls" : ""}.`),
       dl([
+        [`validation ${objective()}`, s.val_value != null && s.objective !== "accuracy" ? fmt.acc(s.val_value) : ""],
         ["validation accuracy", `${fmt.acc(s.val_accuracy)} (weights of epoch ${s.weights_epoch})`],
         ["test accuracy", `${fmt.acc(s.test_accuracy)}${s.tta_flip ? " with flip TTA" : ""}`],
         ["ensemble", s.ensemble ? `top-${s.ensemble.k}: test ${fmt.acc(s.ensemble.test_accuracy)}` : ""],
@@ -190,23 +194,59 @@
       ]));
     const epochs = s.history.map((m) => m.epoch);
     const line = (key, name, extra) => Object.assign({ x: epochs, y: s.history.map((m) => m[key]), mode: "lines+markers", name }, extra);
-    plot("chart-final", [
+    const curves = [
       line("train_accuracy", "train accuracy", { line: { color: "#1f77b4" } }),
       line("val_accuracy", "validation accuracy", { line: { color: "#ff7f0e" } }),
       line("train_loss", "train loss", { yaxis: "y2", line: { color: "#1f77b4", dash: "dot" } }),
       line("val_loss", "validation loss", { yaxis: "y2", line: { color: "#ff7f0e", dash: "dot" } }),
-    ], {
+    ];
+    if (s.objective && s.objective !== "accuracy") {
+      curves.push(line(`val_${s.objective}`, `validation ${objective()}`, { line: { color: "#2ca02c" } }));
+    }
+    plot("chart-final", curves, {
       xaxis: { title: "epoch" },
       yaxis: { title: "accuracy" },
       yaxis2: { title: "loss", overlaying: "y", side: "right" },
     });
   }
 
+  // The chosen model on the test split: the scalars, the confusion matrix, a row per class.
+  function renderTest() {
+    const s = stageOf("final");
+    const panel = document.getElementById("test-panel");
+    const test = s && s.test_metrics;
+    panel.hidden = !test;
+    if (!test) return;
+    const weak = new Set((s.diagnosis && s.diagnosis.weak_classes) || []);
+    fill(document.getElementById("test-text"), dl([
+      ["accuracy", fmt.acc(test.accuracy)],
+      ["balanced accuracy", fmt.acc(test.balanced_accuracy)],
+      ["macro-F1", fmt.acc(test.macro_f1)],
+      ["ROC-AUC (one-vs-rest)", test.roc_auc != null ? fmt.acc(test.roc_auc) : "undefined: one class only"],
+      ["far below the average", [...weak].join(", ")],
+    ]));
+    const names = test.classes.map((c) => c.name);
+    plot("chart-confusion", [{
+      type: "heatmap", z: test.confusion, x: names, y: names, colorscale: "Blues", reversescale: true, showscale: true,
+      texttemplate: names.length <= 20 ? "%{z}" : "", hovertemplate: "true %{y}, predicted %{x}: %{z}<extra></extra>",
+    }], {
+      title: { text: "Confusion matrix (test)", font: { size: 13 } },
+      xaxis: { title: { text: "predicted class" }, type: "category", side: "bottom" },
+      yaxis: { title: { text: "true class" }, type: "category", autorange: "reversed" },
+      margin: { l: 80, r: 20, t: 30, b: 60 },
+    });
+    fill(document.querySelector("#per-class tbody"), test.classes.map((c) =>
+      el("tr", { class: weak.has(c.name) ? "weak" : "", dataset: { name: c.name } },
+        el("td", {}, c.name),
+        ["precision", "recall", "f1"].map((k) => el("td", { class: "num" }, fmt.acc(c[k]))),
+        el("td", { class: "num" }, c.support))));
+  }
+
   // --- the trials table ----------------------------------------------------------------------
 
   const columns = [
     { key: "number", label: "trial" }, { key: "stage", label: "stage" }, { key: "state", label: "state" },
-    { key: "value", label: "val acc", num: true },
+    { key: "value", label: `val ${objective()}`, num: true },
     ...params.map((p) => ({ key: p, label: p, num: true })),
     { key: "epochs", label: "epochs", num: true }, { key: "duration", label: "duration", num: true },
     { key: "worker", label: "worker" },
@@ -291,6 +331,7 @@
     renderSanity();
     renderRangeTest();
     renderFinal();
+    renderTest();
     const charts = finished() !== finishedSignature || force;
     finishedSignature = finished();
     await Promise.all(charts ? [loadTable(), renderSearch(), renderOptunaCharts()] : [loadTable()]);
@@ -303,6 +344,7 @@
   renderSanity();
   renderRangeTest();
   renderFinal();
+  renderTest();
   table.total = initial.table.total;
   renderTable(initial.table.trials);
   renderSearch();

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from tests.workers.conftest import TOKENS
+from tests.workers.conftest import TOKENS, ServerProcess
 
 CHROMIUM = os.environ.get("HPSEARCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # Chromium as root, headless, and quiet on a machine with no outside network
@@ -91,3 +91,13 @@ def chart_traces(page: Page, chart_id: str) -> list[dict[str, Any]]:
             t => ({{name: t.name, points: (t.x || t.y || []).length}}))"""
     )
     return traces
+
+
+def serving(
+    url: str, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[ServerProcess]:
+    """``hpsearch serve`` on the database at ``url`` while the caller's fixture lasts."""
+    server = ServerProcess(url, tmp_path_factory.mktemp(name) / "server.log")
+    server.start()
+    yield server
+    server.stop()

@@ -13,6 +13,7 @@ from tests.api.dashboard.conftest import (
     SIGN_IN_PAGE,
     Watched,
     chart_traces,
+    serving,
     sign_in,
 )
 from tests.workers.conftest import TOKENS, ServerProcess
@@ -24,10 +25,7 @@ def finished(
 ) -> Iterator[ServerProcess]:
     """``hpsearch serve`` on the database of a finished ``hpsearch run`` of studies/digits.yaml."""
     url, _ = finished_digits
-    server = ServerProcess(url, tmp_path_factory.mktemp("finished") / "server.log")
-    server.start()
-    yield server
-    server.stop()
+    yield from serving(url, tmp_path_factory, "finished")
 
 
 def test_every_page_of_a_finished_study(

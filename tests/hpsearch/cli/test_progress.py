@@ -109,3 +109,29 @@ def test_the_final_summary_says_when_the_best_value_sits_on_an_edge() -> None:
     out = io.StringIO()
     print_result(Console(file=out, width=200), result, "in here")
     assert "note: the best lr (0.997) lies at the upper edge" in out.getvalue()
+
+
+def test_the_final_summary_names_the_objective_and_the_test_metrics() -> None:
+    from hpsearch.cli._view import print_result
+
+    test = {
+        "accuracy": 0.9, "balanced_accuracy": 0.55, "macro_f1": 0.58, "roc_auc": None,
+        "classes": [
+            {"name": "other", "precision": 0.91, "recall": 1.0, "f1": 0.95, "support": 90},
+            {"name": "eight", "precision": 1.0, "recall": 0.1, "f1": 0.18, "support": 10},
+        ],
+        "confusion": [[90, 0], [9, 1]],
+    }  # fmt: skip
+    result = summary("completed", final={**DONE, "test_metrics": test})
+    result["best"] |= {"objective": "macro_f1", "value": 0.6123}
+    result |= {
+        "diagnosis": {"verdict": "good fit", "gap": 0.01, "advice": "none"},
+        "compute": {"coarse": {"trial_epochs": 60, "seconds": 12}},
+    }
+    out = io.StringIO()
+    print_result(Console(file=out, width=200), result, "in here")
+    text = out.getvalue()
+    assert "objective macro_f1: validation 0.6123" in text
+    assert "test balanced accuracy 0.5500, macro-F1 0.5800, ROC-AUC n/a (one class)" in text
+    eight = next(line for line in text.splitlines() if "eight" in line)
+    assert [w for w in eight.split() if w != "│"] == ["eight", "1.000", "0.100", "0.180", "10"]

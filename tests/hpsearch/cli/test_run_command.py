@@ -29,7 +29,9 @@ def test_the_digits_search_completes_with_97_percent_on_test(
     for stage in result["stages"]:
         assert stage["status"] in ("passed", "completed", "skipped"), stage["name"]
     assert result["best"]["test_accuracy"] >= 0.97
-    assert set(result["best"]) == {"params", "val_accuracy", "test_accuracy"}
+    assert set(result["best"]) == {"params", "val_accuracy", "test_accuracy", "objective", "value"}
+    assert result["best"]["objective"] == "accuracy"
+    assert result["best"]["value"] == result["best"]["val_accuracy"]
     assert result["diagnosis"]["verdict"]
 
 
@@ -112,7 +114,8 @@ def test_resuming_with_another_spec_is_refused(tmp_path: Path) -> None:
     # not a terminal: a line per stage as it changes, no live table
     assert "hpsearch: sanity passed\nhpsearch: range_test passed\n" in first.stdout
     assert "hpsearch: coarse completed, best val 0." in first.stdout
-    assert "┃" not in first.stdout
+    assert "┃ stage" not in first.stdout  # the live table's header
+    assert "┃ class ┃ precision ┃ recall ┃ F1" in first.stdout  # the final per-class table
     second = CliRunner().invoke(
         main, ["run", "--spec", str(spec), "--storage", storage, "--set", "train.lr=0.3"]
     )

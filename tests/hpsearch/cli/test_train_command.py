@@ -33,8 +33,11 @@ def test_digits_run_from_the_console_script_reaches_97_percent() -> None:
     assert {"train_accuracy", "epochs", "seconds", "history"} <= set(result)
     assert len(result["history"]) == result["epochs"]
     assert set(result["history"][0]) == {
-        "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"
+        "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds",
+        "val_balanced_accuracy", "val_macro_f1", "val_roc_auc",
     }  # fmt: skip
+    assert result["objective"] == "accuracy"
+    assert result["val_value"] == result["val_accuracy"]
 
 
 def test_people_get_a_table_per_epoch_and_a_summary() -> None:

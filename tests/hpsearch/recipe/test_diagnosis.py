@@ -2,11 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from hpsearch.data import DataBundle, load_data
+from hpsearch.metrics import evaluate
 from hpsearch.recipe import diagnose
 from hpsearch.recipe._common import without_regularization
+from hpsearch.recipe._diagnosis import ADVICE, weak_classes, with_weak_classes
+from hpsearch.results import Diagnosis
 from hpsearch.spec import load_spec, spec_with
 from hpsearch.training import Trainer
 from tests.conftest import CPU
@@ -74,3 +78,24 @@ def epoch(train_acc: float, val_acc: float, train_loss: float, val_loss: float) 
 )
 def test_verdicts_on_constructed_curves(history: list[dict[str, float]], verdict: str) -> None:
     assert diagnose(history, **THRESHOLDS)["verdict"] == verdict
+
+
+def test_classes_far_below_the_average_recall_on_test_are_named_in_the_advice() -> None:
+    probs = np.zeros((30, 3))
+    labels = np.array([0] * 10 + [1] * 10 + [2] * 10)
+    predicted = labels.copy()
+    predicted[20:29] = 0  # class "c": 1 of 10 found (recall 0.1, the average (1 + 1 + 0.1) / 3)
+    probs[np.arange(30), predicted] = 1.0
+    test = evaluate(probs, labels, ("a", "b", "c"))
+    assert weak_classes(test) == ["c"]
+    good = Diagnosis(verdict="good fit", advice=ADVICE["good fit"], gap=0.0)
+    named = with_weak_classes(good, test, "accuracy")
+    assert named.weak_classes == ["c"]
+    assert named.advice.startswith("nothing to change; on test, class recall of 'c' (0.10)")
+    assert "search.objective: balanced_accuracy or macro_f1" in named.advice
+    assert "search.objective" not in with_weak_classes(good, test, "macro_f1").advice
+    # a class at more than half the average recall is not called weak
+    predicted[20:29] = 2
+    predicted[20:25] = 0  # recall 0.5: the average is 0.83, half of it 0.42
+    probs = np.eye(3)[predicted]
+    assert with_weak_classes(good, evaluate(probs, labels, ("a", "b", "c")), "accuracy") == good

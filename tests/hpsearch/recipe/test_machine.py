@@ -9,9 +9,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from hpsearch.errors import HPSearchError
+from hpsearch.errors import HPSearchError, OutcomeError
 from hpsearch.recipe import DONE, WAIT, Outcome, Range, StageMachine, WorkItem, diagnose
 from hpsearch.recipe._machine import plan
+from hpsearch.results import EpochRecord
 from hpsearch.scheduling import Scheduler, run_search
 from hpsearch.scheduling._local import INTERRUPTED, LOCAL_LEASE_SECONDS
 from hpsearch.storage import Store
@@ -171,6 +172,30 @@ def test_a_stopped_study_prunes_at_the_next_report(storage_url: str) -> None:
     store.set_study_state(study.id, "stopped")
     assert machine.report(item, 1, {"val_accuracy": 0.9}) is True
     assert machine.next_item(study.id) == DONE
+
+
+def test_reports_are_judged_on_the_objective_and_refused_without_it(storage_url: str) -> None:
+    store = Store(storage_url)
+    store.create_study(tiny_study("by-f1", search={"objective": "macro_f1"}))
+    scheduler = Scheduler(StageMachine(store), LOCAL_LEASE_SECONDS, driver="local")
+    lease = scheduler.claim("w1")
+    while lease is not None and lease.item.kind != "trial":
+        scheduler.finish(lease.id, "w1", _fake_outcome(lease.item, scheduler.machine))
+        lease = scheduler.claim("w1")
+    assert lease is not None
+    with pytest.raises(OutcomeError, match="lack val_macro_f1"):
+        scheduler.report(lease.id, "w1", 1, {"val_accuracy": 0.9})
+    assert scheduler.report(lease.id, "w1", 1, {"val_accuracy": 0.9, "val_macro_f1": 0.5}) is False
+    history = [
+        EpochRecord(epoch=1, val_accuracy=0.9, val_macro_f1=0.5),
+        EpochRecord(epoch=2, val_accuracy=0.95, val_macro_f1=0.75),  # its report was lost
+    ]
+    done = Outcome(state="completed", value=0.75, history=history, trial_epochs=2)
+    assert scheduler.finish(lease.id, "w1", done)
+    number = lease.item.trial_number or 0
+    trial = optuna.load_study(study_name="by-f1:coarse", storage=store.url).trials[number]
+    assert trial.intermediate_values == {1: 0.5, 2: 0.75}  # macro-F1, not accuracy
+    assert trial.value == 0.75
 
 
 def test_several_local_processes_share_the_storage(tmp_path: object) -> None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hpsearch.data import DataBundle
-from hpsearch.model import RegularizedCNN
+from hpsearch.models import RegularizedCNN
 from hpsearch.recipe import check_initial_loss, check_overfit, run_sanity
 from hpsearch.results import InitialLossCheck, OverfitCheck
 from hpsearch.spec import load_spec, spec_with

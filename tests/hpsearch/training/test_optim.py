@@ -8,7 +8,7 @@ from torch import nn
 
 from hpsearch.catalog import DATASETS
 from hpsearch.data import DataBundle
-from hpsearch.model import build_model
+from hpsearch.models import RegularizedCNN, build_model
 from hpsearch.spec import ModelSpec, TrainSpec
 from hpsearch.training import Trainer, build_optimizer, decayed_parameters, explicit_penalty
 from tests.conftest import CPU, make_spec
@@ -45,6 +45,7 @@ def test_each_optimizer_is_built_as_named_and_lowers_the_loss(
 
 def test_weight_decay_skips_norm_and_bias_parameters() -> None:
     model = build_model(ModelSpec(norm="batch"), DATASETS["digits"])
+    assert isinstance(model, RegularizedCNN)
     optimizer = build_optimizer(model, TrainSpec(weight_decay=0.01))
     decayed, kept = optimizer.param_groups
     assert decayed["weight_decay"] == 0.01
@@ -55,6 +56,38 @@ def test_weight_decay_skips_norm_and_bias_parameters() -> None:
     kept_ids = {id(p) for p in kept["params"]}
     assert {id(bn.weight), id(bn.bias), id(head.bias)} <= kept_ids
     assert id(head.weight) not in kept_ids
+
+
+class Attending(nn.Module):
+    """Parameters a conv net does not have: attention's own weight matrix, a position embedding,
+    a layer scale, a layer norm over (C, H, W), a weight shared by two layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.position = nn.Parameter(torch.zeros(1, 4, 8))
+        self.attention = nn.MultiheadAttention(8, 2)
+        self.norm = nn.LayerNorm((4, 3, 3))
+        self.scale = nn.Parameter(torch.ones(8, 1, 1))
+        self.first = nn.Linear(8, 8)
+        self.second = nn.Linear(8, 8)
+        self.second.weight = self.first.weight
+
+
+def test_weight_decay_takes_weights_of_any_model_and_keeps_the_rest() -> None:
+    model = Attending()
+    decayed, kept = (set(map(id, group)) for group in decayed_parameters(model))
+    assert decayed == {id(model.attention.in_proj_weight), id(model.attention.out_proj.weight),
+                       id(model.first.weight)}  # fmt: skip
+    assert {id(model.position), id(model.scale), id(model.norm.weight), id(model.norm.bias)} <= kept
+    assert id(model.first.bias) in kept
+    build_optimizer(model, TrainSpec())  # the shared weight is in one group, once
+
+    resnet = build_model(ModelSpec(arch="torchvision:resnet18"), DATASETS["digits"])
+    decayed_list, kept_list = decayed_parameters(resnet)
+    norms = [m for m in resnet.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert {id(p) for m in norms for p in m.parameters()} <= {id(p) for p in kept_list}
+    assert all(p.ndim in (2, 4) for p in decayed_list)
+    assert len(decayed_list) == sum(isinstance(m, nn.Conv2d | nn.Linear) for m in resnet.modules())
 
 
 def weight_norms(spec_train: Mapping[str, object], data: DataBundle) -> tuple[float, float]:

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
 from torch import nn
 
-from hpsearch.data import DataBundle
-from hpsearch.errors import DivergedError
+import hpsearch.training._trainer as trainer_module
+from hpsearch.data import DataBundle, Split
+from hpsearch.errors import DivergedError, ObjectiveUndefinedError
+from hpsearch.metrics import label_scores, scores
 from hpsearch.training import Trainer
 from tests.conftest import CPU, make_spec
 
@@ -18,7 +22,10 @@ def head_of(trainer: Trainer) -> nn.Linear:
     return head
 
 
-METRICS = {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
+METRICS = {
+    *("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"),
+    *("val_balanced_accuracy", "val_macro_f1", "val_roc_auc"),
+}
 
 
 def test_every_epoch_reports_its_metrics_in_order(digits_data: DataBundle) -> None:
@@ -39,6 +46,79 @@ def test_every_epoch_reports_its_metrics_in_order(digits_data: DataBundle) -> No
     assert all(m.seconds > 0 for m in result.history)
 
 
+def test_the_epochs_validation_metrics_are_those_of_its_probabilities(
+    digits_data: DataBundle,
+) -> None:
+    trainer = Trainer(make_spec(train={"epochs": 1}), digits_data, CPU)
+    epoch = trainer.fit().history[0]
+    probs = trainer.predict(digits_data.val).numpy()
+    expected = scores(probs, digits_data.val.labels.numpy())
+    assert epoch.val_accuracy == pytest.approx(expected["accuracy"])
+    assert epoch.val_balanced_accuracy == pytest.approx(expected["balanced_accuracy"])
+    assert epoch.val_macro_f1 == pytest.approx(expected["macro_f1"])
+    assert epoch.val_roc_auc == pytest.approx(expected["roc_auc"])
+
+
+def test_early_stopping_and_the_value_follow_the_objective(digits_data: DataBundle) -> None:
+    # on digits' balanced classes the metrics rise together: ruin the weights from epoch 3 and
+    # the best epoch by macro-F1 must be restored, and be the trial's value
+    spec = make_spec(
+        train={"epochs": 10, "early_stopping_patience": 2, "schedule": "constant"},
+        search={"objective": "macro_f1"},
+    )
+    trainer = Trainer(spec, digits_data, CPU)
+    result = trainer.fit(report=_ruin_from_epoch_3(trainer))
+    f1 = [m.val_macro_f1 for m in result.history]
+    assert result.stopped == "early_stopping"
+    assert result.best_epoch == f1.index(max(f1)) + 1 == result.weights_epoch
+    assert result.value == result.best_value == max(f1)
+    assert result.summary()["objective"] == "macro_f1"
+
+
+def test_roc_auc_is_left_out_of_epochs_of_a_large_split_unless_it_is_the_objective(
+    digits_data: DataBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trainer_module, "EPOCH_ROC_AUC_LIMIT", 100)  # digits' is 10 x 228
+    seen: list[dict[str, float]] = []
+
+    def record(epoch: int, metrics: dict[str, float]) -> bool:
+        seen.append(metrics)
+        return False
+
+    plain = Trainer(make_spec(train={"epochs": 1}), digits_data, CPU)
+    epoch = plain.fit(report=record).history[0]
+    assert epoch.val_roc_auc is None
+    assert "val_roc_auc" not in seen[0]
+    # the other metrics come from the predicted classes alone
+    predicted = plain.predict(digits_data.val).argmax(1).numpy()
+    expected = label_scores(predicted, digits_data.val.labels.numpy())
+    assert epoch.val_macro_f1 == pytest.approx(expected["macro_f1"])
+    assert epoch.val_balanced_accuracy == pytest.approx(expected["balanced_accuracy"])
+    spec = make_spec(train={"epochs": 1}, search={"objective": "roc_auc"})
+    assert Trainer(spec, digits_data, CPU).fit().history[0].val_roc_auc is not None
+
+
+def test_roc_auc_on_a_validation_split_of_one_class_is_refused(digits_data: DataBundle) -> None:
+    keep = digits_data.val.labels == 3
+    val = Split(digits_data.val.images[keep], digits_data.val.labels[keep])
+    data = dataclasses.replace(digits_data, val=val)
+    assert Trainer(make_spec(train={"epochs": 1}), data, CPU).fit().history[0].val_roc_auc is None
+    spec = make_spec(train={"epochs": 1}, search={"objective": "roc_auc"})
+    with pytest.raises(ObjectiveUndefinedError, match="one class"):
+        Trainer(spec, data, CPU).fit()
+
+
+def _ruin_from_epoch_3(trainer: Trainer) -> Callable[[int, dict[str, float]], bool]:
+    def sabotage(epoch: int, metrics: dict[str, float]) -> bool:
+        if epoch >= 3:  # from now on every epoch ends with ruined weights
+            with torch.no_grad():
+                for p in head_of(trainer).parameters():
+                    p.add_(torch.randn_like(p) * 5)
+        return False
+
+    return sabotage
+
+
 def test_report_returning_true_stops_the_run(digits_data: DataBundle) -> None:
     trainer = Trainer(make_spec(train={"epochs": 6}), digits_data, CPU)
     result = trainer.fit(report=lambda epoch, metrics: epoch == 2)
@@ -49,15 +129,7 @@ def test_report_returning_true_stops_the_run(digits_data: DataBundle) -> None:
 def test_early_stopping_restores_the_best_epochs_weights(digits_data: DataBundle) -> None:
     spec = make_spec(train={"epochs": 12, "early_stopping_patience": 2, "schedule": "constant"})
     trainer = Trainer(spec, digits_data, CPU)
-
-    def sabotage(epoch: int, metrics: dict[str, float]) -> bool:
-        if epoch >= 3:  # from now on every epoch ends with ruined weights
-            with torch.no_grad():
-                for p in head_of(trainer).parameters():
-                    p.add_(torch.randn_like(p) * 5)
-        return False
-
-    result = trainer.fit(report=sabotage)
+    result = trainer.fit(report=_ruin_from_epoch_3(trainer))
     assert result.stopped == "early_stopping"
     assert len(result.history) < 12
     best = result.history[result.best_epoch - 1]

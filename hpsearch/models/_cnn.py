@@ -1,5 +1,5 @@
-"""The regularized CNN: stages of conv3x3 -> norm -> ReLU (plain or residual), global average pool,
-dropout, linear head.
+"""The built-in model (``model.arch: builtin``), a regularized CNN: stages of conv3x3 -> norm ->
+ReLU (plain or residual), global average pool, dropout, linear head.
 
 Every stage after the first starts with a 2x2 max pool, halving the resolution. Residual blocks
 carry stochastic depth whose drop rate grows linearly with depth up to ``stochastic_depth`` at the
@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from hpsearch.catalog import DatasetInfo
 from hpsearch.spec import ModelSpec
 
 
@@ -119,8 +118,3 @@ def init_weights(model: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d | nn.GroupNorm | nn.InstanceNorm2d) and m.affine:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-
-
-def build_model(spec: ModelSpec, info: DatasetInfo) -> RegularizedCNN:
-    """The CNN ``spec`` describes, sized for ``info``'s images and classes."""
-    return RegularizedCNN(spec, info.channels, info.num_classes)
