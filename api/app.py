@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import quote
@@ -30,6 +31,7 @@ from api.settings import Settings
 from hpsearch import __version__
 from hpsearch.datasets import DatasetError
 from hpsearch.errors import (
+    ArtifactError,
     HPSearchError,
     OutcomeError,
     SpecError,
@@ -68,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study opened
-        store = Store(settings.storage)  # creates our tables when missing
+        store = Store(settings.storage, settings.artifact_dir)  # creates our tables if missing
         await anyio.to_thread.run_sync(store.warm)
         app.state.store = store
         app.state.machine = StageMachine(store, max_retries=settings.max_retries)
@@ -143,7 +145,7 @@ async def _worker_refused(request: Request, exc: Exception) -> Response:
 
 async def _hpsearch_error(request: Request, exc: Exception) -> Response:
     status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), None)
-    status = status or (exc.status if isinstance(exc, DatasetError) else 400)
+    status = status or (exc.status if isinstance(exc, DatasetError | ArtifactError) else 400)
     if _wants_page(request):
         return error_page(
             request, status, "Not found" if status == 404 else "Cannot show that", str(exc)
@@ -194,7 +196,7 @@ def _error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-UPLOADS = "/api/datasets/"
+UPLOADS = re.compile(r"^/api/(datasets/|trials/\d+/files/)")  # their own, larger, limits
 
 
 class BodyLimit:
@@ -208,7 +210,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if scope["path"].startswith(UPLOADS):  # datasets: their own, larger, limit
+        if UPLOADS.match(scope["path"]):  # datasets and model files: their own limits
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")

@@ -75,6 +75,7 @@ _ERRORS: dict[int, dict[str, Any]] = {
     413: {"description": "the request body is over the server's limit"},
     415: {"description": "the body's Content-Type is not one this route reads"},
     422: {"description": "invalid input; problems name each fault"},
+    507: {"description": "the server has no room to keep the file"},
     503: {
         "description": "the database is unavailable: retry after the seconds given",
         "headers": {"Retry-After": {"required": True, "schema": {"type": "integer"}}},

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     # where uploaded datasets are kept (one file each, named by its sha256), and the largest
     data_dir: str = "hpsearch-datasets"
     max_upload_bytes: int = Field(2 * 2**30, gt=0)
+    # where the studies' model files are kept (optuna.artifacts; default: beside a SQLite
+    # database, else ./hpsearch-artifacts), and the largest one a worker may upload
+    artifact_dir: str | None = None
+    max_artifact_bytes: int = Field(2 * 2**30, gt=0)
 
     @property
     def datasets(self) -> Path:

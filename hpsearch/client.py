@@ -38,7 +38,8 @@ class Unreachable(ServerError):
 
 class Refused(ServerError):
     """The server answered 4xx: a wrong token (401/403), an item that is not ours or no longer
-    exists (404/409), something malformed (422). ``detail`` is the server's reason."""
+    exists (404/409), something malformed (422); or 507, no room to keep a file. ``detail`` is
+    the server's reason."""
 
     def __init__(self, message: str, status: int, detail: str) -> None:
         self.detail = detail
@@ -78,8 +79,8 @@ class _Client:
         if response.status_code >= 400:
             detail = _detail(response)
             message = f"{method} {path}: HTTP {response.status_code}: {detail}"
-            if response.status_code >= 500:
-                raise Unreachable(message, response.status_code)
+            if response.status_code >= 500 and response.status_code != 507:
+                raise Unreachable(message, response.status_code)  # 507: no room, for good
             raise Refused(message, response.status_code, detail)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -147,6 +148,24 @@ class ServiceClient(_Client):
             )
         return datasets.PREFIX + digest, True
 
+    def download_model(self, key: str | int, dest: Path, kind: str = "final") -> str:
+        """Download study ``key``'s model file of ``kind`` to ``dest``, checked against the
+        sha256 the server names (nothing is kept of a cut-off download); the sha256."""
+        path = f"/api/studies/{key}/model"
+        try:
+            with self._http.stream("GET", path, params={"kind": kind}, timeout=None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._check(response, "GET", path)
+                digest = str(response.headers.get("x-sha256", ""))
+                with datasets.Incoming(dest, digest, 1 << 40, "model file") as incoming:
+                    for chunk in response.iter_bytes(datasets.CHUNK):
+                        incoming.write(chunk)
+                    incoming.keep()
+        except httpx.TransportError as exc:
+            raise Unreachable(f"cannot reach the server at {self.server}: {exc}") from None
+        return digest
+
     def datasets(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "/api/datasets"))
 
@@ -196,6 +215,21 @@ class ProtocolClient(_Client):
                     incoming.keep()
         except httpx.TransportError as exc:
             raise Unreachable(f"cannot reach the server at {self.server}: {exc}") from None
+
+    def upload_file(self, item_id: int, file: Path, sha256: str, worker: str | None = None) -> None:
+        """Send a model file the item made (before the finish that names it), streamed; the
+        server checks it against ``sha256`` and keeps nothing of a cut-off or altered one."""
+        self._request(
+            "PUT",
+            f"/api/trials/{item_id}/files/{sha256}",
+            params={"worker": worker or self.worker_id},
+            content=datasets.file_chunks(file),
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(file.stat().st_size),
+            },
+            timeout=None,
+        )
 
     def finish(self, item_id: int, outcome: dict[str, Any], worker: str | None = None) -> bool:
         """Deliver an outcome as ``worker`` (default: this worker), the item's holder: a result

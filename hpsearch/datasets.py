@@ -104,8 +104,8 @@ class Incoming:
     kept (renamed into place) only once whole, at most ``limit`` bytes, and of the sha256
     ``expected``. Used as a context manager: leaving it early keeps nothing."""
 
-    def __init__(self, dest: Path, expected: str, limit: int) -> None:
-        self.dest, self.expected, self.limit = dest, expected, limit
+    def __init__(self, dest: Path, expected: str, limit: int, what: str = "dataset") -> None:
+        self.dest, self.expected, self.limit, self.what = dest, expected, limit, what
         dest.parent.mkdir(parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(prefix=".incoming-", dir=dest.parent)
         self.temp, self.out = Path(temp), os.fdopen(handle, "wb")
@@ -121,7 +121,9 @@ class Incoming:
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size > self.limit:
-            raise DatasetTooLarge(f"the dataset is larger than the limit of {self.limit:,} bytes")
+            raise DatasetTooLarge(
+                f"the {self.what} is larger than the limit of {self.limit:,} bytes"
+            )
         self.hasher.update(chunk)
         self.out.write(chunk)
 
@@ -130,7 +132,8 @@ class Incoming:
         self.out.close()
         if self.hasher.hexdigest() != self.expected:
             raise DatasetError(
-                f"the data's sha256 is {self.hasher.hexdigest()}, not sha256:{self.expected}: "
+                f"the {self.what}'s sha256 is {self.hasher.hexdigest()}, not "
+                f"sha256:{self.expected}: "
                 "cut off or corrupted on the way"
             )
         os.replace(self.temp, self.dest)

@@ -137,3 +137,17 @@ class ModuleNotAllowedError(ModelError):
             f"this process does not allow importing {module}; run the worker with "
             f"--allow-module {module} (or a prefix of it, such as {module.split('.')[0]})",
         )
+
+
+class ModelFileError(HPSearchError):
+    """A file that is not a usable hpsearch model: corrupt, cut off, or of another kind. The
+    message names the file and what is wrong with it."""
+
+
+class ArtifactError(HPSearchError):
+    """A model file that cannot be kept or served: not received, of another hash, or a full
+    disk in the artifact directory. ``status``: the HTTP status it answers."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        self.status = status
+        super().__init__(message)

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +24,9 @@ from hpsearch.spec import StudySpec, parse_spec
 
 CPU = torch.device("cpu")
 ROOT = Path(__file__).resolve().parents[1]
+# Model files of runs on a server database would go to ./hpsearch-artifacts: the tests keep them
+# in a folder of their own (a test that needs its own sets the variable or the option).
+os.environ.setdefault("HPSEARCH_ARTIFACT_DIR", tempfile.mkdtemp(prefix="hpsearch-test-artifacts-"))
 HPSEARCH = shutil.which("hpsearch", path=str(Path(sys.executable).parent)) or "hpsearch"
 
 

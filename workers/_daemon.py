@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -134,7 +135,7 @@ class Worker:
         self.burst, self.max_trials = burst, max_trials
         self.idle_seconds, self.max_backoff = idle_seconds, max_backoff
         self.idle_exit = 0.0 if burst else idle_exit
-        self.execute = execute or _trainer(client.worker_id, device)
+        self.execute = execute or _trainer(client.worker_id, device, spool.files)
         self.warm_stop = threading.Event()
         self.cold_stop = threading.Event()
         self.after_item: Callable[[dict[str, Any], float], None] | None = None  # lease, began
@@ -243,14 +244,16 @@ class Worker:
         return lambda: self.cold_stop.is_set() or beat.lost
 
     def deliver_spool(self, raise_unreachable: bool = False) -> None:
-        """Send every spooled result; keep those the server could not take yet (and, with
-        ``raise_unreachable``, let the caller back off)."""
+        """Send every spooled result, the model files it names first; keep those the server
+        could not take yet (and, with ``raise_unreachable``, let the caller back off)."""
         for item_id, holder, outcome in self.spool.pending():
+            files = _files_named(outcome)
             try:
+                outcome = self._send_files(item_id, holder, outcome, files)
                 applied = self.client.finish(item_id, outcome, holder)
             except Refused as exc:  # refused for good: resending cannot help
                 log.error("[%s] result %d refused: %s", self.client.worker_id, item_id, exc)
-                self.spool.done(item_id)
+                self.spool.done(item_id, files)
                 continue
             except Unreachable as exc:
                 log.warning(
@@ -259,8 +262,26 @@ class Worker:
                 if raise_unreachable:
                     raise
                 return
-            self.spool.done(item_id)
+            self.spool.done(item_id, files)
             log.info("[%s] item %d delivered (applied=%s)", self.client.worker_id, item_id, applied)
+
+    def _send_files(
+        self, item_id: int, holder: str | None, outcome: dict[str, Any], files: list[str]
+    ) -> dict[str, Any]:
+        """Upload the model files an outcome names; the outcome to finish with: itself, or, when
+        the server cannot keep a file (no room, another hash), the item failed with the reason
+        (to be done again). An item that is gone or not ours raises :class:`Refused`."""
+        try:
+            for sha256 in files:
+                if self.spool.file(sha256).is_file():  # else the finish says it is missing
+                    self.client.upload_file(item_id, self.spool.file(sha256), sha256, holder)
+        except Refused as exc:
+            if exc.status in (404, 409):
+                raise
+            log.error("[%s] model file of item %d refused: %s", self.client.worker_id, item_id, exc)
+            reason = f"the server did not keep the model file: {exc.detail}"
+            return Outcome(state="failed", reason=reason, retryable=True).to_dict()
+        return outcome
 
     def install_signal_handlers(self) -> None:
         def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -277,13 +298,23 @@ class Worker:
         signal.signal(signal.SIGINT, on_signal)
 
 
-def _trainer(worker: str, device: torch.device | str) -> Executor:
-    """What does an item on a worker machine: it trains, on ``device`` (PyTorch loads here)."""
+def _trainer(worker: str, device: torch.device | str, outbox: Path) -> Executor:
+    """What does an item on a worker machine: it trains, on ``device`` (PyTorch loads here),
+    and saves the models it makes in ``outbox``."""
     from hpsearch.recipe._execute import Failures
 
     failures = Failures(worker)
 
     def execute(item: WorkItem, report: ReportFn, cancelled: Callable[[], bool]) -> Outcome:
-        return failures.run(item, device, report, cancelled)  # type: ignore[arg-type]
+        return failures.run(item, device, report, cancelled, outbox=outbox)  # type: ignore[arg-type]
 
     return execute
+
+
+def _files_named(outcome: dict[str, Any]) -> list[str]:
+    """The sha256 of each model file a spooled outcome names (none if it cannot be read: the
+    server then refuses it as it is)."""
+    try:
+        return [file.sha256 for file in Outcome.from_dict(outcome).files()]
+    except ValidationError:
+        return []

@@ -16,7 +16,8 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from typing import Any
 class Spool:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.files = directory / "files"  # model files its results name, by sha256
         directory.mkdir(parents=True, exist_ok=True)
         self._lock = _lock(directory)
         if self._lock is None:
@@ -50,6 +52,10 @@ class Spool:
                     adopted += 1
                 for leftover in sibling.glob(".*.tmp"):  # a write cut off before its rename
                     leftover.unlink(missing_ok=True)
+                for model in sibling.glob("files/*.pt"):
+                    self.files.mkdir(exist_ok=True)
+                    os.replace(model, self.files / model.name)
+                shutil.rmtree(sibling / "files", ignore_errors=True)
             with contextlib.suppress(OSError):
                 (sibling / ".lock").unlink()
                 sibling.rmdir()
@@ -72,8 +78,14 @@ class Spool:
             else:
                 yield int(path.stem), None, data
 
-    def done(self, item_id: int) -> None:
+    def done(self, item_id: int, files: Sequence[str] = ()) -> None:
+        """Forget a delivered result and the model files (by sha256) it named."""
         (self.directory / f"{item_id}.json").unlink(missing_ok=True)
+        for sha256 in files:
+            self.file(sha256).unlink(missing_ok=True)
+
+    def file(self, sha256: str) -> Path:
+        return self.files / f"{sha256}.pt"
 
 
 def _lock(directory: Path) -> Any:

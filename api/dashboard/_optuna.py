@@ -96,7 +96,11 @@ class OptunaDashboard:
     def _app(self) -> WSGIMiddleware:
         if self._wsgi is None:  # on first use (the store exists once the app has started)
             import optuna_dashboard
+            from optuna.artifacts import FileSystemArtifactStore
 
-            storage: Any = self.app.state.store.optuna
-            self._wsgi = WSGIMiddleware(optuna_dashboard.wsgi(storage))
+            store = self.app.state.store
+            storage: Any = store.optuna
+            store.artifacts.root.mkdir(parents=True, exist_ok=True)
+            artifacts = FileSystemArtifactStore(store.artifacts.root)  # the models it lists
+            self._wsgi = WSGIMiddleware(optuna_dashboard.wsgi(storage, artifact_store=artifacts))
         return self._wsgi

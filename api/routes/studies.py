@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi.responses import FileResponse
 
 from api.deps import AdminDep, MachineDep, SettingsDep, StoreDep, StudyDep
 from api.schemas import StudyCreated, StudyListItem, StudyRead, error_responses
 from hpsearch.errors import SpecError
-from hpsearch.recipe import MemoryLimit, check_launch
+from hpsearch.recipe import MemoryLimit, check_launch, stored_model
 from hpsearch.spec import parse_spec, read_spec_text
 from hpsearch.storage import StudyRecord
 from hpsearch.views import TrialStateName, best_of, summary, trial_detail, trial_page
@@ -115,6 +116,23 @@ def get_trial(
 ) -> dict[str, Any]:
     """One trial: params, state and reason, worker, timings, and every epoch's metrics."""
     return trial_detail(machine, record, stage, number)
+
+
+@router.get(
+    "/{study}/model",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, **_ONE_STUDY},
+)
+def get_model(
+    record: StudyDep,
+    store: StoreDep,
+    kind: Annotated[Literal["final", "ensemble"], Query()] = "final",
+) -> FileResponse:
+    """The study's trained model as one file (``hpsearch.load_model``, ``hpsearch predict``):
+    the final model, or the ensemble of the top configurations (``kind=ensemble``), exactly
+    what scored the test metrics stored with it; 404 saying why when there is none."""
+    file, path = stored_model(store, record, kind)
+    return FileResponse(path, filename=file.filename, headers={"X-Sha256": file.sha256})
 
 
 @router.post("/{study}/stop", responses=_STATE_CHANGE)

@@ -1,14 +1,18 @@
-"""The worker protocol: claim a work item, report each epoch, heartbeat, finish."""
+"""The worker protocol: claim a work item, report each epoch, heartbeat, send the model files
+it made, finish."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.deps import SchedulerDep, WorkerDep
+from api.deps import SchedulerDep, SettingsDep, WorkerDep
 from api.schemas import ItemId, error_responses
+from hpsearch.datasets import DatasetTooLarge, Incoming
+from hpsearch.errors import ArtifactError
 from hpsearch.results import Outcome, WorkItem
 
 router = APIRouter(
@@ -109,3 +113,41 @@ def finish(item_id: ItemId, body: FinishRequest, scheduler: SchedulerDep) -> dic
     """Deliver the outcome; a repeated finish is acknowledged and never applied twice."""
     outcome = Outcome.model_validate(body.model_dump(exclude={"worker"}))
     return {"applied": scheduler.finish(item_id, body.worker, outcome)}
+
+
+@router.put(
+    "/{item_id}/files/{sha256}",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(404, 409, 413, 422, 507),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "a model file the item made (hpsearch.trained), as named by its finish",
+            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def upload_file(
+    item_id: ItemId,
+    sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="the file's sha256, hex")],
+    worker: Annotated[str, Query(min_length=1, max_length=128, description="the worker's id")],
+    request: Request,
+    scheduler: SchedulerDep,
+    settings: SettingsDep,
+) -> dict[str, int]:
+    """Receive a model file of the caller's active work item, streamed and checked against its
+    sha256 (422 if it differs: nothing is kept); its finish may then name it. Sending the same
+    file again replaces it."""
+    artifacts = await run_in_threadpool(scheduler.receiving, item_id, worker)
+    limit = settings.max_artifact_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise DatasetTooLarge(f"the model file is larger than the limit of {limit:,} bytes")
+    try:
+        with Incoming(artifacts.received(sha256), sha256, limit, "model file") as incoming:
+            async for chunk in request.stream():
+                incoming.write(chunk)
+            size = await run_in_threadpool(incoming.keep)
+    except OSError as exc:  # a full disk: the item fails with the reason, the worker goes on
+        raise ArtifactError(f"the server cannot keep the model file: {exc}", 507) from None
+    return {"bytes": size}

@@ -32,6 +32,11 @@ from hpsearch.cli._main import main, run_reporting_errors
     help="Override a spec field (repeatable).",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--artifacts",
+    envvar="HPSEARCH_ARTIFACT_DIR",
+    help="Directory of the trained model files [default: beside a SQLite database].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result last.")
 def run(
     spec_path: str,
@@ -39,6 +44,7 @@ def run(
     workers: int,
     overrides: tuple[str, ...],
     device: str,
+    artifacts: str | None,
     as_json: bool,
 ) -> None:
     """Run the whole search for a spec; run it again to resume."""
@@ -53,7 +59,8 @@ def run(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if as_json:
         summary = run_reporting_errors(
-            lambda: run_search(spec, storage, workers=workers, device=device), as_json
+            lambda: run_search(spec, storage, workers=workers, device=device, artifacts=artifacts),
+            as_json,
         )
         result = summary.json_data()
         click.echo(json.dumps(result))
@@ -65,6 +72,7 @@ def run(
                     storage,
                     workers=workers,
                     device=device,
+                    artifacts=artifacts,
                     on_progress=lambda now, item, outcome: view.update(
                         now.json_data(), item, outcome
                     ),

@@ -36,7 +36,7 @@ from hpsearch.errors import DatasetFormatError
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when decoding changes what a cached tensor holds
+CACHE_VERSION = 2  # bump when decoding changes what a cached tensor holds
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def decode_file(path: Path, channels: int, size: int) -> Tensor:
     to ``size`` and the centre cropped. Raises whatever its decoder raises."""
     # Pillow first: it reads more formats, and torchvision's decoders are deprecated (0.29)
     try:
-        image = _decode_with_pillow(path, size)
+        image = _decode_with_pillow(path, size, channels)
     except UnidentifiedImageError:  # a format Pillow does not know (or not an image at all)
         image = decode_image(read_file(str(path)), ImageReadMode.RGB, apply_exif_orientation=True)
         if image.ndim == 4:  # (frames, C, H, W): an animated image
@@ -95,9 +95,10 @@ def convert_channels(images: Tensor, channels: int) -> Tensor:
     have = images.shape[-3]
     if have == channels:
         return images
-    if channels == 1:
-        grey: Tensor = F.rgb_to_grayscale(images)
-        return grey
+    if channels == 1:  # ITU-R 601-2 luma in integers, as Pillow's "L": a grey image stays exact
+        r, g, b = images.unbind(-3)
+        luma = (r.int() * 299 + g.int() * 587 + b.int() * 114 + 500) // 1000
+        return luma.to(torch.uint8).unsqueeze(-3)
     return images.expand(*images.shape[:-3], 3, *images.shape[-2:]).contiguous()
 
 
@@ -111,12 +112,15 @@ def fit_images(images: Tensor, size: int) -> Tensor:
     return images.contiguous()
 
 
-def _decode_with_pillow(path: Path, size: int) -> Tensor:
+def _decode_with_pillow(path: Path, size: int, channels: int) -> Tensor:
+    """Pillow's own conversion to grey ("L", ITU-R 601-2 luma in integers) keeps a grey image's
+    pixels exactly, where a round trip through RGB would shift some by one."""
+    mode = "L" if channels == 1 else "RGB"
     with Image.open(path) as opened:
         opened.seek(0)  # an animated image's first frame
-        opened.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, never below size
-        image = ImageOps.exif_transpose(opened).convert("RGB")
-        pixels = np.array(image, dtype=np.uint8)  # (H, W, 3)
+        opened.draft(mode, (size, size))  # JPEG: decode at a reduced scale, never below size
+        image = ImageOps.exif_transpose(opened).convert(mode)
+        pixels = np.array(image, dtype=np.uint8).reshape(image.height, image.width, channels)
     return torch.from_numpy(pixels).permute(2, 0, 1)
 
 

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 
 import torch
 
@@ -58,10 +59,11 @@ class Failures:
         report: ReportFn | None = None,
         cancelled: Callable[[], bool] | None = None,
         name: str | None = None,
+        outbox: Path | None = None,
     ) -> Outcome:
         """:func:`execute`, whatever it raises an outcome."""
         try:
-            return execute(item, device, report, cancelled)
+            return execute(item, device, report, cancelled, outbox)
         except Exception as exc:
             return self.outcome(name or f"{item.study}/{item.stage}", exc)
 
@@ -71,16 +73,21 @@ def execute(
     device: torch.device,
     report: ReportFn | None = None,
     cancelled: Callable[[], bool] | None = None,
+    outbox: Path | None = None,
 ) -> Outcome:
     """Run ``item`` on ``device``; ``report(epoch, metrics)`` returning True stops a trial
     (pruned) and gives a final training up. Once ``cancelled()`` is true, training raises
-    :class:`~hpsearch.errors.CancelledError` at its next step."""
+    :class:`~hpsearch.errors.CancelledError` at its next step. The final stage saves its
+    models into ``outbox`` (named by their sha256; none without one): the outcome names them,
+    and its driver delivers them before the finish."""
     with cancellable(cancelled):
-        outcome = _execute(item, device, report)
+        outcome = _execute(item, device, report, outbox)
     return outcome
 
 
-def _execute(item: WorkItem, device: torch.device, report: ReportFn | None) -> Outcome:
+def _execute(
+    item: WorkItem, device: torch.device, report: ReportFn | None, outbox: Path | None
+) -> Outcome:
     spec = parse_spec(item.spec, f"work item {item.study}/{item.stage}")
     data = cached_data(spec, device)
     started = time.perf_counter()
@@ -95,7 +102,9 @@ def _execute(item: WorkItem, device: torch.device, report: ReportFn | None) -> O
             seconds=time.perf_counter() - started,
         )
     if item.kind == "final":
-        final = run_final(spec, item.configs, data, device, _give_up_on(report), item.epoch_budget)
+        final = run_final(
+            spec, item.configs, data, device, _give_up_on(report), item.epoch_budget, outbox
+        )
         targeted = final.targeted.trial_epochs if final.targeted is not None else 0.0
         return Outcome(
             state="completed",

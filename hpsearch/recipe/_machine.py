@@ -24,6 +24,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from hpsearch.recipe._items import check_outcome, objective_key, objective_value
+from hpsearch.recipe._models import keep_final_models, remove_study_models
 from hpsearch.recipe._rounds import WAIT, SearchRounds, is_search_stage, search_round, spec_params
 from hpsearch.recipe._trials import StageTrials, optuna_name
 from hpsearch.results import (
@@ -212,7 +213,8 @@ class StageMachine:
         )
 
     def _finish_final(self, item: WorkItem, result: FinalItemResult) -> None:
-        final, targeted = result.final, result.targeted
+        targeted = result.targeted
+        final = keep_final_models(self.store, self.store.get_study(item.study_id), result.final)
         if targeted is not None:
             position = len(plan(self.store.get_study(item.study_id).spec))
             stored = targeted.model_dump(mode="json")
@@ -233,6 +235,7 @@ class StageMachine:
             trial_epochs=final.trial_epochs,
             seconds=final.seconds,
         )
+        self.store.artifacts.discard(Outcome(state="completed", result=result).files())
 
     # --- work cut short, studies that end --------------------------------------------------------
 
@@ -277,6 +280,7 @@ class StageMachine:
     def delete(self, study_id: int) -> None:
         """Delete a study: its Optuna studies, its stage rows, and itself."""
         study = self.store.get_study(study_id)
+        remove_study_models(self.store, study)
         for record in self.store.stages(study_id):
             # KeyError: a single stage, or a search stage that never asked for a trial
             with contextlib.suppress(KeyError):

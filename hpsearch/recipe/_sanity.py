@@ -106,15 +106,7 @@ def check_overfit(
     result |= {"first_loss": first, "last_loss": last}
     # a sample fitted within the first pass has no drop to measure: it is learning, plainly
     if accuracy < cfg.overfit_pass_accuracy and last > (1 - cfg.overfit_min_drop) * first:
-        return _overfit(
-            result,
-            "not learning",
-            f"the loss went from {first:.3f} to only {last:.3f}: the learning rate "
-            f"(train.lr = {lr:g}) is too low, or the initialization is bad"
-            if last <= first
-            else f"the loss rose from {first:.3f} to {last:.3f} without diverging: the "
-            f"learning rate (train.lr = {lr:g}) or the initialization is off",
-        )
+        return _overfit(result, "not learning", _not_learning(first, last, lr))
     size = trainer.spec.train.eval_batch_size
     val_accuracy = _accuracy(trainer, list(eval_batches(data, data.val, size, trainer.cuda)))
     chance = 1 / data.info.num_classes
@@ -137,6 +129,18 @@ def check_overfit(
             "learning rate is off, or the data pipeline is broken",
         )
     return _overfit(result, "passed", "")
+
+
+def _not_learning(first: float, last: float, lr: float) -> str:
+    if last <= first:
+        return (
+            f"the loss went from {first:.3f} to only {last:.3f}: the learning rate "
+            f"(train.lr = {lr:g}) is too low, or the initialization is bad"
+        )
+    return (
+        f"the loss rose from {first:.3f} to {last:.3f} without diverging: the "
+        f"learning rate (train.lr = {lr:g}) or the initialization is off"
+    )
 
 
 def _fit_sample(

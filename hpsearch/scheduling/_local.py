@@ -47,9 +47,11 @@ def run_search(
     workers: int = 1,
     device: str = "auto",
     on_progress: ProgressFn | None = None,
+    artifacts: str | None = None,
 ) -> StudySummary:
-    """Run (or resume) the study ``spec`` describes in ``storage_url``; returns its summary."""
-    store = Store(storage_url)
+    """Run (or resume) the study ``spec`` describes in ``storage_url``; returns its summary.
+    Its model files are kept in ``artifacts`` (default: beside a SQLite database)."""
+    store = Store(storage_url, artifacts)
     try:
         study = open_study(store, spec)
         scheduler = Scheduler(StageMachine(store), LOCAL_LEASE_SECONDS, driver="local")
@@ -119,18 +121,19 @@ class _Driver:
 
         here, failures = resolve_device(device), Failures(self.worker)
         while (lease := self.claim()) is not None:
-            outcome = failures.run(lease.item, here, self._reporter(lease))
+            inbox = self.scheduler.store.artifacts.inbox  # its files are received as written
+            outcome = failures.run(lease.item, here, self._reporter(lease), outbox=inbox)
             self.finish(lease, outcome)
 
     def pool(self, device: str, workers: int, allowed: tuple[str, ...]) -> None:
         threads = max(1, (os.cpu_count() or 1) // workers)
         context = multiprocessing.get_context("spawn")  # no forked CUDA or BLAS state
-        url = self.scheduler.store.url
+        store = self.scheduler.store
         with ProcessPoolExecutor(
             workers,
             mp_context=context,
             initializer=_init,
-            initargs=(url, device, threads, allowed),
+            initargs=(store.url, str(store.artifacts.root), device, threads, allowed),
         ) as pool:
             running: dict[Future[dict[str, Any]], Lease] = {}
             while True:
@@ -166,7 +169,9 @@ def _collect(future: Future[dict[str, Any]]) -> Outcome:
 _process: dict[str, Any] = {}
 
 
-def _init(storage_url: str, device: str, threads: int, allowed: tuple[str, ...]) -> None:
+def _init(
+    storage_url: str, artifacts: str, device: str, threads: int, allowed: tuple[str, ...]
+) -> None:
     import torch
 
     from hpsearch.device import resolve_device
@@ -174,7 +179,7 @@ def _init(storage_url: str, device: str, threads: int, allowed: tuple[str, ...])
 
     torch.set_num_threads(threads)
     allow_modules(allowed)
-    store = Store(storage_url)
+    store = Store(storage_url, artifacts)
     _process["scheduler"] = Scheduler(StageMachine(store), LOCAL_LEASE_SECONDS, driver="local")
     _process["device"] = resolve_device(device)
     _process["failures"] = Failures(f"local-{os.getpid()}")
@@ -191,4 +196,5 @@ def _do(lease_data: dict[str, Any], worker: str) -> dict[str, Any]:
         return scheduler.report(lease_id, worker, epoch, metrics)
 
     failures: Failures = _process["failures"]
-    return failures.run(item, _process["device"], report).to_dict()
+    inbox = scheduler.store.artifacts.inbox
+    return failures.run(item, _process["device"], report, outbox=inbox).to_dict()

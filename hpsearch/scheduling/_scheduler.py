@@ -53,12 +53,12 @@ import sqlalchemy as sa
 from optuna.exceptions import StorageInternalError
 from sqlalchemy.engine import Connection
 
-from hpsearch.errors import StudyNotFoundError
+from hpsearch.errors import ArtifactError, StudyNotFoundError
 from hpsearch.recipe import WAIT, Outcome, StageMachine, WorkItem, check_outcome
 from hpsearch.scheduling._leases import LeaseBook, LeaseRow, check_holder
 from hpsearch.scheduling._reaper import Reaper
 from hpsearch.scheduling._workers import WorkerBook
-from hpsearch.storage import Store, StudyRecord
+from hpsearch.storage import Artifacts, Store, StudyRecord
 from hpsearch.storage.migrations import LOCK_SPACE
 
 log = logging.getLogger("hpsearch.scheduling")
@@ -198,6 +198,16 @@ class Scheduler:
             self.workers.heard(row.worker)
         return study_state == "running"
 
+    def receiving(self, lease_id: int, worker: str) -> Artifacts:
+        """Where a file of work item ``lease_id`` is received, once it is known to be
+        ``worker``'s active item (:class:`LeaseHeldError`, or :class:`ArtifactError` for an
+        item already finished or expired)."""
+        row = self.leases.get(lease_id)
+        check_holder(lease_id, row.worker, worker)
+        if row.state != "active":
+            raise ArtifactError(f"work item {lease_id} is {row.state}: it takes no files now")
+        return self.store.artifacts
+
     def finish(self, lease_id: int, worker: str, outcome: Outcome) -> bool:
         """Apply ``outcome`` once; a repeated or late finish is acknowledged and not applied.
 
@@ -208,6 +218,8 @@ class Scheduler:
         row = self.leases.get(lease_id)
         check_holder(lease_id, row.worker, worker)
         check_outcome(row.item, outcome)  # a malformed outcome changes nothing
+        if row.state == "active":  # nor one whose files did not arrive (a repeat needs none)
+            self.store.artifacts.check_received(outcome.files())
         if self.leases.close(lease_id, "finished", outcome):
             return self.apply(row, outcome)
         row = self.leases.get(lease_id)

@@ -245,8 +245,16 @@ class FinalSpec(_Section):
     overfit_gap: float = Field(0.10, gt=0.0, lt=1.0)  # train - val accuracy gap
     underfit_train_accuracy: float = Field(0.9, gt=0.0, le=1.0)  # below: underfitting
     improving_gain: float = Field(0.005, ge=0.0)  # val acc gain over the last epochs: improving
-    tta_flip: bool = False
-    ensemble_top_k: int = Field(1, ge=1, le=20)  # > 1 averages the top-k configs' probabilities
+    tta_flip: bool = False  # the same as tta: flip (kept for older specs)
+    # test-time augmentation of the final model: flip (the image and its mirror) or crops (the
+    # corners and centre of the padded image, mirrored too when flips keep the classes); kept
+    # only if it raises the validation objective
+    tta: Literal["none", "flip", "crops"] = "none"
+    # > 1: an ensemble of k members, their probabilities averaged, kept only if it raises the
+    # validation objective: the k best configurations, each trained (top_k), or the weights of
+    # the k best epochs of the final run (snapshots, seed 003: no extra training)
+    ensemble_top_k: int = Field(1, ge=1, le=20)
+    ensemble: Literal["top_k", "snapshots"] = "top_k"
     targeted_stage: bool = True  # one more stage when the diagnosis calls for it
 
 
@@ -288,6 +296,7 @@ class StudySpec(_Section):
                 ("augment.flip", self.augment.flip),
                 ("train.tta_flip", self.train.tta_flip),
                 ("recipe.final.tta_flip", self.recipe.final.tta_flip),
+                ("recipe.final.tta", self.recipe.final.tta == "flip"),
             ):
                 if on:
                     raise FieldProblem(path, f"horizontal flips do not preserve {why}")

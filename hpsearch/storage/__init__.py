@@ -1,5 +1,6 @@
 """Storage: our tables (studies, stage results) beside Optuna's, over one SQLAlchemy URL."""
 
+from hpsearch.storage._artifacts import Artifacts, artifact_dir
 from hpsearch.storage._engine import create_engine, normalize_url, upsert
 from hpsearch.storage._store import (
     FINISHED_STAGE,
@@ -12,9 +13,11 @@ from hpsearch.storage._store import (
 
 __all__ = [
     "FINISHED_STAGE",
+    "Artifacts",
     "StageRecord",
     "Store",
     "StudyRecord",
+    "artifact_dir",
     "as_utc",
     "create_engine",
     "normalize_url",

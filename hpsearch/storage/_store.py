@@ -11,6 +11,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from hpsearch.errors import StorageError, StudyExistsError, StudyNotFoundError
 from hpsearch.spec import StudySpec, read_stored_spec
 from hpsearch.storage import migrations
+from hpsearch.storage._artifacts import Artifacts, artifact_dir
 from hpsearch.storage._engine import create_engine, engine_kwargs, normalize_url
 from hpsearch.storage._tables import stages, studies
 
@@ -87,8 +89,9 @@ class Store:
     """Our tables and Optuna's storage in the database at ``url`` (created or upgraded by the
     migrations when the store opens)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, artifacts: str | Path | None = None) -> None:
         self.url = normalize_url(url)
+        self.artifacts = Artifacts(artifact_dir(self.url, artifacts))  # the studies' model files
         try:
             self.engine = create_engine(self.url)
             migrations.upgrade(self.engine)

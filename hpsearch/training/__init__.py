@@ -16,6 +16,7 @@ from hpsearch.training._trainer import (
     TrainResult,
     probability_sums,
 )
+from hpsearch.training._tta import Tta, crop_views, tta_probabilities
 
 
 def train(
@@ -38,11 +39,14 @@ __all__ = [
     "StepFn",
     "TrainResult",
     "Trainer",
+    "Tta",
     "build_optimizer",
     "cancellable",
+    "crop_views",
     "decayed_parameters",
     "explicit_penalty",
     "learning_rate",
     "probability_sums",
     "train",
+    "tta_probabilities",
 ]

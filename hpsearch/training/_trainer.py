@@ -32,7 +32,10 @@ from hpsearch.spec import StudySpec
 from hpsearch.training._cancel import raise_if_cancelled
 from hpsearch.training._optim import build_optimizer, decayed_parameters, explicit_penalty
 from hpsearch.training._schedule import learning_rate
+from hpsearch.training._snapshots import Snapshots
+from hpsearch.training._tta import Tta, tta_probabilities
 
+DEFAULT_TTA_PADDING = 4  # crops TTA without training crops: CIFAR's usual padding
 EPOCH_ROC_AUC_LIMIT = 250_000
 """Probabilities (examples x classes) of a validation split above which an epoch does not measure
 ROC-AUC unless it is the objective: it sorts the split once per class (about 50 ms at the limit on
@@ -79,6 +82,8 @@ class TrainResult:
     seconds: float
     objective: str  # the spec's search.objective
     model: nn.Module = field(repr=False)
+    # fit(snapshots=k): the weights of the k best epochs by the objective, best first
+    snapshots: list[tuple[int, dict[str, Tensor]]] = field(default_factory=list, repr=False)
 
     @property
     def val_accuracy(self) -> float:
@@ -190,35 +195,43 @@ class Trainer:
         return totals
 
     @torch.no_grad()
-    def predict(self, split: Split, tta_flip: bool = False) -> Tensor:
-        """Class probabilities ``(N, C)`` for ``split`` in eval mode (flip TTA optional)."""
+    def predict(self, split: Split, tta: Tta | bool = "none") -> Tensor:
+        """Class probabilities ``(N, C)`` for ``split`` in eval mode, averaged over the views of
+        ``tta`` (True: ``flip``; see ``hpsearch.training.tta_probabilities``)."""
         self.model.eval()
+        views: Tta = ("flip" if tta else "none") if isinstance(tta, bool) else tta
         batch_size = self.spec.train.eval_batch_size
         chunks = []
         for x, _ in eval_batches(self.data, split, batch_size, channels_last=self.cuda):
             with self.autocast():
-                probs = self.forward(x).float().softmax(1)
-                if tta_flip:
-                    probs = (probs + self.forward(x.flip(3)).float().softmax(1)) / 2
-            chunks.append(probs)
+                chunks.append(tta_probabilities(self.forward, x, views, **self.tta_options))
         return torch.cat(chunks)
 
-    def evaluate(self, split: Split, tta_flip: bool = False) -> Tensor:
-        """Device sums ``[loss * n, correct]`` over ``split`` in eval mode (flip TTA optional)."""
-        return probability_sums(self.predict(split, tta_flip), split.labels)
+    @property
+    def tta_options(self) -> dict[str, Any]:
+        """Mirrored views only for flip-invariant classes; crops padded as in training."""
+        padding = self.spec.augment.crop_padding or DEFAULT_TTA_PADDING
+        return {"flips": self.data.info.flip_invariant, "padding": padding}
+
+    def evaluate(self, split: Split, tta: Tta | bool = "none") -> Tensor:
+        """Device sums ``[loss * n, correct]`` over ``split`` in eval mode (TTA optional)."""
+        return probability_sums(self.predict(split, tta), split.labels)
 
     def fit(
         self,
         report: ReportFn | None = None,
         epochs: int | None = None,
         on_step: StepFn | None = None,
+        snapshots: int = 0,
     ) -> TrainResult:
         """Train ``epochs`` (default: the spec's) with early stopping on the spec's objective
-        and the report callback."""
+        and the report callback; keep the weights of the ``snapshots`` best epochs (a snapshot
+        ensemble's members)."""
         t = self.spec.train
         total = epochs or t.epochs
         objective = self.spec.search.objective
         tracker = _BestTracker(self.model, objective, t.early_stopping_patience, t.min_delta)
+        kept = Snapshots(self.model, objective, snapshots)
         history: list[EpochMetrics] = []
         stopped: str | None = None
         start = time.perf_counter()
@@ -226,6 +239,7 @@ class Trainer:
             metrics = self.run_epoch(epoch, total, on_step)
             history.append(metrics)
             tracker.update(metrics)
+            kept.offer(metrics)
             if report is not None and report(metrics.epoch, metrics.as_dict()):
                 stopped = "report"
                 break
@@ -241,6 +255,7 @@ class Trainer:
             seconds=time.perf_counter() - start,
             objective=objective,
             model=self.model,
+            snapshots=kept.best(),
         )
 
     def run_epoch(self, epoch: int, total: int, on_step: StepFn | None = None) -> EpochMetrics:

@@ -23,6 +23,7 @@ def client(storage_url: str, tmp_path: Path) -> Iterator[TestClient]:
         worker_token="worker-secret",
         max_body_bytes=64_000,
         data_dir=str(tmp_path / "server-data"),
+        artifact_dir=str(tmp_path / "artifacts"),
     )
     with TestClient(create_app(settings)) as test_client:
         yield test_client

@@ -14,16 +14,18 @@ from api.up import _follow
 from hpsearch.cli import main
 from hpsearch.cli._view import SearchView
 from hpsearch.client import ServiceClient
+from hpsearch.data import load_data
+from hpsearch.spec import load_spec
 from tests.conftest import HPSEARCH, ROOT
 from tests.hpsearch.cli.test_progress import LINES, SUMMARIES, not_a_terminal
-from tests.hpsearch.cli.test_run_command import write_spec
+from tests.hpsearch.test_trained import write_split
 from tests.workers.conftest import free_port
 
 
 def test_up_serves_works_and_finishes_a_study_then_resumes_it(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path / "demo.json", name="demo")
+    storage = f"sqlite:///{tmp_path}/up.db"
     command = [
-        HPSEARCH, "up", "--spec", str(spec), "--storage", f"sqlite:///{tmp_path}/up.db",
+        HPSEARCH, "up", "--spec", "studies/digits.yaml", "--storage", storage,
         "--workers", "2", "--port", str(free_port()), "--log", str(tmp_path / "up.log"), "--json",
     ]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -39,6 +41,21 @@ def test_up_serves_works_and_finishes_a_study_then_resumes_it(tmp_path: Path) ->
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout.strip().splitlines()[-1]) == result
+
+    # the model the workers sent is the one that scored: downloaded, it classifies the test split
+    # (written as an image folder) with the study's stored test accuracy, exactly
+    model = tmp_path / "digits.pt"
+    args = ["model", "download", "digits", "--storage", storage, "-o", str(model)]
+    downloaded = CliRunner().invoke(main, args)
+    assert downloaded.exit_code == 0, downloaded.output
+    spec = load_spec("studies/digits.yaml")
+    data = load_data(spec.dataset, spec.seed)
+    folder = write_split(data.test, data.info.classes, tmp_path / "test")
+    predicted = CliRunner().invoke(main, ["predict", "--model", str(model), str(folder), "--json"])
+    assert predicted.exit_code == 0, predicted.output
+    scored = json.loads(predicted.stdout.strip().splitlines()[-1])
+    assert scored["labelled"] == len(data.test)
+    assert scored["accuracy"] == result["best"]["test_accuracy"]
 
 
 def test_a_bad_option_is_still_clicks_usage_error() -> None:

@@ -37,6 +37,7 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = os.environ | TOKENS | {"HPSEARCH_LEASE_SECONDS": str(lease_seconds)}
         self.env["HPSEARCH_DATA_DIR"] = str(log.parent / "server-data")  # uploads, never the cwd
+        self.env["HPSEARCH_ARTIFACT_DIR"] = str(log.parent / "artifacts")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

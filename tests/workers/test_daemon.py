@@ -29,6 +29,8 @@ class ScriptedServer:
         self.reports: list[tuple[int, int, dict[str, float]]] = []
         self.finished: dict[int, dict[str, Any]] = {}
         self.report_failures: list[Exception] = []  # raised by the next reports, in turn
+        self.uploads: list[tuple[int, str, bytes, str | None]] = []
+        self.upload_failures: list[Exception] = []  # raised by the next uploads, in turn
 
     def claim(self, host: str, devices: list[str]) -> dict[str, Any] | None:
         answer = self.claims.pop(0) if self.claims else None
@@ -48,6 +50,11 @@ class ScriptedServer:
     def finish(self, item_id: int, outcome: dict[str, Any], worker: str | None = None) -> bool:
         self.finished[item_id] = outcome | {"holder": worker}
         return True
+
+    def upload_file(self, item_id: int, file: Path, sha256: str, worker: str | None = None) -> None:
+        if self.upload_failures:
+            raise self.upload_failures.pop(0)
+        self.uploads.append((item_id, sha256, file.read_bytes(), worker))
 
 
 def lease(item_id: int, kind: str = "trial") -> dict[str, Any]:
@@ -165,7 +172,7 @@ def test_a_stage_item_is_given_up_when_its_study_stops(
     server = ScriptedServer([lease(1, "range_test") | {"lease_seconds": 0.3}])
     server.heartbeat = lambda item_id: False  # type: ignore[method-assign]  # "study stopped"
 
-    def execute(item: WorkItem, device: Any, report: Any, cancelled: Any) -> Outcome:
+    def execute(item: WorkItem, device: Any, report: Any, cancelled: Any, outbox: Any) -> Outcome:
         # training steps, each asking the check, until the heartbeat's answer reaches it
         wait_until("the item to be told to give up", cancelled, timeout=10, every=0.05)
         raise CancelledError()  # what the next training step raises
@@ -188,3 +195,51 @@ def test_a_result_adopted_from_a_dead_workers_spool_is_delivered_as_its_holder(
     assert worker.spool.adopt_orphans() == 1
     worker.deliver_spool()
     assert server.finished[5]["holder"] == "dead"
+
+
+def final_with_a_model(spool: Spool, content: bytes) -> dict[str, Any]:
+    """A final outcome naming a model file, the file in the spool as the trainer leaves it."""
+    import hashlib
+
+    from workers.simulate import simulated_outcome
+
+    digest = hashlib.sha256(content).hexdigest()
+    spool.files.mkdir(exist_ok=True)
+    spool.file(digest).write_bytes(content)
+    outcome = simulated_outcome(lease(1, "final")["item"] | {"configs": [{"train.lr": 0.1}]})
+    file = {"kind": "final", "filename": "tiny-final.pt", "sha256": digest, "size": len(content)}
+    outcome["result"]["final"]["model"] = file
+    return outcome
+
+
+def test_model_files_go_before_the_finish_that_names_them_even_from_a_dead_worker(
+    worker_for: Callable[[ScriptedServer], Worker], tmp_path: Path
+) -> None:
+    dead = Spool(tmp_path / "dead")
+    dead.put(5, "dead", final_with_a_model(dead, b"weights"))
+    dead.close()
+    server = ScriptedServer([])
+    worker = worker_for(server)
+    assert worker.spool.adopt_orphans() == 1
+    worker.deliver_spool()
+    ((item, digest, sent, holder),) = server.uploads
+    assert (item, sent, holder) == (5, b"weights", "dead")
+    assert server.finished[5]["result"]["final"]["model"]["sha256"] == digest
+    assert not worker.spool.file(digest).exists()  # delivered: the worker keeps no copy
+
+
+def test_a_model_file_the_server_cannot_keep_fails_the_item_and_the_worker_goes_on(
+    worker_for: Callable[[ScriptedServer], Worker],
+) -> None:
+    server = ScriptedServer([])
+    worker = worker_for(server)
+    worker.spool.put(3, "w1", final_with_a_model(worker.spool, b"weights"))
+    detail = "the server cannot keep the model file: [Errno 28] No space left on device"
+    server.upload_failures = [Refused(f"PUT: HTTP 507: {detail}", 507, detail)]
+    worker.deliver_spool()
+    back = server.finished[3]
+    assert (back["state"], back["retryable"]) == ("failed", True)  # done again, elsewhere
+    assert back["reason"] == f"the server did not keep the model file: {detail}"
+    assert list(worker.spool.files.iterdir()) == []
+    server.claims = [lease(4, "sanity")]
+    assert worker.run() == 1  # and it goes on with the next item

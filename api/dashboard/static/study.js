@@ -56,6 +56,16 @@
       ]));
   }
 
+  // the test-time augmentation the final model kept, or what was asked and not kept
+  const tta = (s) => (s.tta && s.tta !== "none" ? ` with ${s.tta} TTA` : s.tta_flip ? " with flip TTA" : "")
+    + (s.tta_gain != null && (!s.tta || s.tta === "none") ? ` (TTA not kept: validation gain ${fmt.acc(s.tta_gain)})` : "");
+
+  function ensembleFacts(e) {
+    const what = e.kind === "snapshots" ? `${e.k} snapshots (epochs ${e.members.map((m) => m.epoch).join(", ")})` : `top-${e.k}`;
+    const gain = e.val_gain != null ? `, validation gain ${fmt.acc(e.val_gain)}` : "";
+    return e.kept === false ? `${what}: not kept${gain}` : `${what}: test ${fmt.acc(e.test_accuracy)}${gain}`;
+  }
+
   function stageFacts(s) {
     if (s.status === "pending") return "";
     if (s.name === "sanity") return s.verdict ? `verdict: ${s.verdict}` : s.reason || "";
@@ -188,8 +198,9 @@
       dl([
         [`validation ${objective()}`, s.val_value != null && s.objective !== "accuracy" ? fmt.acc(s.val_value) : ""],
         ["validation accuracy", `${fmt.acc(s.val_accuracy)} (weights of epoch ${s.weights_epoch})`],
-        ["test accuracy", `${fmt.acc(s.test_accuracy)}${s.tta_flip ? " with flip TTA" : ""}`],
-        ["ensemble", s.ensemble ? `top-${s.ensemble.k}: test ${fmt.acc(s.ensemble.test_accuracy)}` : ""],
+        ["test accuracy", `${fmt.acc(s.test_accuracy)}${tta(s)}`],
+        ["ensemble", s.ensemble ? ensembleFacts(s.ensemble) : ""],
+        ["model file", s.model ? `${s.model.filename} (${(s.model.size / 2 ** 20).toFixed(1)} MiB): GET /api/studies/${studyId}/model` : ""],
         ["targeted stage", targeted ? stageFacts(targeted) : ""],
       ]));
     const epochs = s.history.map((m) => m.epoch);

@@ -98,6 +98,7 @@ def serving(
 ) -> Iterator[ServerProcess]:
     """``hpsearch serve`` on the database at ``url`` while the caller's fixture lasts."""
     server = ServerProcess(url, tmp_path_factory.mktemp(name) / "server.log")
+    server.env["HPSEARCH_ARTIFACT_DIR"] = os.environ["HPSEARCH_ARTIFACT_DIR"]  # where runs wrote
     server.start()
     yield server
     server.stop()

@@ -100,6 +100,32 @@ def test_every_page_of_a_finished_study(
     assert watched.problems == []
 
 
+def test_optuna_dashboard_lists_and_serves_the_final_model(
+    finished: ServerProcess, watched: Watched
+) -> None:
+    page, base = watched.page, finished.url
+    sign_in(watched, base)
+    page.wait_for_selector("#studies")
+    listed = finished.get("/optuna/api/studies")["study_summaries"]
+    final = next(s["study_id"] for s in listed if s["study_name"] == "digits:final")
+    page.goto(f"{base}/optuna/dashboard/studies/{final}/trials")
+    page.wait_for_selector("text=digits-final.pt", timeout=30_000)  # the trial's artifact
+    study = finished.get("/api/studies/digits")
+    model = next(s for s in study["stages"] if s["name"] == "final")["result"]["model"]
+    # optuna-dashboard serves the file from the same store: the bytes the study's route serves
+    served = page.evaluate(
+        """async ([study, artifact]) => {
+            const detail = await (await fetch(`/api/studies/${study}`)).json();  // the shim's
+            const trial = detail.trials[0].trial_id;
+            const r = await fetch(`/optuna/artifacts/${study}/${trial}/${artifact}`);
+            return [r.status, (await r.arrayBuffer()).byteLength];
+        }""",
+        [final, model["artifact_id"]],
+    )
+    assert served == [200, model["size"]]
+    assert watched.problems == []
+
+
 def test_signing_in_with_the_wrong_token_or_the_worker_token_fails(
     finished: ServerProcess, watched: Watched
 ) -> None:

@@ -87,6 +87,10 @@ def test_grey_and_colour_mix_and_sizes_fit_by_shorter_side_then_centre_crop(
     luminance = _decode.decode_file(tmp_path / "wide.png", channels=1, size=8)
     assert luminance.shape == (1, 8, 8)
     assert 140 < luminance.float().mean() < 160  # green's luminance (0.587 x 255)
+    every_grey = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    Image.fromarray(every_grey, mode="L").save(tmp_path / "levels.png")
+    kept = _decode.decode_file(tmp_path / "levels.png", channels=1, size=16)
+    assert torch.equal(kept[0], torch.from_numpy(every_grey))  # a grey image's pixels, exactly
 
 
 def test_bad_files_fail_names_the_file(tmp_path: Path) -> None:

@@ -6,13 +6,13 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 import hpsearch.training._trainer as trainer_module
 from hpsearch.data import DataBundle, Split
 from hpsearch.errors import DivergedError, ObjectiveUndefinedError
 from hpsearch.metrics import label_scores, scores
-from hpsearch.training import Trainer
+from hpsearch.training import Trainer, crop_views, tta_probabilities
 from tests.conftest import CPU, make_spec
 
 
@@ -180,7 +180,7 @@ def test_label_smoothing_makes_predictions_less_confident(digits_data: DataBundl
 def test_flip_tta_averages_the_image_and_its_mirror(digits_data: DataBundle) -> None:
     trainer = Trainer(make_spec(train={"epochs": 1}), digits_data, CPU)
     trainer.fit()
-    loss_sum, correct = trainer.evaluate(digits_data.val, tta_flip=True).tolist()
+    loss_sum, correct = trainer.evaluate(digits_data.val, tta="flip").tolist()
     trainer.model.eval()
     x = digits_data.normalize(digits_data.val.images)
     with torch.no_grad():
@@ -191,6 +191,34 @@ def test_flip_tta_averages_the_image_and_its_mirror(digits_data: DataBundle) -> 
     assert loss_sum == pytest.approx(expected, rel=1e-4)
     plain_loss, _ = trainer.evaluate(digits_data.val).tolist()
     assert plain_loss != pytest.approx(loss_sum)
+
+
+def test_crop_tta_averages_the_four_corners_and_the_centre_of_the_padded_image() -> None:
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+    views = crop_views(x, padding=1)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    assert [tuple(v.shape) for v in views] == [(2, 3, 4, 4)] * 5
+    assert torch.equal(views[0], padded[..., 0:4, 0:4])  # top left
+    assert torch.equal(views[1], padded[..., 0:4, 2:6])  # top right
+    assert torch.equal(views[2], padded[..., 2:6, 0:4])  # bottom left
+    assert torch.equal(views[3], padded[..., 2:6, 2:6])  # bottom right
+    assert torch.equal(views[4], x)  # the centre is the image itself
+    seen: list[Tensor] = []
+
+    def forward(batch: Tensor) -> Tensor:
+        seen.append(batch)
+        return batch.mean(dim=(2, 3))  # three "classes": the channels' means
+
+    probs = tta_probabilities(forward, x, "crops", flips=True, padding=1)
+    assert len(seen) == 10  # five crops, each followed by its mirror
+    mirrored = [v.flip(3) for v in views]
+    for view, image in zip(seen[0::2] + seen[1::2], views + mirrored, strict=True):
+        assert torch.equal(view, image)
+    expected = torch.stack([forward(v).softmax(1) for v in views + mirrored]).mean(0)
+    assert torch.allclose(probs, expected, atol=1e-6)
+    seen.clear()
+    tta_probabilities(forward, x, "crops", flips=False, padding=1)
+    assert len(seen) == 5  # no mirrors for classes a mirror would change
 
 
 def test_mixup_training_uses_soft_targets_and_still_learns(digits_data: DataBundle) -> None:

@@ -15,52 +15,30 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from hpsearch.spec import Objective
-
-Kind = Literal["sanity", "range_test", "trial", "final"]
-OutcomeState = Literal["passed", "failed", "completed", "pruned"]
-Verdict = Literal[
-    "passed",
-    "head mismatch",
-    "initial loss off",
-    "diverged",
-    "not learning",
-    "labels look random",
-    "not memorizing",
-]
-DiagnosisVerdict = Literal["overfitting", "still improving", "underfitting", "good fit"]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-MaybeFinite = Finite | None  # a loss that blew up is recorded as None
-
-
-class _Model(BaseModel):
-    # NaN and infinities are refused: every database must store results as valid JSON
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
-
-
-# --- per-epoch metrics ---------------------------------------------------------------------------
-
-
-class EpochRecord(_Model):
-    """One epoch of a training run: what a worker reports, and a run's history."""
-
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False, frozen=True)
-
-    epoch: int = Field(ge=1, le=100_000)
-    val_accuracy: Finite = Field(ge=0.0, le=1.0)
-    train_loss: MaybeFinite = None
-    train_accuracy: MaybeFinite = None
-    val_loss: MaybeFinite = None
-    lr: MaybeFinite = None
-    seconds: MaybeFinite = None
-    # absent from epochs recorded before these were measured; val_roc_auc is None when the
-    # validation split holds one class only (hpsearch.metrics)
-    val_balanced_accuracy: MaybeFinite = Field(None, ge=0.0, le=1.0)
-    val_macro_f1: MaybeFinite = Field(None, ge=0.0, le=1.0)
-    val_roc_auc: MaybeFinite = Field(None, ge=0.0, le=1.0)
-
+from hpsearch.results._base import (
+    DiagnosisVerdict,
+    EpochRecord,
+    Finite,
+    Kind,
+    MaybeFinite,
+    OutcomeState,
+    Verdict,
+    _Model,
+)
+from hpsearch.results._final import (
+    Candidate,
+    ClassMetrics,
+    Diagnosis,
+    Ensemble,
+    EnsembleMember,
+    FinalItemResult,
+    FinalResult,
+    ModelFile,
+    SplitMetrics,
+    TargetedResult,
+)
 
 # --- stage 1: sanity checks ----------------------------------------------------------------------
 
@@ -186,105 +164,6 @@ class SearchRound(_Model):
     gain: MaybeFinite = None  # refine: best validation objective gained by this round
 
 
-# --- stage 5: final training, its diagnosis, the targeted stage ---------------------------------
-
-
-class Diagnosis(_Model):
-    verdict: DiagnosisVerdict
-    advice: str  # the verdict's, then what the weak classes call for (if any)
-    gap: Finite  # train - validation accuracy over the last epochs
-    train_accuracy: MaybeFinite = None
-    val_accuracy: MaybeFinite = None
-    val_loss_rising: bool = False
-    recent_gain: MaybeFinite = None
-    weak_classes: list[str] = Field(default_factory=list)  # far below the average on test
-
-
-class ClassMetrics(_Model):
-    """One class of a split: how often its predictions are right, how much of it is found."""
-
-    name: str
-    precision: Finite = Field(ge=0.0, le=1.0)  # 0 when the class is never predicted
-    recall: Finite = Field(ge=0.0, le=1.0)  # 0 when the class is absent (support 0)
-    f1: Finite = Field(ge=0.0, le=1.0)
-    support: int = Field(ge=0)  # examples of the class in the split
-
-
-class SplitMetrics(_Model):
-    """A split's evaluation (``hpsearch.metrics.evaluate``): the four scalars a search may
-    maximise, per-class metrics, and the confusion matrix."""
-
-    accuracy: Finite = Field(ge=0.0, le=1.0)
-    balanced_accuracy: Finite = Field(ge=0.0, le=1.0)
-    macro_f1: Finite = Field(ge=0.0, le=1.0)
-    roc_auc: MaybeFinite = Field(None, ge=0.0, le=1.0)  # None: the split holds one class only
-    classes: list[ClassMetrics]  # in class order
-    confusion: list[list[int]]  # counts; rows: the true class, columns: the predicted one
-
-
-class EnsembleMember(_Model):
-    params: dict[str, Finite]
-    val_accuracy: Finite
-
-
-class Ensemble(_Model):
-    k: int
-    members: list[EnsembleMember]
-    test_accuracy: Finite
-    trial_epochs: Finite
-
-
-class FinalResult(_Model):
-    params: dict[str, Finite]  # by spec path: train.lr, train.weight_decay, ...
-    history: list[EpochRecord]
-    best_epoch: int
-    weights_epoch: int
-    val_accuracy: Finite
-    train_accuracy: Finite
-    test_accuracy: Finite
-    test_loss: Finite
-    tta_flip: bool
-    diagnosis: Diagnosis
-    trial_epochs: Finite
-    seconds: Finite
-    ensemble: Ensemble | None = None
-    # absent from results stored before objectives and test metrics were kept
-    objective: Objective | None = None  # the spec's search.objective
-    val_value: MaybeFinite = None  # the objective on validation, of the weights kept
-    test_metrics: SplitMetrics | None = None  # of the chosen model (not the ensemble)
-
-
-class Candidate(_Model):
-    params: dict[str, Finite]
-    val_accuracy: Finite
-    epochs: int
-    history: list[EpochRecord]
-    val_value: MaybeFinite = None  # the objective on validation (absent: stored before it)
-
-
-class TargetedResult(_Model):
-    """One more stage when the diagnosis calls for it; kept only if validation improves."""
-
-    action: str
-    ran: bool
-    reason: str
-    improved: bool
-    candidates: list[Candidate]
-    trial_epochs: Finite
-    seconds: Finite
-    baseline_val_accuracy: MaybeFinite = None
-    chosen: Candidate | None = None
-    baseline_val_value: MaybeFinite = None  # the final training's objective on validation
-
-
-class FinalItemResult(_Model):
-    """What a final item produces: the final training, and the targeted stage if any."""
-
-    kind: Literal["final"] = "final"
-    final: FinalResult
-    targeted: TargetedResult | None = None
-
-
 class StageNote(_Model):
     """A stage with no result of its kind: skipped, or failed before it had one, and why."""
 
@@ -336,6 +215,15 @@ class Outcome(_Model):
     trial_epochs: Finite = Field(0.0, ge=0)
     seconds: Finite = Field(0.0, ge=0)
 
+    def files(self) -> list[ModelFile]:
+        """The model files this outcome names: each must reach the server before its finish."""
+        result = self.result
+        if not isinstance(result, FinalItemResult):
+            return []
+        final = result.final
+        found = [final.model, final.ensemble.model if final.ensemble else None]
+        return [f for f in found if f is not None]
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
@@ -378,3 +266,42 @@ def stored_outcome(data: dict[str, Any], kind: str) -> Outcome:
     except ValidationError:  # recorded as a failure its item may be retried for
         reason = "an outcome stored by an earlier version that this one cannot read"
         return Outcome(state="failed", reason=reason, retryable=True)
+
+
+__all__ = [
+    "Candidate",
+    "ClassMetrics",
+    "Diagnosis",
+    "DiagnosisVerdict",
+    "Ensemble",
+    "EnsembleMember",
+    "EpochRecord",
+    "FinalItemResult",
+    "FinalResult",
+    "Finite",
+    "InitialLossCheck",
+    "ItemResult",
+    "Kind",
+    "LrCheck",
+    "LrCurve",
+    "LrRange",
+    "MaybeFinite",
+    "ModelFile",
+    "Outcome",
+    "OutcomeState",
+    "OverfitCheck",
+    "RangeTestResult",
+    "SanityResult",
+    "SearchRange",
+    "SearchRound",
+    "SplitMetrics",
+    "StageNote",
+    "StageResult",
+    "TargetedResult",
+    "TrialCounts",
+    "TrialSummary",
+    "Verdict",
+    "WorkItem",
+    "stored_outcome",
+    "stored_result",
+]

@@ -1,0 +1,102 @@
+"""The final stage's model files, kept in the study's artifact store.
+
+The final training is recorded as a trial of an Optuna study of its own (``<study>:final``):
+its value is the validation objective of the weights kept, its intermediate values the
+objective of each epoch, its hyperparameters and test metrics user attributes. The chosen
+model's file is an artifact of that trial, an ensemble's file an artifact of that study, so
+optuna-dashboard lists both on the study's page and serves them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import optuna
+from optuna.artifacts import get_all_artifact_meta
+
+from hpsearch.errors import ArtifactError
+from hpsearch.recipe._trials import optuna_name
+from hpsearch.results import FinalResult, ModelFile, StageNote, stored_result
+from hpsearch.storage import Store, StudyRecord
+
+
+def keep_final_models(store: Store, study: StudyRecord, final: FinalResult) -> FinalResult:
+    """Move the final result's received model files into the store; the result naming them
+    by their artifact ids (unchanged when it names no file)."""
+    ensemble = final.ensemble
+    if final.model is None and (ensemble is None or ensemble.model is None):
+        return final
+    ostudy = optuna.create_study(
+        study_name=optuna_name(study.name, "final"),
+        storage=store.optuna,
+        direction="maximize",
+        load_if_exists=True,
+    )
+    update: dict[str, object] = {}
+    if final.model is not None:
+        # an artifact is recorded on a running trial: Optuna refuses to change a finished one
+        trial = _final_trial(ostudy, final)
+        update["model"] = store.artifacts.keep(final.model, trial, store.optuna)
+        ostudy.tell(trial, final.val_value if final.val_value is not None else final.val_accuracy)
+    if ensemble is not None and ensemble.model is not None:
+        kept = store.artifacts.keep(ensemble.model, ostudy, store.optuna)
+        update["ensemble"] = ensemble.model_copy(update={"model": kept})
+    return final.model_copy(update=update)
+
+
+def remove_study_models(store: Store, study: StudyRecord) -> None:
+    """Delete every artifact of the study's final Optuna study and its trials (before that
+    Optuna study is deleted)."""
+    try:
+        ostudy = optuna.load_study(
+            study_name=optuna_name(study.name, "final"), storage=store.optuna
+        )
+    except KeyError:
+        return
+    metas = get_all_artifact_meta(ostudy)
+    for trial in ostudy.get_trials(deepcopy=False):
+        metas += get_all_artifact_meta(trial, storage=store.optuna)
+    store.artifacts.remove([meta.artifact_id for meta in metas])
+
+
+def _final_trial(ostudy: optuna.Study, final: FinalResult) -> optuna.Trial:
+    """A running trial of ``ostudy`` with the final training's curve and attributes."""
+    objective = final.objective or "accuracy"
+    trial = ostudy.ask()
+    for record in final.history:
+        value = getattr(record, f"val_{objective}", None)
+        if value is not None:
+            trial.report(value, record.epoch)
+    attrs: dict[str, object] = {
+        "kind": "final",
+        "params": final.params,
+        "objective": objective,
+        "test_accuracy": final.test_accuracy,
+        "tta": final.tta,
+    }
+    if final.test_metrics is not None:
+        attrs["test_" + objective] = getattr(final.test_metrics, objective)
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    return trial
+
+
+def stored_model(
+    store: Store, study: StudyRecord, kind: Literal["final", "ensemble"] = "final"
+) -> tuple[ModelFile, Path]:
+    """The study's kept model file of ``kind`` and where it lies; an :class:`ArtifactError`
+    (404) saying why there is none."""
+    record = store.stage(study.id, "final")
+    if record is None or record.status != "completed":
+        raise ArtifactError(
+            f"study {study.name} has no trained model: its final stage has not completed", 404
+        )
+    final = stored_result(FinalResult, record.result)
+    if isinstance(final, StageNote):
+        raise ArtifactError(f"study {study.name}: {final.reason}", 404)
+    file = final.model if kind == "final" else (final.ensemble.model if final.ensemble else None)
+    if file is None or file.artifact_id is None:
+        what = "model file" if kind == "final" else "ensemble (recipe.final.ensemble_top_k: 1)"
+        raise ArtifactError(f"study {study.name} kept no {what}", 404)
+    return file, store.artifacts.path(file.artifact_id)

@@ -1,0 +1,45 @@
+"""Trained models as files: saved by the final stage, kept in the study's artifact store,
+downloaded (``hpsearch model download``), loaded (``load_model``) and used (``hpsearch predict``).
+
+``load_model`` and ``TrainedModel`` load PyTorch on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hpsearch.errors import ModelFileError
+from hpsearch.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from hpsearch.trained._file import (
+        ModelCard,
+        card_for,
+        file_digest,
+        read_model_file,
+        save_model,
+    )
+    from hpsearch.trained._model import TrainedModel, load_model
+
+_EXPORTS = {
+    "ModelCard": "hpsearch.trained._file",
+    "card_for": "hpsearch.trained._file",
+    "file_digest": "hpsearch.trained._file",
+    "read_model_file": "hpsearch.trained._file",
+    "save_model": "hpsearch.trained._file",
+    "TrainedModel": "hpsearch.trained._model",
+    "load_model": "hpsearch.trained._model",
+}
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = [
+    "ModelCard",
+    "ModelFileError",
+    "TrainedModel",
+    "card_for",
+    "file_digest",
+    "load_model",
+    "read_model_file",
+    "save_model",
+]
