@@ -77,6 +77,41 @@ def _copy_stored(storage: str, artifacts: str | None, key: str, kind: str, dest:
     return file.sha256
 
 
+ALLOW = click.option(
+    "--allow-module",
+    "allowed",
+    multiple=True,
+    metavar="PREFIX",
+    help="Allow importing a python: model's module (repeatable).",
+)
+
+
+@model.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="[default: MODEL.pt2]")
+@ALLOW
+@JSON
+def export(model_path: Path, output: Path | None, allowed: tuple[str, ...], as_json: bool) -> None:
+    """Export a model file for serving (torch.export): uint8 images (N, C, S, S) in,
+    probabilities out; load it with torch.export.load(PATH).module(), no hpsearch needed."""
+    from hpsearch.models import allow_modules
+
+    run_reporting_errors(lambda: allow_modules(allowed), as_json)
+    from hpsearch.trained import export_model, load_model
+
+    dest = output or model_path.with_suffix(".pt2")
+    trained = run_reporting_errors(lambda: load_model(model_path), as_json)
+    run_reporting_errors(lambda: export_model(trained, dest), as_json)
+    card = trained.card
+    shape = f"(N, {card.channels}, {card.image_size}, {card.image_size})"
+    if as_json:
+        click.echo(json.dumps({"path": str(dest), "input": shape, "classes": card.classes}))
+    else:
+        click.echo(
+            f"{dest}: uint8 images {shape} in, probabilities of {len(card.classes)} classes out"
+        )
+
+
 @main.command()
 @click.option("--model", "model_path", required=True, type=click.Path(path_type=Path))
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -85,13 +120,7 @@ def _copy_stored(storage: str, artifacts: str | None, key: str, kind: str, dest:
     type=click.Choice(["none", "flip", "crops"]),
     help="Test-time augmentation [default: the model's own].",
 )
-@click.option(
-    "--allow-module",
-    "allowed",
-    multiple=True,
-    metavar="PREFIX",
-    help="Allow importing a python: model's module (repeatable).",
-)
+@ALLOW
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @JSON
 def predict(

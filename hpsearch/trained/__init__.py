@@ -12,6 +12,7 @@ from hpsearch.errors import ModelFileError
 from hpsearch.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from hpsearch.trained._export import export_model
     from hpsearch.trained._file import (
         ModelCard,
         card_for,
@@ -27,6 +28,7 @@ _EXPORTS = {
     "file_digest": "hpsearch.trained._file",
     "read_model_file": "hpsearch.trained._file",
     "save_model": "hpsearch.trained._file",
+    "export_model": "hpsearch.trained._export",
     "TrainedModel": "hpsearch.trained._model",
     "load_model": "hpsearch.trained._model",
 }
@@ -38,6 +40,7 @@ __all__ = [
     "ModelFileError",
     "TrainedModel",
     "card_for",
+    "export_model",
     "file_digest",
     "load_model",
     "read_model_file",

@@ -195,3 +195,19 @@ def test_a_python_model_is_not_imported_at_launch_and_only_its_data_is_counted()
     assert (estimate.weights, estimate.activations) == (0, 0)
     assert estimate.data > 0
     assert "weights and activations not counted" in estimate.describe()
+
+
+@pytest.mark.parametrize("arch", ["torchvision:resnet18", USER_CNN])
+def test_every_architecture_exports_for_serving(arch: str, tmp_path: Path) -> None:
+    from hpsearch.data import load_data
+    from hpsearch.trained import card_for, export_model, load_model, save_model
+
+    allow_modules(["tests.hpsearch"])
+    spec = arch_study("served", {"arch": arch})
+    data = load_data(spec.dataset, spec.seed)
+    card = card_for(spec, data, "final", [{}], "none", {})
+    _, path = save_model(tmp_path, "m.pt", card, [build_model(spec.model, data.info)])
+    model = load_model(path)
+    program = torch.export.load(export_model(model, tmp_path / "m.pt2")).module()
+    images = data.test.images[:5]
+    assert torch.allclose(program(images), model.predict_proba(images), atol=1e-5)

@@ -116,6 +116,19 @@ def test_predict_scores_an_image_folder_against_its_class_folders(
         predict_files(load_model(path), [tmp_path / "loose"])
 
 
+def test_an_exported_model_serves_uint8_images_without_hpsearch(
+    trained: tuple[Trainer, Path], digits_data: DataBundle, tmp_path: Path
+) -> None:
+    exported = tmp_path / "served.pt2"
+    done = CliRunner().invoke(main, ["model", "export", str(trained[1]), "-o", str(exported)])
+    assert done.exit_code == 0, done.output
+    assert "uint8 images (N, 1, 8, 8) in" in done.stdout
+    program = torch.export.load(exported).module()  # torch alone
+    images = digits_data.test.images[:37]  # any batch size
+    expected = load_model(trained[1]).predict_proba(images)
+    assert torch.allclose(program(images), expected, atol=1e-6)
+
+
 def test_a_file_that_is_not_a_model_is_one_clear_error(
     trained: tuple[Trainer, Path], tmp_path: Path
 ) -> None:
