@@ -66,7 +66,9 @@ def run_final(
     diagnosis = _diagnosis(spec, result)
     targeted = None
     if fin.targeted_stage and diagnosis.verdict in ("overfitting", "still improving"):
-        targeted, winner = _targeted(spec, chosen, result, diagnosis, data, device, epoch_budget)
+        targeted, winner = _targeted(
+            spec, chosen, result, diagnosis, data, device, epoch_budget, snapshots
+        )
         if winner is not None:
             assert targeted.chosen is not None
             chosen = dict(targeted.chosen.params)
@@ -78,7 +80,7 @@ def run_final(
         "final", [chosen], [trainer.model], scored | {"test_accuracy": final.test_accuracy}
     )
     ensemble = None
-    if fin.ensemble_top_k > 1 and (snapshots or len(configs) > 1):
+    if fin.ensemble_top_k > 1 and (len(result.snapshots) > 1 if snapshots else len(configs) > 1):
         members = Members(spec, data, device, final.tta)
         if snapshots:
             members.snapshots(chosen, result)
@@ -198,9 +200,11 @@ def _targeted(
     data: DataBundle,
     device: torch.device,
     epoch_budget: float | None,
+    snapshots: int = 0,
 ) -> tuple[TargetedResult, tuple[Trainer, TrainResult] | None]:
-    """Train the variants the diagnosis calls for; the best one by the validation objective wins
-    if it beats the final run (then its trainer and run come back with the result)."""
+    """Train the variants the diagnosis calls for (keeping ``snapshots`` of each); the best one
+    by the validation objective wins if it beats the final run (then its trainer and run come
+    back with the result)."""
     action, epochs, variants = targeted_plan(spec, params, diagnosis.verdict)
     needed = epochs * len(variants)
     if epoch_budget is not None and needed > epoch_budget:
@@ -215,7 +219,10 @@ def _targeted(
             seconds=0.0,
         )
         return skipped, None
-    runs = [(variant, *_train(spec, variant, data, device, epochs)) for variant in variants]
+    runs = [
+        (variant, *_train(spec, variant, data, device, epochs, None, snapshots))
+        for variant in variants
+    ]
     candidates = [
         Candidate(
             params=variant,
@@ -269,7 +276,8 @@ class Members:
         """The weights of the best epochs of the final run (no extra training)."""
         self.kind = "snapshots"
         for epoch, state in run.snapshots:
-            model = build_model(self.spec.model, self.data.info).to(self.device)
+            own = final_spec(self.spec, params).model  # searched model.* dimensions applied
+            model = build_model(own, self.data.info).to(self.device)
             model.load_state_dict(state)
             self.models.append(model)
             self.params.append(dict(params))

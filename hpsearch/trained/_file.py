@@ -66,8 +66,15 @@ class ModelCard(BaseModel):
             official_test_split=False,
         )
 
-    def model_spec(self) -> ModelSpec:
-        return ModelSpec.model_validate(self.model)
+    def member_spec(self, index: int) -> ModelSpec:
+        """Member ``index``'s model: the spec's model section with the member's own ``model.*``
+        parameters (searched dimensions such as ``model.depth`` or ``model.dropout``)."""
+        own = {
+            k.removeprefix("model."): v
+            for k, v in self.params[index].items()
+            if k.startswith("model.")
+        }
+        return ModelSpec.model_validate(self.model | own)
 
 
 def save_model(

@@ -100,12 +100,12 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> TrainedM
     :class:`~hpsearch.trained.ModelFileError` naming it."""
     where = Path(path)
     card, weights = read_model_file(where)
-    try:
-        spec = card.model_spec()
-    except Exception as exc:
-        raise ModelFileError(f"{where}: its model section is invalid ({exc})") from None
     members = []
-    for state in weights:
+    for index, state in enumerate(weights):
+        try:
+            spec = card.member_spec(index)
+        except Exception as exc:
+            raise ModelFileError(f"{where}: its model section is invalid ({exc})") from None
         member = build_model(spec, card.info())
         try:
             member.load_state_dict(state)

@@ -162,3 +162,20 @@ def test_a_file_that_is_not_a_model_is_one_clear_error(
         result = CliRunner().invoke(main, ["predict", "--model", str(path), str(images)])
         assert result.exit_code == 1
         assert result.stderr == f"error: {raised.value}\n"
+
+
+def test_members_of_searched_architectures_are_rebuilt_as_they_were(
+    digits_data: DataBundle, tmp_path: Path
+) -> None:
+    from hpsearch.models import build_model
+    from hpsearch.spec import spec_with
+
+    spec = make_spec()
+    params = [{"model.depth": 1.0, "train.lr": 0.1}, {"model.depth": 2.0, "train.lr": 0.1}]
+    members = [build_model(spec_with(spec, p).model, digits_data.info) for p in params]
+    card = card_for(spec, digits_data, "ensemble", params, "none", {})
+    _, path = save_model(tmp_path, "e.pt", card, members)
+    model = load_model(path)  # each member with its own depth: the weights fit
+    sizes = [sum(p.numel() for p in m.parameters()) for m in model.members]
+    assert sizes == [sum(p.numel() for p in m.parameters()) for m in members]
+    assert sizes[0] < sizes[1]
