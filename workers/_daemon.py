@@ -269,8 +269,8 @@ class Worker:
         self, item_id: int, holder: str | None, outcome: dict[str, Any], files: list[str]
     ) -> dict[str, Any]:
         """Upload the model files an outcome names; the outcome to finish with: itself, or, when
-        the server cannot keep a file (no room, another hash), the item failed with the reason
-        (to be done again). An item that is gone or not ours raises :class:`Refused`."""
+        the server cannot keep a file (no room, another hash), the item failed with the reason.
+        An item that is gone or not ours raises :class:`Refused`."""
         try:
             for sha256 in files:
                 if self.spool.file(sha256).is_file():  # else the finish says it is missing
@@ -280,7 +280,9 @@ class Worker:
                 raise
             log.error("[%s] model file of item %d refused: %s", self.client.worker_id, item_id, exc)
             reason = f"the server did not keep the model file: {exc.detail}"
-            return Outcome(state="failed", reason=reason, retryable=True).to_dict()
+            # not retried: another worker's file would meet the same full disk, and a stage
+            # handed back this way is not counted against a bound (the study says why instead)
+            return Outcome(state="failed", reason=reason).to_dict()
         return outcome
 
     def install_signal_handlers(self) -> None:
