@@ -9,20 +9,24 @@ optuna-dashboard lists both on the study's page and serves them.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Literal
 
 import optuna
 from optuna.artifacts import get_all_artifact_meta
 
+from hpsearch.datasets import sha256_of
 from hpsearch.errors import ArtifactError
 from hpsearch.recipe._trials import optuna_name
 from hpsearch.results import FinalResult, ModelFile, StageNote, stored_result
 from hpsearch.storage import Store, StudyRecord
 
+SHA_ATTR = "model_sha256"  # on the final trial: the sha256 of its model file
+
 
 def keep_final_models(store: Store, study: StudyRecord, final: FinalResult) -> FinalResult:
-    """Move the final result's received model files into the store; the result naming them
+    """Copy the final result's received model files into the store; the result naming them
     by their artifact ids (unchanged when it names no file)."""
     ensemble = final.ensemble
     if final.model is None and (ensemble is None or ensemble.model is None):
@@ -35,14 +39,42 @@ def keep_final_models(store: Store, study: StudyRecord, final: FinalResult) -> F
     )
     update: dict[str, object] = {}
     if final.model is not None:
-        # an artifact is recorded on a running trial: Optuna refuses to change a finished one
-        trial = _final_trial(ostudy, final)
-        update["model"] = store.artifacts.keep(final.model, trial, store.optuna)
-        ostudy.tell(trial, final.val_value if final.val_value is not None else final.val_accuracy)
+        update["model"] = _kept_before(store, ostudy, final.model) or _keep_final(
+            store, ostudy, final, final.model
+        )
     if ensemble is not None and ensemble.model is not None:
-        kept = store.artifacts.keep(ensemble.model, ostudy, store.optuna)
+        kept = _kept_before(store, ostudy, ensemble.model) or store.artifacts.keep(
+            ensemble.model, ostudy, store.optuna
+        )
         update["ensemble"] = ensemble.model_copy(update={"model": kept})
     return final.model_copy(update=update)
+
+
+def _keep_final(
+    store: Store, ostudy: optuna.Study, final: FinalResult, file: ModelFile
+) -> ModelFile:
+    # an artifact is recorded on a running trial: Optuna refuses to change a finished one
+    trial = _final_trial(ostudy, final)
+    kept = store.artifacts.keep(file, trial, store.optuna)
+    trial.set_user_attr(SHA_ATTR, file.sha256)
+    ostudy.tell(trial, final.val_value if final.val_value is not None else final.val_accuracy)
+    return kept
+
+
+def _kept_before(store: Store, ostudy: optuna.Study, file: ModelFile) -> ModelFile | None:
+    """The file as kept by an earlier delivery of the same finish (one cut off before its
+    answer), so that applying it again keeps nothing twice; None if it was not kept."""
+    holders = [
+        t for t in ostudy.get_trials(deepcopy=False) if t.user_attrs.get(SHA_ATTR) == file.sha256
+    ]
+    metas = [m for t in holders for m in get_all_artifact_meta(t, storage=store.optuna)]
+    metas += [m for m in get_all_artifact_meta(ostudy) if m.filename == file.filename]
+    for meta in metas:
+        with contextlib.suppress(ArtifactError):
+            path = store.artifacts.path(meta.artifact_id)
+            if path.stat().st_size == file.size and sha256_of(path) == file.sha256:
+                return file.model_copy(update={"artifact_id": meta.artifact_id})
+    return None
 
 
 def remove_study_models(store: Store, study: StudyRecord) -> None:

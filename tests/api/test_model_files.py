@@ -15,6 +15,8 @@ from fastapi.testclient import TestClient
 from optuna.artifacts import get_all_artifact_meta
 
 from hpsearch.datasets import Incoming
+from hpsearch.recipe._models import keep_final_models
+from hpsearch.results import FinalResult
 from tests.api.conftest import ADMIN, WORKER, launch
 from workers.simulate import simulated_outcome
 
@@ -99,6 +101,15 @@ def test_a_model_file_is_kept_served_and_deleted_with_its_study(
     artifacts: Path = client.app.state.store.artifacts.root  # type: ignore[attr-defined]
     assert (artifacts / artifact_id).read_bytes() == MODEL
     assert list((artifacts / ".incoming").iterdir()) == []  # the received copy is gone
+
+    # the same finish applied again (its first delivery cut off before it was recorded as
+    # applied) keeps nothing twice
+    store = client.app.state.store  # type: ignore[attr-defined]
+    unkept = final | {"model": final["model"] | {"artifact_id": None}}
+    again = keep_final_models(store, store.get_study(study_id), FinalResult.model_validate(unkept))
+    assert again.model is not None
+    assert again.model.artifact_id == artifact_id
+    assert len(optuna.load_study(study_name="files:final", storage=url).trials) == 1
 
     assert client.delete(f"/api/studies/{study_id}", headers=ADMIN).status_code == 204
     assert not (artifacts / artifact_id).exists()
