@@ -148,12 +148,15 @@ class ServiceClient(_Client):
             )
         return datasets.PREFIX + digest, True
 
-    def download_model(self, key: str | int, dest: Path, kind: str = "final") -> str:
+    def download_model(
+        self, key: str | int, dest: Path, kind: str = "final", member: int = 0
+    ) -> str:
         """Download study ``key``'s model file of ``kind`` to ``dest``, checked against the
         sha256 the server names (nothing is kept of a cut-off download); the sha256."""
         path = f"/api/studies/{key}/model"
         try:
-            with self._http.stream("GET", path, params={"kind": kind}, timeout=None) as response:
+            query: dict[str, str | int] = {"kind": kind, "member": member}
+            with self._http.stream("GET", path, params=query, timeout=None) as response:
                 if response.status_code >= 400:
                     response.read()
                     self._check(response, "GET", path)

@@ -126,12 +126,14 @@ def get_trial(
 def get_model(
     record: StudyDep,
     store: StoreDep,
-    kind: Annotated[Literal["final", "ensemble"], Query()] = "final",
+    kind: Annotated[Literal["final", "ensemble", "member"], Query()] = "final",
+    member: Annotated[int, Query(ge=0, le=100)] = 0,
 ) -> FileResponse:
     """The study's trained model as one file (``hpsearch.load_model``, ``hpsearch predict``):
-    the final model, or the ensemble of the top configurations (``kind=ensemble``), exactly
-    what scored the test metrics stored with it; 404 saying why when there is none."""
-    file, path = stored_model(store, record, kind)
+    the final model, the ensemble (``kind=ensemble``), exactly what scored the test metrics
+    stored with it, or one of the ensemble's other members alone (``kind=member&member=I``);
+    404 saying why when there is none."""
+    file, path = stored_model(store, record, kind, member)
     return FileResponse(path, filename=file.filename, headers={"X-Sha256": file.sha256})
 
 

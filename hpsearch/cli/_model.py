@@ -14,10 +14,10 @@ from hpsearch.cli._service import JSON, SERVER, TOKEN, _client
 
 KIND = click.option(
     "--kind",
-    type=click.Choice(["final", "ensemble"]),
+    type=click.Choice(["final", "ensemble", "member"]),
     default="final",
     show_default=True,
-    help="The final model, or the ensemble of the top configurations.",
+    help="The final model, the ensemble, or one of the ensemble's other members (--member).",
 )
 
 
@@ -30,6 +30,7 @@ def model() -> None:
 @click.argument("study")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="[default: STUDY-KIND.pt]")
 @KIND
+@click.option("--member", type=click.IntRange(0, 100), default=0, show_default=True)
 @SERVER
 @TOKEN
 @click.option("--storage", help="Read the database at this URL instead of asking a server.")
@@ -43,6 +44,7 @@ def download(
     study: str,
     output: Path | None,
     kind: str,
+    member: int,
     server: str,
     token: str | None,
     storage: str | None,
@@ -50,13 +52,15 @@ def download(
     as_json: bool,
 ) -> None:
     """Download a study's trained model (by id or name) as one file."""
-    dest = output or Path(f"{study}-{kind}.pt")
+    dest = output or Path(f"{study}-{kind if kind != 'member' else f'member-{member}'}.pt")
     if storage is None:
         with _client(server, token) as client:
-            digest = run_reporting_errors(lambda: client.download_model(study, dest, kind), as_json)
+            digest = run_reporting_errors(
+                lambda: client.download_model(study, dest, kind, member), as_json
+            )
     else:
         digest = run_reporting_errors(
-            lambda: _copy_stored(storage, artifacts, study, kind, dest), as_json
+            lambda: _copy_stored(storage, artifacts, study, kind, member, dest), as_json
         )
     if as_json:
         click.echo(json.dumps({"path": str(dest), "sha256": digest, "bytes": dest.stat().st_size}))
@@ -64,13 +68,15 @@ def download(
         click.echo(f"{dest} ({dest.stat().st_size / 2**20:.1f} MiB, sha256:{digest})")
 
 
-def _copy_stored(storage: str, artifacts: str | None, key: str, kind: str, dest: Path) -> str:
+def _copy_stored(
+    storage: str, artifacts: str | None, key: str, kind: str, member: int, dest: Path
+) -> str:
     from hpsearch.recipe import stored_model
     from hpsearch.storage import Store
 
     store = Store(storage, artifacts)
     try:
-        file, path = stored_model(store, store.get_study(key), kind)  # type: ignore[arg-type]
+        file, path = stored_model(store, store.get_study(key), kind, member)  # type: ignore[arg-type]
     finally:
         store.close()
     shutil.copyfile(path, dest)

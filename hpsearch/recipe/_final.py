@@ -140,11 +140,12 @@ class Saver:
         params: Sequence[dict[str, float]],
         members: Sequence[nn.Module],
         metrics: dict[str, float | None],
+        name: str | None = None,
     ) -> ModelFile | None:
         if self.outbox is None:
             return None
         card = card_for(self.spec, self.data, kind, params, self.tta, metrics)
-        name = f"{self.spec.name}-{kind}.pt"
+        name = f"{self.spec.name}-{name or kind}.pt"
         return save_model(self.outbox, name, card, members)[0]
 
 
@@ -323,7 +324,27 @@ class Members:
         _, correct = probability_sums(probs, self.data.test.labels).tolist()
         accuracy = correct / len(self.data.test)
         file = saved("ensemble", self.params, self.models, {"test_accuracy": accuracy})
-        return ensemble.model_copy(update={"test_accuracy": accuracy, "model": file})
+        members = self._saved_members(saved)
+        update = {"test_accuracy": accuracy, "model": file, "members": members}
+        return ensemble.model_copy(update=update)
+
+    def _saved_members(self, saved: Saver) -> list[EnsembleMember]:
+        """Each member (beside the chosen model, which has its own file) saved alone."""
+        models = self.models[1:] if self.kind == "top_k" else self.models
+        return [
+            member.model_copy(
+                update={
+                    "model": saved(
+                        "member",
+                        [member.params],
+                        [model],
+                        {"val_accuracy": member.val_accuracy},
+                        f"member-{i}",
+                    )
+                }
+            )
+            for i, (member, model) in enumerate(zip(self.members, models, strict=True))
+        ]
 
 
 def _objective(probs: torch.Tensor, split: Split, data: DataBundle, objective: str) -> float:

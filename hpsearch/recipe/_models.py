@@ -43,11 +43,17 @@ def keep_final_models(store: Store, study: StudyRecord, final: FinalResult) -> F
             store, ostudy, final, final.model
         )
     if ensemble is not None and ensemble.model is not None:
-        kept = _kept_before(store, ostudy, ensemble.model) or store.artifacts.keep(
-            ensemble.model, ostudy, store.optuna
-        )
-        update["ensemble"] = ensemble.model_copy(update={"model": kept})
+        members = [
+            m.model_copy(update={"model": _keep_on_study(store, ostudy, m.model)}) if m.model else m
+            for m in ensemble.members
+        ]
+        kept = _keep_on_study(store, ostudy, ensemble.model)
+        update["ensemble"] = ensemble.model_copy(update={"model": kept, "members": members})
     return final.model_copy(update=update)
+
+
+def _keep_on_study(store: Store, ostudy: optuna.Study, file: ModelFile) -> ModelFile:
+    return _kept_before(store, ostudy, file) or store.artifacts.keep(file, ostudy, store.optuna)
 
 
 def _keep_final(
@@ -115,10 +121,14 @@ def _final_trial(ostudy: optuna.Study, final: FinalResult) -> optuna.Trial:
 
 
 def stored_model(
-    store: Store, study: StudyRecord, kind: Literal["final", "ensemble"] = "final"
+    store: Store,
+    study: StudyRecord,
+    kind: Literal["final", "ensemble", "member"] = "final",
+    member: int = 0,
 ) -> tuple[ModelFile, Path]:
-    """The study's kept model file of ``kind`` and where it lies; an :class:`ArtifactError`
-    (404) saying why there is none."""
+    """The study's kept model file of ``kind`` (a member: the ensemble's ``member``-th, beside
+    the chosen model) and where it lies; an :class:`ArtifactError` (404) saying why there is
+    none."""
     record = store.stage(study.id, "final")
     if record is None or record.status != "completed":
         raise ArtifactError(
@@ -127,8 +137,18 @@ def stored_model(
     final = stored_result(FinalResult, record.result)
     if isinstance(final, StageNote):
         raise ArtifactError(f"study {study.name}: {final.reason}", 404)
-    file = final.model if kind == "final" else (final.ensemble.model if final.ensemble else None)
+    ensemble = final.ensemble
+    file = final.model
+    if kind == "ensemble":
+        file = ensemble.model if ensemble else None
+    elif kind == "member":
+        members = ensemble.members if ensemble and ensemble.model else []
+        file = members[member].model if 0 <= member < len(members) else None
     if file is None or file.artifact_id is None:
-        what = "model file" if kind == "final" else "ensemble (recipe.final.ensemble_top_k: 1)"
+        what = {
+            "final": "model file",
+            "ensemble": "ensemble (none was asked for, or it did not beat the single model)",
+            "member": f"ensemble member {member}",
+        }[kind]
         raise ArtifactError(f"study {study.name} kept no {what}", 404)
     return file, store.artifacts.path(file.artifact_id)

@@ -220,8 +220,10 @@ class Outcome(_Model):
         result = self.result
         if not isinstance(result, FinalItemResult):
             return []
-        final = result.final
-        found = [final.model, final.ensemble.model if final.ensemble else None]
+        final, ensemble = result.final, result.final.ensemble
+        found = [final.model]
+        if ensemble is not None:
+            found += [ensemble.model, *(member.model for member in ensemble.members)]
         return [f for f in found if f is not None]
 
     def to_dict(self) -> dict[str, Any]:

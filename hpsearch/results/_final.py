@@ -62,6 +62,7 @@ class EnsembleMember(_Model):
     params: dict[str, Finite]
     val_accuracy: Finite
     epoch: int | None = None  # snapshots: the epoch of the final run whose weights it is
+    model: ModelFile | None = None  # the member alone, as one file (a kept ensemble's)
 
 
 class Ensemble(_Model):

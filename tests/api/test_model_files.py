@@ -138,3 +138,41 @@ def test_a_model_file_over_the_limit_is_413(client: TestClient) -> None:
     big = upload(client, lease, MODEL)
     assert big.status_code == 413
     assert "larger than the limit of 100 bytes" in big.json()["detail"]
+
+
+def test_an_ensembles_files_and_each_member_alone_are_served(client: TestClient) -> None:
+    study_id = launch(client, "members")
+    lease = final_lease(client, study_id)
+    files = {name: (name * 50).encode() for name in ("ensemble", "member")}
+    digests = {name: hashlib.sha256(body).hexdigest() for name, body in files.items()}
+    finish = naming_the_model(lease)
+    named = {
+        name: {"kind": name, "filename": f"members-{name}.pt", "sha256": digests[name],
+               "size": len(files[name])}
+        for name in files
+    }  # fmt: skip
+    named["member"]["filename"] = "members-member-0.pt"
+    member = {"params": {"train.lr": 0.05}, "val_accuracy": 0.9, "model": named["member"]}
+    finish["result"]["final"]["ensemble"] = {
+        "k": 2, "trial_epochs": 3.0, "test_accuracy": 0.99, "kind": "top_k", "kept": True,
+        "model": named["ensemble"], "members": [member],
+    }  # fmt: skip
+    for name, body in [("final", MODEL), *files.items()]:
+        sha = SHA if name == "final" else digests[name]
+        sent = client.put(
+            f"/api/trials/{lease['id']}/files/{sha}",
+            params={"worker": "w1"},
+            content=body,
+            headers=WORKER | {"Content-Type": "application/octet-stream"},
+        )
+        assert sent.status_code == 201, sent.text
+    done = client.post(f"/api/trials/{lease['id']}/finish", json=finish, headers=WORKER)
+    assert done.json() == {"applied": True}
+    base = f"/api/studies/{study_id}/model"
+    assert client.get(f"{base}?kind=ensemble", headers=ADMIN).content == files["ensemble"]
+    alone = client.get(f"{base}?kind=member&member=0", headers=ADMIN)
+    assert alone.content == files["member"]
+    assert 'filename="members-member-0.pt"' in alone.headers["content-disposition"]
+    missing = client.get(f"{base}?kind=member&member=1", headers=ADMIN)
+    assert missing.status_code == 404
+    assert "kept no ensemble member 1" in missing.json()["detail"]

@@ -60,6 +60,9 @@ def test_an_ensemble_is_kept_only_if_it_helps_and_its_file_scores_what_was_store
         assert ensemble.model is None
     else:
         assert ensemble.model is not None
+        for member in ensemble.members:  # and each member alone, beside the chosen model
+            assert member.model is not None
+            assert load_model(tmp_path / f"{member.model.sha256}.pt").card.kind == "member"
         model = load_model(tmp_path / f"{ensemble.model.sha256}.pt")
         predicted = model.predict(digits_data.test.images)
         correct = (predicted == digits_data.test.labels).sum().item()
