@@ -1,5 +1,6 @@
 """Trained models: ``hpsearch model download`` (from a server, or from a database and its
-artifact directory) and ``hpsearch predict`` (classify image files and folders with one)."""
+artifact directory), ``hpsearch model export`` (a ``torch.export`` program for serving) and
+``hpsearch predict`` (classify image files and folders with one)."""
 
 from __future__ import annotations
 
