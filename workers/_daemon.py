@@ -144,6 +144,8 @@ class Worker:
         """Work until an exit condition; returns how many items were finished. A token the
         server refuses raises :class:`Refused` (nothing else ends the loop early)."""
         done, backoff, idle_since = 0, self.idle_seconds, None
+        server = getattr(self.client, "server", "the server")
+        log.info("[%s] working on %s for %s", self.client.worker_id, self.device, server)
         self.deliver_spool()
         # Workers started together (a machine's GPUs, a fleet brought up at once) spread their
         # first claims over one idle wait instead of meeting the server at the same instant.
