@@ -83,6 +83,31 @@ class _Client:
                 raise Unreachable(message, response.status_code)  # 507: no room, for good
             raise Refused(message, response.status_code, detail)
 
+    def _download(
+        self,
+        path: str,
+        dest: Path,
+        what: str,
+        digest: str | None = None,
+        limit: int = 1 << 40,
+        params: dict[str, str | int] | None = None,
+    ) -> str:
+        """GET ``path`` into ``dest`` through :class:`datasets.Incoming`: checked against
+        ``digest`` (default: the X-Sha256 the server sends) as it arrives; the sha256."""
+        try:
+            with self._http.stream("GET", path, params=params, timeout=None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._check(response, "GET", path)
+                digest = digest or str(response.headers.get("x-sha256", ""))
+                with datasets.Incoming(dest, digest, limit, what) as incoming:
+                    for chunk in response.iter_bytes(datasets.CHUNK):
+                        incoming.write(chunk)
+                    incoming.keep()
+        except httpx.TransportError as exc:
+            raise Unreachable(f"cannot reach the server at {self.server}: {exc}") from None
+        return digest
+
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._send(method, path, **kwargs)
         return response.json() if response.content else None
@@ -153,21 +178,8 @@ class ServiceClient(_Client):
     ) -> str:
         """Download study ``key``'s model file of ``kind`` to ``dest``, checked against the
         sha256 the server names (nothing is kept of a cut-off download); the sha256."""
-        path = f"/api/studies/{key}/model"
-        try:
-            query: dict[str, str | int] = {"kind": kind, "member": member}
-            with self._http.stream("GET", path, params=query, timeout=None) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    self._check(response, "GET", path)
-                digest = str(response.headers.get("x-sha256", ""))
-                with datasets.Incoming(dest, digest, 1 << 40, "model file") as incoming:
-                    for chunk in response.iter_bytes(datasets.CHUNK):
-                        incoming.write(chunk)
-                    incoming.keep()
-        except httpx.TransportError as exc:
-            raise Unreachable(f"cannot reach the server at {self.server}: {exc}") from None
-        return digest
+        query: dict[str, str | int] = {"kind": kind, "member": member}
+        return self._download(f"/api/studies/{key}/model", dest, "model file", params=query)
 
     def datasets(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "/api/datasets"))
@@ -206,18 +218,7 @@ class ProtocolClient(_Client):
     def fetch_dataset(self, digest: str, dest: Path, limit: int = 1 << 40) -> None:
         """Download dataset ``digest`` (hex) to ``dest``, checking its sha256 as it comes; a
         download cut off or of another hash keeps nothing (:class:`DatasetError`)."""
-        path = f"/api/datasets/{digest}"
-        try:
-            with self._http.stream("GET", path, timeout=None) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    self._check(response, "GET", path)
-                with datasets.Incoming(dest, digest, limit) as incoming:
-                    for chunk in response.iter_bytes(datasets.CHUNK):
-                        incoming.write(chunk)
-                    incoming.keep()
-        except httpx.TransportError as exc:
-            raise Unreachable(f"cannot reach the server at {self.server}: {exc}") from None
+        self._download(f"/api/datasets/{digest}", dest, "dataset", digest, limit)
 
     def upload_file(self, item_id: int, file: Path, sha256: str, worker: str | None = None) -> None:
         """Send a model file the item made (before the finish that names it), streamed; the

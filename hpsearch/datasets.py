@@ -173,10 +173,6 @@ class DatasetStore:
             raise DatasetNotFound(f"no dataset sha256:{hex_digest} on this server")
         return StoredDataset(**json.loads(meta.read_text()))
 
-    def incoming(self, hex_digest: str, limit: int) -> Incoming:
-        """Where an upload of ``hex_digest`` is written (see :meth:`record` once it is kept)."""
-        return Incoming(self.file(hex_digest), hex_digest, limit)
-
     def record(self, hex_digest: str, kind: str, name: str, size: int) -> StoredDataset:
         """Write down what a kept upload is."""
         stored = StoredDataset(hex_digest, kind, name, size, datetime.now(UTC).isoformat())

@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from api.deps import AdminDep, SettingsDep, StoreDep, WorkerDep
 from api.schemas import error_responses
-from hpsearch.datasets import DatasetInUse, DatasetStore, DatasetTooLarge, StoredDataset
+from api.uploads import receive_body
+from hpsearch.datasets import DatasetInUse, DatasetStore, StoredDataset
 
 router = APIRouter(
     prefix="/api/datasets", tags=["datasets"], responses=error_responses(401, 403, 503)
@@ -77,15 +77,9 @@ async def push_dataset(
 ) -> DatasetRead:
     """Upload a dataset, streamed; its sha256 must be the one in the path (422 if not). The
     same data again is acknowledged and not written twice."""
-    limit = settings.max_upload_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise DatasetTooLarge(f"the dataset is larger than the limit of {limit:,} bytes")
     if not datasets.has(sha256):
-        with datasets.incoming(sha256, limit) as incoming:
-            async for chunk in request.stream():
-                incoming.write(chunk)  # a megabyte at a time: a short block of the loop
-            size = await run_in_threadpool(incoming.keep)
+        dest = datasets.file(sha256)
+        size = await receive_body(request, dest, sha256, settings.max_upload_bytes, "dataset")
         datasets.record(sha256, kind, name, size)
     return DatasetRead.of(datasets.get(sha256), _users(store).get(sha256, []))
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import SchedulerDep, SettingsDep, WorkerDep
 from api.schemas import ItemId, error_responses
-from hpsearch.datasets import DatasetTooLarge, Incoming
+from api.uploads import receive_body
 from hpsearch.errors import ArtifactError
 from hpsearch.results import Outcome, WorkItem
 
@@ -139,15 +139,9 @@ async def upload_file(
     sha256 (422 if it differs: nothing is kept); its finish may then name it. Sending the same
     file again replaces it."""
     artifacts = await run_in_threadpool(scheduler.receiving, item_id, worker)
-    limit = settings.max_artifact_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise DatasetTooLarge(f"the model file is larger than the limit of {limit:,} bytes")
     try:
-        with Incoming(artifacts.received(sha256), sha256, limit, "model file") as incoming:
-            async for chunk in request.stream():
-                incoming.write(chunk)
-            size = await run_in_threadpool(incoming.keep)
+        dest = artifacts.received(sha256)
+        size = await receive_body(request, dest, sha256, settings.max_artifact_bytes, "model file")
     except OSError as exc:  # a full disk: the item fails with the reason, the worker goes on
         raise ArtifactError(f"the server cannot keep the model file: {exc}", 507) from None
     return {"bytes": size}

@@ -37,8 +37,8 @@ def model() -> None:
 @click.option("--storage", help="Read the database at this URL instead of asking a server.")
 @click.option(
     "--artifacts",
-    envvar="HPSEARCH_ARTIFACT_DIR",
-    help="With --storage: the artifact directory [default: beside a SQLite database].",
+    help="With --storage: the artifact directory [default: HPSEARCH_ARTIFACT_DIR, else beside "
+    "a SQLite database].",
 )
 @JSON
 def download(

@@ -34,8 +34,8 @@ from hpsearch.cli._main import main, run_reporting_errors
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option(
     "--artifacts",
-    envvar="HPSEARCH_ARTIFACT_DIR",
-    help="Directory of the trained model files [default: beside a SQLite database].",
+    help="Directory of the trained model files [default: HPSEARCH_ARTIFACT_DIR, else beside a "
+    "SQLite database].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result last.")
 def run(

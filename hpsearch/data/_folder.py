@@ -65,13 +65,13 @@ def index_folder(source: Path, unpack: bool = True) -> FolderIndex:
     splits. A tar is unpacked first (once) unless ``unpack`` is False, when its members are
     read instead (the index's ``root`` then names files that do not exist yet)."""
     if source.is_dir():
-        root, origin, entries = source, "", _list_folder(source)
+        root, origin, entries = source, "", list_folder(source)
     elif tarfile.is_tarfile(source):
         st = source.stat()
         origin = f"{source}:{st.st_size}:{st.st_mtime_ns}"
         if unpack:
             root = unpacked(source)
-            entries = _list_folder(root)
+            entries = list_folder(root)
         else:
             root, entries = source.with_name(source.name + ".d"), _list_tar(source)
         prefix, entries = _unwrap(entries)
@@ -107,7 +107,7 @@ def _is_image(parts: tuple[str, ...]) -> bool:
     return not hidden and PurePosixPath(parts[-1]).suffix.lower() in IMAGE_SUFFIXES
 
 
-def _list_folder(root: Path) -> list[Entry]:
+def list_folder(root: Path) -> list[Entry]:
     entries = []
     for folder, dirs, names in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__MACOSX"]

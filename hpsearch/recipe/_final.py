@@ -41,7 +41,14 @@ from hpsearch.results import (
 from hpsearch.spec import StudySpec
 from hpsearch.trained import card_for, save_model
 from hpsearch.trained._file import Kind
-from hpsearch.training import ReportFn, Trainer, TrainResult, Tta, probability_sums
+from hpsearch.training import (
+    ReportFn,
+    Trainer,
+    TrainResult,
+    Tta,
+    predict_split,
+    probability_sums,
+)
 
 
 def run_final(
@@ -296,8 +303,10 @@ class Members:
         return total / len(self.models)
 
     def _predict(self, model: nn.Module, split: Split) -> torch.Tensor:
-        trainer = Trainer(self.spec, self.data, self.device, model)
-        return trainer.predict(split, self.tta)
+        model.eval()
+        return predict_split(
+            model, self.spec, self.data, split, self.tta, self.device.type == "cuda"
+        )
 
     def ensemble(
         self, chosen: Trainer, final: FinalResult, test_probs: torch.Tensor, saved: Saver

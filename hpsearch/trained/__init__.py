@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from hpsearch.trained._file import (
         ModelCard,
         card_for,
-        file_digest,
         read_model_file,
         save_model,
     )
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "ModelCard": "hpsearch.trained._file",
     "card_for": "hpsearch.trained._file",
-    "file_digest": "hpsearch.trained._file",
     "read_model_file": "hpsearch.trained._file",
     "save_model": "hpsearch.trained._file",
     "export_model": "hpsearch.trained._export",
@@ -41,7 +39,6 @@ __all__ = [
     "TrainedModel",
     "card_for",
     "export_model",
-    "file_digest",
     "load_model",
     "read_model_file",
     "save_model",

@@ -10,7 +10,6 @@ its module, which the reader must allow (as a worker does: ``allow_modules``).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from torch import nn
 
 from hpsearch.catalog import DatasetInfo
 from hpsearch.data import DataBundle
+from hpsearch.datasets import sha256_of
 from hpsearch.errors import ModelFileError
 from hpsearch.results import ModelFile
 from hpsearch.spec import ModelSpec, StudySpec
@@ -90,23 +90,13 @@ def save_model(
     try:
         with os.fdopen(handle, "wb") as out:
             torch.save({"card": card.model_dump_json(), "weights": weights}, out)
-        digest, size = file_digest(Path(temp))
+        digest, size = sha256_of(Path(temp)), Path(temp).stat().st_size
         where = folder / f"{digest}.pt"
         os.replace(temp, where)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
     return ModelFile(kind=card.kind, filename=filename, sha256=digest, size=size), where
-
-
-def file_digest(path: Path) -> tuple[str, int]:
-    """The sha256 (hex) and size of the file at ``path``."""
-    hasher, size = hashlib.sha256(), 0
-    with path.open("rb") as data:
-        for chunk in iter(lambda: data.read(1 << 20), b""):
-            hasher.update(chunk)
-            size += len(chunk)
-    return hasher.hexdigest(), size
 
 
 def read_model_file(path: Path) -> tuple[ModelCard, list[dict[str, torch.Tensor]]]:

@@ -8,14 +8,13 @@ are scored: accuracy and macro-F1 (``hpsearch.metrics``), as the study scored it
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
 
-from hpsearch.data._folder import IMAGE_SUFFIXES, SPLIT_FOLDERS
+from hpsearch.data._folder import SPLIT_FOLDERS, list_folder
 from hpsearch.errors import HPSearchError
 from hpsearch.metrics import evaluate
 from hpsearch.results import SplitMetrics
@@ -61,7 +60,8 @@ def images_of(paths: list[Path], classes: list[str]) -> list[tuple[Path, int | N
             continue
         if not path.is_dir():
             raise HPSearchError(f"{path}: no such file or folder")
-        for relative in _image_files(path):
+        for entry in sorted(list_folder(path), key=lambda e: e.path):
+            relative = PurePosixPath(entry.path)
             parts = relative.parts
             if len(parts) >= 3 and parts[0] in SPLIT_FOLDERS:
                 parts = parts[1:]
@@ -93,13 +93,3 @@ def predict_files(model: TrainedModel, paths: list[Path]) -> Predictions:
         labels = np.array([out.labels[i] for i in labelled], dtype=np.int64)
         out.metrics = evaluate(scored, labels, model.classes)
     return out
-
-
-def _image_files(root: Path) -> list[PurePosixPath]:
-    files = []
-    for folder, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX")
-        for name in sorted(names):
-            if not name.startswith(".") and PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES:
-                files.append(PurePosixPath(Path(folder, name).relative_to(root).as_posix()))
-    return files

@@ -14,6 +14,7 @@ from hpsearch.training._trainer import (
     StepFn,
     Trainer,
     TrainResult,
+    predict_split,
     probability_sums,
 )
 from hpsearch.training._tta import Tta, crop_views, tta_probabilities
@@ -46,6 +47,7 @@ __all__ = [
     "decayed_parameters",
     "explicit_penalty",
     "learning_rate",
+    "predict_split",
     "probability_sums",
     "train",
     "tta_probabilities",

@@ -150,9 +150,7 @@ class Trainer:
         )
 
     def autocast(self) -> contextlib.AbstractContextManager[object]:
-        if self.cuda:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return _autocast(self.cuda)
 
     def set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -194,24 +192,12 @@ class Trainer:
                 on_step(i + 1, steps)
         return totals
 
-    @torch.no_grad()
     def predict(self, split: Split, tta: Tta | bool = "none") -> Tensor:
         """Class probabilities ``(N, C)`` for ``split`` in eval mode, averaged over the views of
         ``tta`` (True: ``flip``; see ``hpsearch.training.tta_probabilities``)."""
         self.model.eval()
         views: Tta = ("flip" if tta else "none") if isinstance(tta, bool) else tta
-        batch_size = self.spec.train.eval_batch_size
-        chunks = []
-        for x, _ in eval_batches(self.data, split, batch_size, channels_last=self.cuda):
-            with self.autocast():
-                chunks.append(tta_probabilities(self.forward, x, views, **self.tta_options))
-        return torch.cat(chunks)
-
-    @property
-    def tta_options(self) -> dict[str, Any]:
-        """Mirrored views only for flip-invariant classes; crops padded as in training."""
-        padding = self.spec.augment.crop_padding or DEFAULT_TTA_PADDING
-        return {"flips": self.data.info.flip_invariant, "padding": padding}
+        return predict_split(self.forward, self.spec, self.data, split, views, self.cuda)
 
     def evaluate(self, split: Split, tta: Tta | bool = "none") -> Tensor:
         """Device sums ``[loss * n, correct]`` over ``split`` in eval mode (TTA optional)."""
@@ -296,6 +282,31 @@ class Trainer:
     def val_labels(self) -> np.ndarray[Any, Any]:
         """The validation labels on the host, copied once (the metrics are computed there)."""
         return self.data.val.labels.cpu().numpy()
+
+
+def _autocast(cuda: bool) -> contextlib.AbstractContextManager[object]:
+    return torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+
+
+@torch.no_grad()
+def predict_split(
+    forward: Callable[[Tensor], Tensor],
+    spec: StudySpec,
+    data: DataBundle,
+    split: Split,
+    tta: Tta = "none",
+    cuda: bool = False,
+) -> Tensor:
+    """Class probabilities ``(N, C)`` of a model in eval mode (``forward``) on ``split``,
+    averaged over the views of ``tta``: mirrored ones only for flip-invariant classes, crops
+    padded as the spec's training crops."""
+    padding = spec.augment.crop_padding or DEFAULT_TTA_PADDING
+    flips = data.info.flip_invariant
+    chunks = []
+    for x, _ in eval_batches(data, split, spec.train.eval_batch_size, channels_last=cuda):
+        with _autocast(cuda):
+            chunks.append(tta_probabilities(forward, x, tta, flips=flips, padding=padding))
+    return torch.cat(chunks)
 
 
 def probability_sums(probs: Tensor, labels: Tensor) -> Tensor:

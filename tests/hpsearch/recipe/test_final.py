@@ -7,12 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+from torch import Tensor
 
 from hpsearch.data import DataBundle
 from hpsearch.models import build_model
 from hpsearch.recipe import run_final
 from hpsearch.trained import load_model
-from hpsearch.training import Trainer
+from hpsearch.training import Trainer, predict_split
 from tests.conftest import CPU, make_spec, tiny_study
 
 CONFIGS = [
@@ -93,5 +95,15 @@ def test_a_flip_tta_is_refused_for_classes_a_mirror_changes() -> None:
 
 
 def test_crops_of_classes_a_mirror_changes_are_not_mirrored(digits_data: DataBundle) -> None:
-    trainer = Trainer(make_spec(train={"epochs": 1}), digits_data, CPU)
-    assert trainer.tta_options == {"flips": False, "padding": 4}  # digits: no mirrored views
+    spec = make_spec(train={"eval_batch_size": 1000})  # one batch: every view counted once
+    views: list[Tensor] = []
+
+    def forward(x: Tensor) -> Tensor:
+        views.append(x)
+        return x.mean(dim=(2, 3)).expand(-1, 10)
+
+    predict_split(forward, spec, digits_data, digits_data.val, "crops")
+    assert len(views) == 5  # digits: four corners and the centre, no mirrors
+    x = digits_data.normalize(digits_data.val.images)
+    assert torch.equal(views[4], x)
+    assert not any(torch.equal(v, x.flip(3)) for v in views)
