@@ -83,6 +83,17 @@ _ERRORS: dict[int, dict[str, Any]] = {
 }
 
 
+def binary_body(description: str) -> dict[str, Any]:
+    """OpenAPI ``openapi_extra=`` of a route whose body is a file, streamed as it is."""
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+        }
+    }
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` for these error statuses, each with the ErrorBody body."""
     return {status: {"model": ErrorBody, **_ERRORS[status]} for status in statuses}

@@ -9,6 +9,7 @@ cutmix come from a host-side numpy generator, which also needs no device sync.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -112,11 +113,20 @@ class Augmenter:
     def __init__(self, spec: AugmentSpec, num_classes: int, seed: int, device: torch.device):
         self.spec = spec
         self.num_classes = num_classes
-        self._gens = {
+        self.generators = {
             name: torch.Generator(device=device).manual_seed(seed * 101 + i)
             for i, name in enumerate(("crop", "translate", "flip", "jitter", "cutout", "mix"))
         }
         self._rng = np.random.default_rng(seed * 101 + 99)
+
+    @property
+    def numpy_state(self) -> dict[str, Any]:
+        """The host-side generator's state (mixup's and cutmix's draws): a checkpoint's."""
+        return dict(self._rng.bit_generator.state)
+
+    @numpy_state.setter
+    def numpy_state(self, state: dict[str, Any]) -> None:
+        self._rng.bit_generator.state = state
 
     @property
     def mixes(self) -> bool:
@@ -126,13 +136,13 @@ class Augmenter:
         """Ops on raw [0, 1] images: colour jitter, crop, translation, flip."""
         s = self.spec
         if s.brightness > 0 or s.contrast > 0:
-            x = color_jitter(x, s.brightness, s.contrast, self._gens["jitter"])
+            x = color_jitter(x, s.brightness, s.contrast, self.generators["jitter"])
         if s.crop_padding > 0:
-            x = random_crop(x, s.crop_padding, self._gens["crop"])
+            x = random_crop(x, s.crop_padding, self.generators["crop"])
         if s.translate > 0:
-            x = random_translate(x, s.translate, self._gens["translate"])
+            x = random_translate(x, s.translate, self.generators["translate"])
         if s.flip:
-            x = random_flip(x, self._gens["flip"])
+            x = random_flip(x, self.generators["flip"])
         return x
 
     def normalized(self, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -142,13 +152,13 @@ class Augmenter:
         """
         s = self.spec
         if s.cutout > 0:
-            x = cutout(x, s.cutout, self._gens["cutout"])
+            x = cutout(x, s.cutout, self.generators["cutout"])
         if not self.mixes:
             return x, None
         targets = F.one_hot(labels, self.num_classes).to(x.dtype)
         use_cutmix = s.cutmix_alpha > 0 and (s.mixup_alpha == 0 or self._rng.random() < 0.5)
         if use_cutmix:
-            x, targets, _ = cutmix(x, targets, s.cutmix_alpha, self._rng, self._gens["mix"])
+            x, targets, _ = cutmix(x, targets, s.cutmix_alpha, self._rng, self.generators["mix"])
         else:
-            x, targets, _ = mixup(x, targets, s.mixup_alpha, self._rng, self._gens["mix"])
+            x, targets, _ = mixup(x, targets, s.mixup_alpha, self._rng, self.generators["mix"])
         return x, targets

@@ -11,6 +11,7 @@ help).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -223,10 +224,25 @@ class ProtocolClient(_Client):
     def upload_file(self, item_id: int, file: Path, sha256: str, worker: str | None = None) -> None:
         """Send a model file the item made (before the finish that names it), streamed; the
         server checks it against ``sha256`` and keeps nothing of a cut-off or altered one."""
+        query = {"worker": worker or self.worker_id}
+        self._put_file(f"/api/trials/{item_id}/files/{sha256}", file, query)
+
+    def upload_checkpoint(self, item_id: int, file: Path, epoch: int) -> None:
+        """Send the latest checkpoint of a trial (taken after ``epoch``), streamed."""
+        query: dict[str, str | int] = {"worker": self.worker_id, "epoch": epoch}
+        query["sha256"] = datasets.sha256_of(file)
+        self._put_file(f"/api/trials/{item_id}/checkpoint", file, query)
+
+    def download_checkpoint(self, item_id: int, dest: Path) -> None:
+        """Download the checkpoint a retried trial goes on from, checked against its sha256."""
+        query: dict[str, str | int] = {"worker": self.worker_id}
+        self._download(f"/api/trials/{item_id}/checkpoint", dest, "checkpoint", params=query)
+
+    def _put_file(self, path: str, file: Path, query: Mapping[str, str | int]) -> None:
         self._request(
             "PUT",
-            f"/api/trials/{item_id}/files/{sha256}",
-            params={"worker": worker or self.worker_id},
+            path,
+            params=query,
             content=datasets.file_chunks(file),
             headers={
                 "Content-Type": "application/octet-stream",

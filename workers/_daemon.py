@@ -40,8 +40,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hpsearch.worker")
 ReportFn = Callable[[int, dict[str, float]], bool]
-Executor = Callable[[WorkItem, ReportFn, Callable[[], bool]], Outcome]
-"""``execute(item, report, cancelled)``: do the item; never raises (a failure is an outcome)."""
+Executor = Callable[[WorkItem, ReportFn, Callable[[], bool], "Checkpoints"], Outcome]
+"""``execute(item, report, cancelled, checkpoints)``: do the item; never raises (a failure is an
+outcome)."""
+CHECKPOINT_SECONDS = 60.0
 REPORT_WAITS = (0.5, 1.0, 2.0)  # seconds before each resend of an epoch's report
 
 
@@ -117,6 +119,49 @@ class Reporter:
         return False
 
 
+class Checkpoints:
+    """A trial's checkpoints on this worker: each written to the spool, sent to the server (a
+    failed upload is logged and training goes on: the next one may pass) and deleted; the one a
+    retried trial goes on from, fetched (``hpsearch.recipe``'s ``TrialCheckpoints``)."""
+
+    def __init__(
+        self, client: ProtocolClient, item_id: int, folder: Path, every_seconds: float
+    ) -> None:
+        self.client, self.item_id, self.folder = client, item_id, folder
+        self.every_seconds = every_seconds
+
+    def save(self, state: dict[str, Any], epoch: int) -> None:
+        from hpsearch.training import write_checkpoint
+
+        path = self.folder / f"{self.item_id}.pt"
+        try:
+            write_checkpoint(state, path)
+            self.client.upload_checkpoint(self.item_id, path, epoch)
+        except (Unreachable, Refused, OSError) as exc:
+            log.warning("[%s] checkpoint of item %d not kept: %s", self.who, self.item_id, exc)
+        finally:
+            path.unlink(missing_ok=True)
+
+    def fetch(self) -> Path | None:
+        dest = self.fetched
+        try:
+            self.client.download_checkpoint(self.item_id, dest)
+        except (Unreachable, Refused, DatasetError, OSError) as exc:
+            log.warning(
+                "[%s] item %d starts at epoch 1: its checkpoint: %s", self.who, self.item_id, exc
+            )
+            return None
+        return dest
+
+    @property
+    def fetched(self) -> Path:
+        return self.folder / f"{self.item_id}-resume.pt"
+
+    @property
+    def who(self) -> str:
+        return self.client.worker_id
+
+
 class Worker:
     def __init__(
         self,
@@ -130,12 +175,14 @@ class Worker:
         max_backoff: float = 30.0,
         idle_exit: float | None = None,
         execute: Executor | None = None,
+        checkpoint_seconds: float = CHECKPOINT_SECONDS,
     ) -> None:
         self.client, self.device, self.spool = client, device, spool
         self.burst, self.max_trials = burst, max_trials
         self.idle_seconds, self.max_backoff = idle_seconds, max_backoff
         self.idle_exit = 0.0 if burst else idle_exit
         self.execute = execute or _trainer(client.worker_id, device, spool.files)
+        self.checkpoint_seconds = checkpoint_seconds  # a trial's, at most one per this long
         self.warm_stop = threading.Event()
         self.cold_stop = threading.Event()
         self.after_item: Callable[[dict[str, Any], float], None] | None = None  # lease, began
@@ -208,9 +255,15 @@ class Worker:
             def report(epoch: int, metrics: dict[str, float]) -> bool:
                 return self.cold_stop.is_set() or beat.lost or reporter(epoch, metrics)
 
-            outcome = self._fetch_data(item) or self.execute(
-                item, report, self._give_up_when(item, beat)
+            checkpoints = Checkpoints(
+                self.client, item_id, self.spool.checkpoints, self.checkpoint_seconds
             )
+            try:
+                outcome = self._fetch_data(item) or self.execute(
+                    item, report, self._give_up_when(item, beat), checkpoints
+                )
+            finally:
+                checkpoints.fetched.unlink(missing_ok=True)
             if reporter.unsent:
                 reporter.flush()  # the server rebuilds any still missing from the history
         if self.cold_stop.is_set():
@@ -309,8 +362,17 @@ def _trainer(worker: str, device: torch.device | str, outbox: Path) -> Executor:
 
     failures = Failures(worker)
 
-    def execute(item: WorkItem, report: ReportFn, cancelled: Callable[[], bool]) -> Outcome:
-        return failures.run(item, device, report, cancelled, outbox=outbox)  # type: ignore[arg-type]
+    def execute(
+        item: WorkItem, report: ReportFn, cancelled: Callable[[], bool], checkpoints: Checkpoints
+    ) -> Outcome:
+        return failures.run(
+            item,
+            device,  # type: ignore[arg-type]
+            report,
+            cancelled,
+            outbox=outbox,
+            checkpoints=checkpoints,
+        )
 
     return execute
 

@@ -26,7 +26,8 @@ class Spool:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.files = directory / "files"  # model files its results name, by sha256
-        directory.mkdir(parents=True, exist_ok=True)
+        self.checkpoints = directory / "checkpoints"  # a trial's, on their way (not kept)
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
         self._lock = _lock(directory)
         if self._lock is None:
             raise RuntimeError(f"spool {directory} is in use by another worker")
@@ -56,6 +57,7 @@ class Spool:
                     self.files.mkdir(exist_ok=True)
                     os.replace(model, self.files / model.name)
                 shutil.rmtree(sibling / "files", ignore_errors=True)
+                shutil.rmtree(sibling / "checkpoints", ignore_errors=True)
             with contextlib.suppress(OSError):
                 (sibling / ".lock").unlink()
                 sibling.rmdir()

@@ -39,6 +39,14 @@ from workers._spool import Spool
 )
 @click.option("--id", "worker_id", help="Worker id (default: host-pid).")
 @click.option(
+    "--checkpoint-seconds",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Send a running trial's checkpoint to the server at most this often (0: after every "
+    "epoch); a trial whose worker dies goes on from its latest one.",
+)
+@click.option(
     "--allow-module",
     "allowed",
     multiple=True,
@@ -54,6 +62,7 @@ def worker(
     burst: bool,
     spool_dir: Path | None,
     worker_id: str | None,
+    checkpoint_seconds: float,
     allowed: tuple[str, ...],
 ) -> None:
     """Claim work items from a server and train them until stopped."""
@@ -76,6 +85,7 @@ def worker(
             "--server": server,
             "--max-trials": max_trials,
             "--spool": spool_dir,
+            "--checkpoint-seconds": checkpoint_seconds,
             "--allow-module": allowed,
         }
         sys.exit(_one_process_per_gpu(gpus, options, burst, worker_id, token))
@@ -89,7 +99,14 @@ def worker(
     if adopted:
         click.echo(f"[{worker_id}] delivering {adopted} result(s) a stopped worker left behind")
     client = ProtocolClient(server, token, worker_id)
-    daemon = Worker(client, device, spool, burst=burst, max_trials=max_trials)
+    daemon = Worker(
+        client,
+        device,
+        spool,
+        burst=burst,
+        max_trials=max_trials,
+        checkpoint_seconds=checkpoint_seconds,
+    )
     daemon.install_signal_handlers()
     try:
         done = daemon.run()

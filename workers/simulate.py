@@ -140,7 +140,7 @@ class SimulatedWorker:
             spool.close()
 
     def _execute(
-        self, item: WorkItem, report: Callable[[int, dict[str, float]], bool], _: object
+        self, item: WorkItem, report: Callable[[int, dict[str, float]], bool], *_: object
     ) -> Outcome:
         return Outcome.from_dict(simulated_outcome(item.to_dict(), report, self.epoch_seconds))
 

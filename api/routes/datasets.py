@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from api.deps import AdminDep, SettingsDep, StoreDep, WorkerDep
-from api.schemas import error_responses
+from api.schemas import binary_body, error_responses
 from api.uploads import receive_body
 from hpsearch.datasets import DatasetInUse, DatasetStore, StoredDataset
 
@@ -58,13 +58,7 @@ def list_datasets(datasets: DatasetsDep, store: StoreDep) -> list[DatasetRead]:
     dependencies=[AdminDep],
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(413, 422),
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "description": "the dataset's one file: an .npz/.pt, or a folder's tar",
-            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
-        }
-    },
+    openapi_extra=binary_body("the dataset's one file: an .npz/.pt, or a folder's tar"),
 )
 async def push_dataset(
     sha256: Digest,

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import SchedulerDep, SettingsDep, WorkerDep
-from api.schemas import ItemId, error_responses
+from api.schemas import ItemId, binary_body, error_responses
 from api.uploads import receive_body
 from hpsearch.errors import ArtifactError
 from hpsearch.results import Outcome, WorkItem
@@ -36,6 +37,10 @@ WorkerId = Annotated[
         "claimed it (another worker's call is 409)",
     ),
 ]
+
+
+SHA256 = r"^[0-9a-f]{64}$"
+WorkerQuery = Annotated[str, Query(min_length=1, max_length=128, description="the worker's id")]
 
 
 class _Body(BaseModel):
@@ -119,18 +124,14 @@ def finish(item_id: ItemId, body: FinishRequest, scheduler: SchedulerDep) -> dic
     "/{item_id}/files/{sha256}",
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(404, 409, 413, 422, 507),
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "description": "a model file the item made (hpsearch.trained), as named by its finish",
-            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
-        }
-    },
+    openapi_extra=binary_body(
+        "a model file the item made (hpsearch.trained), as named by its finish"
+    ),
 )
 async def upload_file(
     item_id: ItemId,
-    sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="the file's sha256, hex")],
-    worker: Annotated[str, Query(min_length=1, max_length=128, description="the worker's id")],
+    sha256: Annotated[str, Path(pattern=SHA256, description="the file's sha256, hex")],
+    worker: WorkerQuery,
     request: Request,
     scheduler: SchedulerDep,
     settings: SettingsDep,
@@ -145,3 +146,44 @@ async def upload_file(
     except OSError as exc:  # a full disk: the item fails with the reason, the worker goes on
         raise ArtifactError(f"the server cannot keep the model file: {exc}", 507) from None
     return {"bytes": size}
+
+
+@router.put(
+    "/{item_id}/checkpoint",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(404, 409, 413, 422, 507),
+    openapi_extra=binary_body("a checkpoint of the trial's run (hpsearch.training)"),
+)
+async def upload_checkpoint(
+    item_id: ItemId,
+    worker: WorkerQuery,
+    epoch: Annotated[int, Query(ge=1, le=100_000, description="epochs the checkpoint holds")],
+    sha256: Annotated[str, Query(pattern=SHA256, description="the file's sha256, hex")],
+    request: Request,
+    scheduler: SchedulerDep,
+    settings: SettingsDep,
+) -> dict[str, int]:
+    """Keep a checkpoint of the caller's active trial, checked against its sha256 as it
+    arrives; it replaces the one before. If the worker goes away, the trial's retry goes on
+    from it (at epoch ``epoch + 1``)."""
+    artifacts = await run_in_threadpool(scheduler.receiving, item_id, worker)
+    try:
+        size = await receive_body(
+            request, artifacts.received(sha256), sha256, settings.max_artifact_bytes, "checkpoint"
+        )
+    except OSError as exc:  # a full disk: the trial trains on, without a checkpoint
+        raise ArtifactError(f"the server cannot keep the checkpoint: {exc}", 507) from None
+    await run_in_threadpool(scheduler.keep_checkpoint, item_id, worker, epoch, sha256)
+    return {"bytes": size}
+
+
+@router.get(
+    "/{item_id}/checkpoint",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, **_ITEM},
+)
+def get_checkpoint(item_id: ItemId, worker: WorkerQuery, scheduler: SchedulerDep) -> FileResponse:
+    """The checkpoint a retried trial goes on from (its item's ``resume_epoch``); 404 when it
+    has none. Its sha256 is in the ``X-Sha256`` header."""
+    path, sha256 = scheduler.checkpoint_to_resume(item_id, worker)
+    return FileResponse(path, headers={"X-Sha256": sha256})

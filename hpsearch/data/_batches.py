@@ -33,7 +33,7 @@ class TrainBatches:
         self.augmenter = augmenter
         self.channels_last = channels_last
         device = data.train.images.device
-        self._generator = torch.Generator(device=device).manual_seed(seed)
+        self.generator = torch.Generator(device=device).manual_seed(seed)  # the epochs' orders
 
     def __len__(self) -> int:
         # The ragged last batch is dropped: a batch of one breaks batch norm, and a fixed shape
@@ -42,7 +42,7 @@ class TrainBatches:
 
     def epoch(self) -> Iterator[Batch]:
         split = self.data.train
-        perm = torch.randperm(len(split), generator=self._generator, device=split.labels.device)
+        perm = torch.randperm(len(split), generator=self.generator, device=split.labels.device)
         for i in range(len(self)):
             idx = perm[i * self.batch_size : (i + 1) * self.batch_size]
             yield self.make_batch(split.images[idx], split.labels[idx])

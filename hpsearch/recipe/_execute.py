@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 
@@ -21,10 +22,25 @@ from hpsearch.recipe._range_test import run_range_test
 from hpsearch.recipe._sanity import run_sanity
 from hpsearch.results import EpochRecord, Outcome, WorkItem
 from hpsearch.spec import StudySpec, parse_spec
-from hpsearch.training import ReportFn, Trainer, cancellable
+from hpsearch.training import (
+    CheckpointError,
+    CheckpointSink,
+    ReportFn,
+    Trainer,
+    cancellable,
+    read_checkpoint,
+)
 
 _cache: dict[str, DataBundle] = {}
 log = logging.getLogger("hpsearch.work")
+
+
+class TrialCheckpoints(CheckpointSink, Protocol):
+    """A trial's checkpoints on the machine that trains it: saved now and then, and the one a
+    retried trial goes on from, fetched."""
+
+    def fetch(self) -> Path | None:
+        """The checkpoint the item goes on from, here; None if it cannot be had."""
 
 
 class Failures:
@@ -60,10 +76,11 @@ class Failures:
         cancelled: Callable[[], bool] | None = None,
         name: str | None = None,
         outbox: Path | None = None,
+        checkpoints: TrialCheckpoints | None = None,
     ) -> Outcome:
         """:func:`execute`, whatever it raises an outcome."""
         try:
-            return execute(item, device, report, cancelled, outbox)
+            return execute(item, device, report, cancelled, outbox, checkpoints)
         except Exception as exc:
             return self.outcome(name or f"{item.study}/{item.stage}", exc)
 
@@ -74,19 +91,25 @@ def execute(
     report: ReportFn | None = None,
     cancelled: Callable[[], bool] | None = None,
     outbox: Path | None = None,
+    checkpoints: TrialCheckpoints | None = None,
 ) -> Outcome:
     """Run ``item`` on ``device``; ``report(epoch, metrics)`` returning True stops a trial
     (pruned) and gives a final training up. Once ``cancelled()`` is true, training raises
     :class:`~hpsearch.errors.CancelledError` at its next step. The final stage saves its
     models into ``outbox`` (named by their sha256; none without one): the outcome names them,
-    and its driver delivers them before the finish."""
+    and its driver delivers them before the finish. A trial saves checkpoints to
+    ``checkpoints`` and, retried, goes on from the one it fetches."""
     with cancellable(cancelled):
-        outcome = _execute(item, device, report, outbox)
+        outcome = _execute(item, device, report, outbox, checkpoints)
     return outcome
 
 
 def _execute(
-    item: WorkItem, device: torch.device, report: ReportFn | None, outbox: Path | None
+    item: WorkItem,
+    device: torch.device,
+    report: ReportFn | None,
+    outbox: Path | None,
+    checkpoints: TrialCheckpoints | None,
 ) -> Outcome:
     spec = parse_spec(item.spec, f"work item {item.study}/{item.stage}")
     data = cached_data(spec, device)
@@ -112,7 +135,7 @@ def _execute(
             trial_epochs=final.final.trial_epochs + targeted,
             seconds=time.perf_counter() - started,
         )
-    return _run_trial(spec, data, device, report)
+    return _run_trial(item, spec, data, device, report, checkpoints)
 
 
 def _give_up_on(report: ReportFn | None) -> ReportFn | None:
@@ -130,25 +153,58 @@ def _give_up_on(report: ReportFn | None) -> ReportFn | None:
 
 
 def _run_trial(
-    spec: StudySpec, data: DataBundle, device: torch.device, report: ReportFn | None
+    item: WorkItem,
+    spec: StudySpec,
+    data: DataBundle,
+    device: torch.device,
+    report: ReportFn | None,
+    checkpoints: TrialCheckpoints | None,
 ) -> Outcome:
     started = time.perf_counter()
+    resume = _checkpoint_to_resume(item, checkpoints)
     try:
-        result = Trainer(spec, data, device).fit(report=report)
+        try:
+            result = Trainer(spec, data, device).fit(report, resume=resume, checkpoint=checkpoints)
+        except CheckpointError as exc:  # of another spec or length: trained from the start
+            log.warning("%s: %s; training it from epoch 1", _trial_name(item), exc)
+            result = Trainer(spec, data, device).fit(report, checkpoint=checkpoints)
     except DivergedError as exc:  # the configuration's fault: retrying would diverge again
         return Outcome(
             state="failed",
             reason=f"diverged: {exc}",
-            trial_epochs=float(exc.epoch),
+            trial_epochs=float(exc.epoch - (resume["epoch"] if resume else 0)),
             seconds=time.perf_counter() - started,
         )
     return Outcome(
         state="pruned" if result.stopped == "report" else "completed",
         value=result.best_value,  # the best validation objective of any epoch
         history=[EpochRecord(**asdict(m)) for m in result.history],
-        trial_epochs=float(len(result.history)),
+        trial_epochs=float(result.trained_epochs),  # a checkpoint's epochs were counted before
         seconds=result.seconds,
     )
+
+
+def _checkpoint_to_resume(
+    item: WorkItem, checkpoints: TrialCheckpoints | None
+) -> dict[str, Any] | None:
+    """The checkpoint a retried trial goes on from, read; None (it starts at epoch 1) when it
+    has none, or it cannot be fetched or read."""
+    if item.resume_epoch is None or checkpoints is None:
+        return None
+    path = checkpoints.fetch()
+    if path is None:
+        return None
+    try:
+        state = read_checkpoint(path)
+    except CheckpointError as exc:
+        log.warning("%s: %s; training it from epoch 1", _trial_name(item), exc)
+        return None
+    log.info("%s: continues at epoch %d (its checkpoint)", _trial_name(item), state["epoch"] + 1)
+    return state
+
+
+def _trial_name(item: WorkItem) -> str:
+    return f"{item.study}/{item.stage} trial {item.trial_number}"
 
 
 def cached_data(spec: StudySpec, device: torch.device) -> DataBundle:

@@ -84,6 +84,7 @@ class StageMachine:
             if step is not None:
                 return step
         self.store.set_study_state(study_id, "completed")
+        self.store.artifacts.remove_checkpoints(study_id)  # nothing of it will go on
         return DONE
 
     def quick_item(self, study: StudyRecord) -> WorkItem | Literal["wait"] | None:
@@ -269,6 +270,7 @@ class StageMachine:
                 ostudy = self.stage_study(study, record.name, round_.epochs)
                 self.optuna.end_unheld(ostudy, held, f"the study failed: {reason}")
             self.store.update_stage(study_id, record.name, status="failed")
+        self.store.artifacts.remove_checkpoints(study_id)  # a held trial's go when it ends
 
     def give_up_stage(self, study_id: int, stage: str, reason: str) -> None:
         """A single stage that cannot be done (its retries are spent): it fails, and so does
@@ -281,6 +283,7 @@ class StageMachine:
         """Delete a study: its Optuna studies, its stage rows, and itself."""
         study = self.store.get_study(study_id)
         remove_study_models(self.store, study)
+        self.store.artifacts.remove_checkpoints(study_id)
         for record in self.store.stages(study_id):
             # KeyError: a single stage, or a search stage that never asked for a trial
             with contextlib.suppress(KeyError):

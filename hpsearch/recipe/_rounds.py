@@ -19,7 +19,7 @@ from hpsearch.recipe._derive import stage_epochs, trial_spec
 from hpsearch.recipe._items import param_path
 from hpsearch.recipe._ranges import Range, narrow, top_count
 from hpsearch.recipe._trial_ends import TrialEnds
-from hpsearch.recipe._trials import StageTrials, distributions
+from hpsearch.recipe._trials import RESUME, StageTrials, distributions
 from hpsearch.results import (
     RangeTestResult,
     SearchRange,
@@ -164,6 +164,7 @@ class SearchRounds:
             params=params,
             trial_id=optuna_schema.trial_id(trial),
             trial_number=trial.number,
+            resume_epoch=resume["epoch"] if (resume := trial.user_attrs.get(RESUME)) else None,
         )
 
     # --- setting a round up ------------------------------------------------------------------

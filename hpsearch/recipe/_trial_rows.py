@@ -98,6 +98,20 @@ class TrialRows:
                 values[int(trial_id)][int(step)] = schema.decode_intermediate(value, kind)
         return values
 
+    def set_while_running(self, trial_id: int, key: str, value: Any) -> bool:
+        """Set a user attribute of a trial that is still RUNNING (in one transaction with the
+        check); False, and nothing set, once it has ended."""
+        engine = self.store.optuna.engine
+        with engine.begin() as conn:
+            state = conn.execute(
+                sa.select(_TRIALS.c.state).where(_TRIALS.c.trial_id == trial_id)
+            ).scalar_one_or_none()
+            if state != TrialState.RUNNING:
+                return False
+            row = {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+            conn.execute(upsert(engine, _USER_ATTRS, row, ["trial_id", "key"], ["value_json"]))
+        return True
+
     def finish(
         self,
         trial_id: int,
@@ -216,6 +230,7 @@ def frozen_trial(
     params: Mapping[str, Any] | None = None,
     dists: Mapping[str, BaseDistribution] | None = None,
     values: Mapping[int, float] | None = None,
+    user_attrs: Mapping[str, Any] | None = None,
 ) -> FrozenTrial:
     """A trial as Optuna's samplers and pruners read one, built from rows already read."""
     return FrozenTrial(
@@ -226,7 +241,7 @@ def frozen_trial(
         datetime_complete=None,
         params=dict(params or {}),
         distributions=dict(dists or {}),
-        user_attrs={},
+        user_attrs=dict(user_attrs or {}),
         system_attrs={},
         intermediate_values=dict(values or {}),
         trial_id=trial_id,

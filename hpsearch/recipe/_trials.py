@@ -299,9 +299,17 @@ class StageTrials(TrialRows):
                 .where(_PARAMS.c.trial_id == row.trial_id)
                 .order_by(_PARAMS.c.param_id)
             ).all()
+            resume = conn.execute(
+                sa.select(_USER_ATTRS.c.value_json).where(
+                    _USER_ATTRS.c.trial_id == row.trial_id, _USER_ATTRS.c.key == RESUME
+                )
+            ).scalar_one_or_none()
         dists = {name: json_to_distribution(text) for name, _, text in stored}
         params = {name: dists[name].to_external_repr(value) for name, value, _ in stored}
-        return _template(TrialState.RUNNING, params, dists, int(row.number), int(row.trial_id))
+        attrs = {} if resume is None else {RESUME: json.loads(resume)}
+        return _template(
+            TrialState.RUNNING, params, dists, int(row.number), int(row.trial_id), attrs
+        )
 
     def cancel_waiting(self, ostudy: optuna.Study, reason: str) -> None:
         """End the study's queued trials unstarted (FAIL, with ``reason``)."""
@@ -326,6 +334,12 @@ class StageTrials(TrialRows):
                 self.finish(trial_id, TrialState.FAIL, None, {"fail_reason": reason})
 
 
+RESUME = "resume"
+"""The user attribute of a retried trial whose run goes on from a checkpoint: ``{"trial_id",
+"epoch", "sha256"}`` of the checkpoint (the trial that saved it)."""
+CHECKPOINT = "checkpoint"
+"""The user attribute of a running trial that saved a checkpoint: ``{"epoch", "sha256"}``."""
+
 Queued = tuple[dict[str, Any], dict[str, BaseDistribution], dict[str, Any]]
 """A trial to queue: its parameters, their distributions, its user attributes."""
 
@@ -336,5 +350,6 @@ def _template(
     dists: Mapping[str, BaseDistribution],
     number: int = -1,
     trial: int = -1,
+    user_attrs: Mapping[str, Any] | None = None,
 ) -> FrozenTrial:
-    return frozen_trial(state, number, trial, params, dists)
+    return frozen_trial(state, number, trial, params, dists, user_attrs=user_attrs)

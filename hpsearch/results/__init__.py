@@ -194,6 +194,9 @@ class WorkItem(_Model):
     trial_number: int | None = None
     configs: list[dict[str, float]] = Field(default_factory=list)  # final: spec paths, best first
     epoch_budget: float | None = None  # final: trial-epochs left for a targeted stage
+    # a retried trial: the epoch of the checkpoint it goes on from (it trains the next one first;
+    # GET /api/trials/{id}/checkpoint serves it)
+    resume_epoch: int | None = Field(None, ge=1)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

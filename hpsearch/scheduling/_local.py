@@ -22,9 +22,10 @@ import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any
 
-from hpsearch.errors import HPSearchError, StudyExistsError
+from hpsearch.errors import ArtifactError, HPSearchError, StudyExistsError
 from hpsearch.models import allow_modules, own_model_allowed
 from hpsearch.recipe import StageMachine, check_launch
 from hpsearch.results import Outcome, WorkItem
@@ -34,6 +35,7 @@ from hpsearch.storage import Store, StudyRecord
 from hpsearch.views import StudySummary, summary
 
 LOCAL_LEASE_SECONDS = 10 * 365 * 86400.0  # never runs out: the next run takes it over
+CHECKPOINT_SECONDS = 60.0  # a trial's checkpoint at most this often (as a worker's default)
 INTERRUPTED = "interrupted: its process stopped"
 
 ProgressFn = Callable[[StudySummary, WorkItem | None, Outcome | None], None]
@@ -122,7 +124,9 @@ class _Driver:
         here, failures = resolve_device(device), Failures(self.worker)
         while (lease := self.claim()) is not None:
             inbox = self.scheduler.store.artifacts.inbox  # its files are received as written
-            outcome = failures.run(lease.item, here, self._reporter(lease), outbox=inbox)
+            saved = LocalCheckpoints(self.scheduler, lease.id, self.worker)
+            report = self._reporter(lease)
+            outcome = failures.run(lease.item, here, report, outbox=inbox, checkpoints=saved)
             self.finish(lease, outcome)
 
     def pool(self, device: str, workers: int, allowed: tuple[str, ...]) -> None:
@@ -197,4 +201,34 @@ def _do(lease_data: dict[str, Any], worker: str) -> dict[str, Any]:
 
     failures: Failures = _process["failures"]
     inbox = scheduler.store.artifacts.inbox
-    return failures.run(item, _process["device"], report, outbox=inbox).to_dict()
+    saved = LocalCheckpoints(scheduler, lease_id, worker)
+    outcome = failures.run(item, _process["device"], report, outbox=inbox, checkpoints=saved)
+    return outcome.to_dict()
+
+
+class LocalCheckpoints:
+    """A trial's checkpoints in a local run: written into the artifact directory and kept as
+    a server keeps a worker's (a run started again after a crash goes on from them)."""
+
+    every_seconds = CHECKPOINT_SECONDS
+
+    def __init__(self, scheduler: Scheduler, lease_id: int, worker: str) -> None:
+        self.scheduler, self.lease_id, self.worker = scheduler, lease_id, worker
+
+    def save(self, state: dict[str, Any], epoch: int) -> None:
+        from hpsearch.datasets import sha256_of
+        from hpsearch.training import write_checkpoint
+
+        artifacts = self.scheduler.store.artifacts
+        written = artifacts.inbox / f".checkpoint-{self.lease_id}.pt"
+        write_checkpoint(state, written)
+        sha256 = sha256_of(written)
+        os.replace(written, artifacts.received(sha256))
+        self.scheduler.keep_checkpoint(self.lease_id, self.worker, epoch, sha256)
+
+    def fetch(self) -> Path | None:
+        try:
+            path, _ = self.scheduler.checkpoint_to_resume(self.lease_id, self.worker)
+        except ArtifactError:
+            return None
+        return path

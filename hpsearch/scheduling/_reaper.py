@@ -29,6 +29,7 @@ from hpsearch.results import EpochRecord, Outcome
 from hpsearch.storage import as_utc, utcnow
 
 if TYPE_CHECKING:
+    from hpsearch.scheduling._leases import LeaseRow
     from hpsearch.scheduling._scheduler import Scheduler
 
 LEASE_EXPIRED = "lease expired"
@@ -79,6 +80,7 @@ class Reaper:
                 reason=LEASE_EXPIRED,
                 retryable=True,
                 history=_history(row.progress),
+                trial_epochs=_trained(row),
             )
             if self.leases.close(row.id, "expired", failure, only_if_expired=True):
                 self.scheduler.apply(row, failure)
@@ -96,6 +98,7 @@ class Reaper:
                     reason=reason,
                     retryable=True,
                     history=_history(row.progress),
+                    trial_epochs=_trained(row),
                 )
                 if self.leases.close(row.id, "interrupted", failure):
                     self.scheduler.apply(row, failure)
@@ -132,3 +135,9 @@ class Reaper:
 def _history(progress: list[dict[str, float]]) -> list[EpochRecord]:
     """The epochs a worker reported before it went away (validated when they were reported)."""
     return [EpochRecord.model_validate(epoch) for epoch in progress]
+
+
+def _trained(row: LeaseRow) -> float:
+    """The epochs a worker that went away trained (and reported): its round spent them. A
+    retried trial's first ones came from a checkpoint; they were counted before."""
+    return float(max(0, len(row.progress) - (row.item.resume_epoch or 0)))

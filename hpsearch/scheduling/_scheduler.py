@@ -47,6 +47,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -202,11 +203,34 @@ class Scheduler:
         """Where a file of work item ``lease_id`` is received, once it is known to be
         ``worker``'s active item (:class:`LeaseHeldError`, or :class:`ArtifactError` for an
         item already finished or expired)."""
+        self._active(lease_id, worker)
+        return self.store.artifacts
+
+    def _active(self, lease_id: int, worker: str) -> LeaseRow:
         row = self.leases.get(lease_id)
         check_holder(lease_id, row.worker, worker)
         if row.state != "active":
             raise ArtifactError(f"work item {lease_id} is {row.state}: it takes no files now")
-        return self.store.artifacts
+        return row
+
+    def keep_checkpoint(self, lease_id: int, worker: str, epoch: int, sha256: str) -> None:
+        """Make the received file of ``sha256`` the latest checkpoint of ``worker``'s active
+        trial item ``lease_id``, taken after ``epoch`` (:class:`ArtifactError` for an item that
+        is not a trial, or not active)."""
+        item = self._active(lease_id, worker).item
+        if item.kind != "trial":
+            why = f"work item {lease_id} is a {item.kind} item: it keeps no checkpoints"
+            raise ArtifactError(why, 422)
+        self.machine.rounds.ends.keep_checkpoint(item, epoch, sha256)
+
+    def checkpoint_to_resume(self, lease_id: int, worker: str) -> tuple[Path, str]:
+        """The checkpoint ``worker``'s active item ``lease_id`` goes on from, and its sha256
+        (:class:`ArtifactError` 404 when it has none)."""
+        item = self._active(lease_id, worker).item
+        found = self.machine.rounds.ends.checkpoint_to_resume(item)
+        if found is None:
+            raise ArtifactError(f"work item {lease_id} goes on from no checkpoint", 404)
+        return found
 
     def finish(self, lease_id: int, worker: str, outcome: Outcome) -> bool:
         """Apply ``outcome`` once; a repeated or late finish is acknowledged and not applied.

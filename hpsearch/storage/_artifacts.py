@@ -89,6 +89,31 @@ class Artifacts:
                 raise _disk_error(exc, self.root) from None
         return file.model_copy(update={"artifact_id": artifact_id})
 
+    def checkpoint(self, study_id: int, trial_id: int) -> Path:
+        """Where the latest checkpoint of a running trial (by its Optuna trial id) is kept:
+        ``checkpoints/<study id>/``, beside the store, never listed as an artifact (it is
+        replaced every few minutes and deleted when its trial ends)."""
+        return self.root / "checkpoints" / str(study_id) / f"{trial_id}.pt"
+
+    def keep_checkpoint(self, sha256: str, study_id: int, trial_id: int) -> Path:
+        """Move the received file of ``sha256`` into place as a trial's checkpoint."""
+        dest = self.checkpoint(study_id, trial_id)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.received(sha256), dest)  # the same file system: atomic
+        except OSError as exc:
+            raise _disk_error(exc, self.root) from None
+        return dest
+
+    def remove_checkpoints(self, study_id: int, trial_ids: list[int] | None = None) -> None:
+        """Delete some trials' checkpoints (every one of the study's when ``trial_ids`` is
+        None)."""
+        if trial_ids is None:
+            shutil.rmtree(self.root / "checkpoints" / str(study_id), ignore_errors=True)
+            return
+        for trial_id in trial_ids:
+            self.checkpoint(study_id, trial_id).unlink(missing_ok=True)
+
     def discard(self, files: list[ModelFile]) -> None:
         """Forget received files once the result naming them is recorded."""
         for file in files:

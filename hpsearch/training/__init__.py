@@ -6,6 +6,12 @@ from hpsearch.data import load_data
 from hpsearch.device import resolve_device
 from hpsearch.spec import StudySpec
 from hpsearch.training._cancel import cancellable
+from hpsearch.training._checkpoint import (
+    CheckpointError,
+    CheckpointSink,
+    read_checkpoint,
+    write_checkpoint,
+)
 from hpsearch.training._optim import build_optimizer, decayed_parameters, explicit_penalty
 from hpsearch.training._schedule import learning_rate
 from hpsearch.training._trainer import (
@@ -35,6 +41,8 @@ def train(
 
 
 __all__ = [
+    "CheckpointError",
+    "CheckpointSink",
     "EpochMetrics",
     "ReportFn",
     "StepFn",
@@ -49,6 +57,8 @@ __all__ = [
     "learning_rate",
     "predict_split",
     "probability_sums",
+    "read_checkpoint",
     "train",
     "tta_probabilities",
+    "write_checkpoint",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
@@ -32,3 +32,10 @@ class Snapshots:
 
     def best(self) -> list[tuple[int, dict[str, Tensor]]]:
         return [(epoch, state) for _, _, epoch, state in self._kept]
+
+    def state(self) -> list[dict[str, Any]]:
+        """What a checkpoint keeps of the snapshots (:meth:`load_state` puts it back)."""
+        return [{"value": v, "neg_loss": n, "epoch": e, "weights": w} for v, n, e, w in self._kept]
+
+    def load_state(self, state: list[dict[str, Any]]) -> None:
+        self._kept = [(s["value"], s["neg_loss"], s["epoch"], s["weights"]) for s in state]

@@ -30,6 +30,7 @@ from hpsearch.metrics import label_scores, scores
 from hpsearch.models import build_model
 from hpsearch.spec import StudySpec
 from hpsearch.training._cancel import raise_if_cancelled
+from hpsearch.training._checkpoint import CheckpointSink, capture, restore
 from hpsearch.training._optim import build_optimizer, decayed_parameters, explicit_penalty
 from hpsearch.training._schedule import learning_rate
 from hpsearch.training._snapshots import Snapshots
@@ -84,6 +85,12 @@ class TrainResult:
     model: nn.Module = field(repr=False)
     # fit(snapshots=k): the weights of the k best epochs by the objective, best first
     snapshots: list[tuple[int, dict[str, Tensor]]] = field(default_factory=list, repr=False)
+    resumed: int = 0  # epochs of the history that a checkpoint brought (not trained in this run)
+
+    @property
+    def trained_epochs(self) -> int:
+        """Epochs trained by this run (a resumed run's restored ones not counted)."""
+        return len(self.history) - self.resumed
 
     @property
     def val_accuracy(self) -> float:
@@ -209,19 +216,33 @@ class Trainer:
         epochs: int | None = None,
         on_step: StepFn | None = None,
         snapshots: int = 0,
+        resume: dict[str, Any] | None = None,
+        checkpoint: CheckpointSink | None = None,
     ) -> TrainResult:
         """Train ``epochs`` (default: the spec's) with early stopping on the spec's objective
         and the report callback; keep the weights of the ``snapshots`` best epochs (a snapshot
-        ensemble's members)."""
+        ensemble's members).
+
+        ``resume``: a checkpoint (``hpsearch.training.read_checkpoint``) of this run to go on
+        from: its epochs are reported again (a retried trial is a new Optuna trial) and training
+        continues at the next one. ``checkpoint``: where to save one after an epoch, at most once
+        in its ``every_seconds``.
+        """
         t = self.spec.train
         total = epochs or t.epochs
         objective = self.spec.search.objective
         tracker = _BestTracker(self.model, objective, t.early_stopping_patience, t.min_delta)
         kept = Snapshots(self.model, objective, snapshots)
-        history: list[EpochMetrics] = []
+        history = [] if resume is None else restore(self, resume, total, tracker, kept)
+        resumed = len(history)
         stopped: str | None = None
         start = time.perf_counter()
-        for epoch in range(total):
+        for metrics in history:
+            if report is not None and report(metrics.epoch, metrics.as_dict()):
+                stopped = "report"
+                break
+        saved = time.monotonic()
+        for epoch in range(resumed, total if stopped is None else resumed):
             metrics = self.run_epoch(epoch, total, on_step)
             history.append(metrics)
             tracker.update(metrics)
@@ -232,6 +253,10 @@ class Trainer:
             if tracker.exhausted:
                 stopped = "early_stopping"
                 break
+            due = checkpoint is not None and time.monotonic() - saved >= checkpoint.every_seconds
+            if checkpoint is not None and due and epoch + 1 < total:
+                checkpoint.save(capture(self, total, history, tracker, kept), epoch + 1)
+                saved = time.monotonic()
         weights_epoch = tracker.restore() or len(history)
         return TrainResult(
             history=history,
@@ -242,6 +267,7 @@ class Trainer:
             objective=objective,
             model=self.model,
             snapshots=kept.best(),
+            resumed=resumed,
         )
 
     def run_epoch(self, epoch: int, total: int, on_step: StepFn | None = None) -> EpochMetrics:
@@ -379,6 +405,22 @@ class _BestTracker:
                 self._state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         else:
             self.waited += 1
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the tracker (:meth:`load_state` puts it back)."""
+        kept = self._state
+        return {
+            "best_value": self.best_value,
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "waited": self.waited,
+            "weights": None if kept is None else {k: v.to("cpu") for k, v in kept.items()},
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.best_value, self.best_loss = state["best_value"], state["best_loss"]
+        self.best_epoch, self.waited = state["best_epoch"], state["waited"]
+        self._state = state["weights"]
 
     @property
     def exhausted(self) -> bool:

@@ -95,13 +95,17 @@ def server(server_process: ServerProcess) -> str:
 
 
 def start_worker(
-    url: str, tmp_path: Path, name: str, env: dict[str, str] | None = None
+    url: str,
+    tmp_path: Path,
+    name: str,
+    env: dict[str, str] | None = None,
+    options: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
-    """``hpsearch worker`` on the CPU (``env`` added to its environment), its output in
-    ``tmp_path/<name>.log``."""
+    """``hpsearch worker`` on the CPU (``env`` added to its environment, ``options`` to its
+    command line), its output in ``tmp_path/<name>.log``."""
     command = [
         HPSEARCH, "worker", "--server", url, "--devices", "cpu", "--id", name,
-        "--spool", str(tmp_path / f"{name}-spool"),
+        "--spool", str(tmp_path / f"{name}-spool"), *options,
     ]  # fmt: skip
     environment = os.environ | TOKENS | {"OMP_NUM_THREADS": "1"} | (env or {})
     with (tmp_path / f"{name}.log").open("ab") as out:

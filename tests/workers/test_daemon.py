@@ -172,7 +172,7 @@ def test_a_stage_item_is_given_up_when_its_study_stops(
     server = ScriptedServer([lease(1, "range_test") | {"lease_seconds": 0.3}])
     server.heartbeat = lambda item_id: False  # type: ignore[method-assign]  # "study stopped"
 
-    def execute(item: WorkItem, device: Any, report: Any, cancelled: Any, outbox: Any) -> Outcome:
+    def execute(item: WorkItem, device: Any, report: Any, cancelled: Any, *_: Any) -> Outcome:
         # training steps, each asking the check, until the heartbeat's answer reaches it
         wait_until("the item to be told to give up", cancelled, timeout=10, every=0.05)
         raise CancelledError()  # what the next training step raises

@@ -91,6 +91,66 @@ def test_a_worker_killed_mid_trial_loses_its_lease_and_the_trial_is_retried(
     nothing_left_running(storage_url)
 
 
+def test_a_trial_whose_worker_was_killed_goes_on_from_its_checkpoint(
+    server_process: ServerProcess, storage_url: str, tmp_path: Path
+) -> None:
+    """Must-show 2 of the trained-result issue: SIGKILL at epoch k, the retry trains k+1 on,
+    and its history holds each epoch once (the first k as the killed run measured them)."""
+    lease, epochs = 4.0, 12
+    server_process.env["HPSEARCH_LEASE_SECONDS"] = str(lease)
+    server_process.start()
+    study_id = launch(server_process, "resumed", recipe={"coarse": {"trials": 2, "epochs": epochs}})
+    every_epoch = ("--checkpoint-seconds", "0")
+    doomed = start_worker(server_process.url, tmp_path, "doomed", options=every_epoch)
+    workers = [doomed]
+    try:
+        held = wait_until(
+            "a trial on the doomed worker", lambda: holding(server_process, "doomed"), 120
+        )
+        stage, number = held["stage"], held["trial_number"]
+
+        def saved() -> int | None:
+            detail = server_process.get(f"/api/studies/{study_id}/trials/{stage}/{number}")
+            checkpoint = detail["user_attrs"].get("checkpoint")
+            return checkpoint["epoch"] if checkpoint and checkpoint["epoch"] >= 3 else None
+
+        wait_until("a checkpoint at epoch 3", saved, timeout=120, every=0.05)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+        detail = f"/api/studies/{study_id}/trials/{stage}/{number}"
+        dead = wait_until(
+            "the killed trial to fail",
+            lambda: (d := server_process.get(detail))["state"] == "failed" and d,
+            timeout=3 * lease,
+        )
+        k = dead["user_attrs"]["checkpoint"]["epoch"]
+        assert k < epochs
+        workers.append(start_worker(server_process.url, tmp_path, "survivor"))
+        page = f"/api/studies/{study_id}/trials?stage={stage}&limit=1000"
+
+        def retried() -> dict[str, Any] | None:
+            retry = [t for t in server_process.get(page)["trials"] if t["retry_of"] == number]
+            ended = retry and retry[0]["state"] in ("complete", "pruned", "failed")
+            return retry[0] if ended else None
+
+        retry = wait_until("the retry to end", retried, timeout=180)
+        done = server_process.get(f"/api/studies/{study_id}/trials/{stage}/{retry['number']}")
+    finally:
+        stop_workers(workers)
+    assert done["state"] == "complete", done
+    assert done["user_attrs"]["resume"]["epoch"] == k
+    assert [e["epoch"] for e in done["history"]] == list(range(1, epochs + 1))
+    assert sorted(int(s) for s in done["intermediate_values"]) == list(range(1, epochs + 1))
+    restored = [(e["epoch"], e["val_accuracy"], e["train_loss"]) for e in done["history"][:k]]
+    assert restored == [
+        (e["epoch"], e["val_accuracy"], e["train_loss"]) for e in dead["history"][:k]
+    ]
+    # the survivor trained from epoch k+1: it says so, and nothing of the two runs is left
+    assert f"continues at epoch {k + 1} (its checkpoint)" in worker_log(tmp_path, "survivor")
+    left = tmp_path / "artifacts" / "checkpoints" / str(study_id)
+    assert not list(left.glob("*.pt"))
+
+
 def test_a_result_finished_while_the_server_was_down_is_delivered_from_the_spool(
     server_process: ServerProcess, storage_url: str, tmp_path: Path
 ) -> None:
