@@ -126,7 +126,15 @@ def _execute(
         )
     if item.kind == "final":
         final = run_final(
-            spec, item.configs, data, device, _give_up_on(report), item.epoch_budget, outbox
+            spec,
+            item.configs,
+            data,
+            device,
+            _give_up_on(report),
+            item.epoch_budget,
+            outbox,
+            resume=_checkpoint_to_resume(item, checkpoints),
+            checkpoint=checkpoints,
         )
         targeted = final.targeted.trial_epochs if final.targeted is not None else 0.0
         return Outcome(
@@ -204,7 +212,8 @@ def _checkpoint_to_resume(
 
 
 def _trial_name(item: WorkItem) -> str:
-    return f"{item.study}/{item.stage} trial {item.trial_number}"
+    trial = f" trial {item.trial_number}" if item.kind == "trial" else ""
+    return f"{item.study}/{item.stage}{trial}"
 
 
 def cached_data(spec: StudySpec, device: torch.device) -> DataBundle:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -42,6 +42,8 @@ from hpsearch.spec import StudySpec
 from hpsearch.trained import card_for, save_model
 from hpsearch.trained._file import Kind
 from hpsearch.training import (
+    CheckpointError,
+    CheckpointSink,
     ReportFn,
     Trainer,
     TrainResult,
@@ -59,16 +61,26 @@ def run_final(
     report: ReportFn | None = None,
     epoch_budget: float | None = None,
     outbox: Path | None = None,
+    resume: dict[str, Any] | None = None,
+    checkpoint: CheckpointSink | None = None,
 ) -> FinalItemResult:
     """Train ``configs[0]`` (best first), maybe a targeted variant, then evaluate on test once.
 
     The final result and the targeted stage's (or None) each hold their ``trial_epochs``; with
-    an ``outbox``, the references of the model files saved there.
+    an ``outbox``, the references of the model files saved there. The training of
+    ``configs[0]`` saves checkpoints to ``checkpoint`` and goes on from ``resume`` (a retried
+    final training); what follows it (a targeted variant, an ensemble's other members) is
+    short beside it, and trained again.
     """
     fin = spec.recipe.final
     snapshots = fin.ensemble_top_k if fin.ensemble == "snapshots" else 0
     chosen = dict(configs[0])
-    trainer, result = _train(spec, chosen, data, device, None, report, snapshots)
+    trainer = Trainer(final_spec(spec, chosen), data, device)
+    try:
+        result = trainer.fit(report, snapshots=snapshots, resume=resume, checkpoint=checkpoint)
+    except CheckpointError:  # of another configuration: trained from the start
+        trainer = Trainer(final_spec(spec, chosen), data, device)
+        result = trainer.fit(report, snapshots=snapshots, checkpoint=checkpoint)
     epochs = float(len(result.history))
     diagnosis = _diagnosis(spec, result)
     targeted = None

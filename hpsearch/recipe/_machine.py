@@ -18,6 +18,7 @@ lock (the local runner is a single driver; the server's scheduler takes a lock p
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Literal
 
 import optuna
@@ -142,6 +143,7 @@ class StageMachine:
         if spec.budget.trial_epochs is not None:
             spent = sum(r.trial_epochs for r in records.values())
             left = max(0.0, spec.budget.trial_epochs - spent)
+        saved = self.store.artifacts.saved_checkpoint(study.id, "final")  # a retry's
         return WorkItem(
             study_id=study.id,
             study=study.name,
@@ -150,6 +152,7 @@ class StageMachine:
             spec=dumped,
             configs=configs,
             epoch_budget=left,
+            resume_epoch=saved["epoch"] if saved else None,
         )
 
     # --- reports and results -----------------------------------------------------------------
@@ -197,9 +200,10 @@ class StageMachine:
         record = self.store.stage(item.study_id, item.stage)
         if record is None or record.finished:
             return
-        if outcome.state == "failed" and outcome.retryable:
+        if outcome.state == "failed" and outcome.retryable:  # its checkpoint is kept for it
             self.store.update_stage(item.study_id, item.stage, status="pending")
             return
+        self.store.artifacts.remove_checkpoints(item.study_id, [item.stage])
         if isinstance(outcome.result, FinalItemResult) and outcome.state == "completed":
             self._finish_final(item, outcome.result)
             return
@@ -212,6 +216,27 @@ class StageMachine:
             trial_epochs=outcome.trial_epochs,
             seconds=outcome.seconds,
         )
+
+    def keep_checkpoint(self, item: WorkItem, epoch: int, sha256: str) -> None:
+        """Make the received file of ``sha256`` the latest checkpoint of a trial or of the final
+        training, taken after ``epoch``; a run that ended meanwhile keeps none."""
+        if item.kind == "trial":
+            self.rounds.ends.keep_checkpoint(item, epoch, sha256)
+            return
+        artifacts = self.store.artifacts
+        artifacts.keep_checkpoint(sha256, item.study_id, item.stage, epoch)
+        record = self.store.stage(item.study_id, item.stage)
+        if record is None or record.finished:
+            artifacts.remove_checkpoints(item.study_id, [item.stage])
+
+    def checkpoint_to_resume(self, item: WorkItem) -> tuple[Path, str] | None:
+        """The checkpoint a retried trial or final training goes on from, and its sha256."""
+        if item.kind == "trial":
+            return self.rounds.ends.checkpoint_to_resume(item)
+        saved = self.store.artifacts.saved_checkpoint(item.study_id, item.stage)
+        if item.resume_epoch is None or saved is None:
+            return None
+        return self.store.artifacts.checkpoint(item.study_id, item.stage), str(saved["sha256"])
 
     def _finish_final(self, item: WorkItem, result: FinalItemResult) -> None:
         targeted = result.targeted

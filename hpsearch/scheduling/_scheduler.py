@@ -215,19 +215,19 @@ class Scheduler:
 
     def keep_checkpoint(self, lease_id: int, worker: str, epoch: int, sha256: str) -> None:
         """Make the received file of ``sha256`` the latest checkpoint of ``worker``'s active
-        trial item ``lease_id``, taken after ``epoch`` (:class:`ArtifactError` for an item that
-        is not a trial, or not active)."""
+        trial or final item ``lease_id``, taken after ``epoch`` (:class:`ArtifactError` for an
+        item of another kind, or not active)."""
         item = self._active(lease_id, worker).item
-        if item.kind != "trial":
+        if item.kind not in ("trial", "final"):
             why = f"work item {lease_id} is a {item.kind} item: it keeps no checkpoints"
             raise ArtifactError(why, 422)
-        self.machine.rounds.ends.keep_checkpoint(item, epoch, sha256)
+        self.machine.keep_checkpoint(item, epoch, sha256)
 
     def checkpoint_to_resume(self, lease_id: int, worker: str) -> tuple[Path, str]:
         """The checkpoint ``worker``'s active item ``lease_id`` goes on from, and its sha256
         (:class:`ArtifactError` 404 when it has none)."""
         item = self._active(lease_id, worker).item
-        found = self.machine.rounds.ends.checkpoint_to_resume(item)
+        found = self.machine.checkpoint_to_resume(item)
         if found is None:
             raise ArtifactError(f"work item {lease_id} goes on from no checkpoint", 404)
         return found

@@ -13,9 +13,11 @@ whole.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,30 +91,47 @@ class Artifacts:
                 raise _disk_error(exc, self.root) from None
         return file.model_copy(update={"artifact_id": artifact_id})
 
-    def checkpoint(self, study_id: int, trial_id: int) -> Path:
-        """Where the latest checkpoint of a running trial (by its Optuna trial id) is kept:
-        ``checkpoints/<study id>/``, beside the store, never listed as an artifact (it is
-        replaced every few minutes and deleted when its trial ends)."""
-        return self.root / "checkpoints" / str(study_id) / f"{trial_id}.pt"
+    def checkpoint(self, study_id: int, run: int | str) -> Path:
+        """Where the latest checkpoint of a running trial (``run``: its Optuna trial id) or
+        final training (``run``: its stage's name) is kept: ``checkpoints/<study id>/``, beside
+        the store, never listed as an artifact (it is replaced every few minutes and deleted
+        when its run ends)."""
+        return self.root / "checkpoints" / str(study_id) / f"{run}.pt"
 
-    def keep_checkpoint(self, sha256: str, study_id: int, trial_id: int) -> Path:
-        """Move the received file of ``sha256`` into place as a trial's checkpoint."""
-        dest = self.checkpoint(study_id, trial_id)
+    def keep_checkpoint(
+        self, sha256: str, study_id: int, run: int | str, epoch: int | None = None
+    ) -> Path:
+        """Move the received file of ``sha256`` into place as a run's checkpoint; with its
+        ``epoch``, a note beside it says which (a stage has no Optuna trial to say so)."""
+        dest = self.checkpoint(study_id, run)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self.received(sha256), dest)  # the same file system: atomic
+            if epoch is not None:
+                note = dest.with_suffix(".tmp")
+                note.write_text(json.dumps({"epoch": epoch, "sha256": sha256}))
+                os.replace(note, dest.with_suffix(".json"))
         except OSError as exc:
             raise _disk_error(exc, self.root) from None
         return dest
 
-    def remove_checkpoints(self, study_id: int, trial_ids: list[int] | None = None) -> None:
-        """Delete some trials' checkpoints (every one of the study's when ``trial_ids`` is
-        None)."""
-        if trial_ids is None:
+    def saved_checkpoint(self, study_id: int, run: str) -> dict[str, Any] | None:
+        """``{"epoch", "sha256"}`` of a stage's checkpoint (its note), or None if it has none."""
+        path = self.checkpoint(study_id, run)
+        try:
+            saved = json.loads(path.with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            return None
+        return dict(saved) if path.is_file() else None
+
+    def remove_checkpoints(self, study_id: int, runs: Sequence[int | str] | None = None) -> None:
+        """Delete some runs' checkpoints (every one of the study's when ``runs`` is None)."""
+        if runs is None:
             shutil.rmtree(self.root / "checkpoints" / str(study_id), ignore_errors=True)
             return
-        for trial_id in trial_ids:
-            self.checkpoint(study_id, trial_id).unlink(missing_ok=True)
+        for run in runs:
+            self.checkpoint(study_id, run).unlink(missing_ok=True)
+            self.checkpoint(study_id, run).with_suffix(".json").unlink(missing_ok=True)
 
     def discard(self, files: list[ModelFile]) -> None:
         """Forget received files once the result naming them is recorded."""

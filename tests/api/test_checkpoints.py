@@ -11,6 +11,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import ADMIN, WORKER, launch
+from tests.api.test_model_files import final_lease
 from workers.simulate import simulated_outcome
 
 
@@ -122,3 +123,25 @@ def test_checkpoints_are_for_trials_and_go_with_their_study(client: TestClient) 
     assert list((artifacts / "checkpoints" / str(study_id)).glob("*.pt"))
     assert client.delete(f"/api/studies/{study_id}", headers=ADMIN).status_code == 204
     assert not (artifacts / "checkpoints" / str(study_id)).exists()
+
+
+def test_a_final_training_handed_back_goes_on_from_its_checkpoint(client: TestClient) -> None:
+    study_id = launch(client, "ckpt-final")
+    lease = final_lease(client, study_id)
+    assert lease["item"]["resume_epoch"] is None
+    state = b"final training after epoch 3" * 50
+    assert put(client, lease, state, epoch=3).status_code == 201
+    handed_back = {"worker": "w1", "state": "failed", "reason": "lease expired", "retryable": True}
+    client.post(f"/api/trials/{lease['id']}/finish", json=handed_back, headers=WORKER)
+
+    again = client.post("/api/trials/claim", json={"worker": "w2"}, headers=WORKER).json()
+    assert again["item"]["kind"] == "final"
+    assert again["item"]["resume_epoch"] == 3
+    got = client.get(
+        f"/api/trials/{again['id']}/checkpoint", params={"worker": "w2"}, headers=WORKER
+    )
+    assert got.content == state
+    outcome = simulated_outcome(again["item"]) | {"worker": "w2"}
+    assert client.post(f"/api/trials/{again['id']}/finish", json=outcome, headers=WORKER).json()
+    artifacts: Path = client.app.state.store.artifacts.root  # type: ignore[attr-defined]
+    assert not list((artifacts / "checkpoints").rglob("*.*"))

@@ -14,8 +14,9 @@ from hpsearch.data import DataBundle
 from hpsearch.models import build_model
 from hpsearch.recipe import run_final
 from hpsearch.trained import load_model
-from hpsearch.training import Trainer, predict_split
+from hpsearch.training import Trainer, predict_split, read_checkpoint
 from tests.conftest import CPU, make_spec, tiny_study
+from tests.hpsearch.training.test_checkpoint import KeepAll
 
 CONFIGS = [
     {"train.lr": 0.1, "train.weight_decay": 1e-4},
@@ -107,3 +108,38 @@ def test_crops_of_classes_a_mirror_changes_are_not_mirrored(digits_data: DataBun
     x = digits_data.normalize(digits_data.val.images)
     assert torch.equal(views[4], x)
     assert not any(torch.equal(v, x.flip(3)) for v in views)
+
+
+class _Killed(BaseException):
+    pass
+
+
+def test_a_final_training_retried_goes_on_from_its_checkpoint(
+    digits_data: DataBundle, tmp_path: Path
+) -> None:
+    spec = tiny_study(recipe={"final": {"epochs": 5, "early_stopping_patience": 5}})
+    configs = [{"train.lr": 0.1, "train.weight_decay": 1e-4}]
+    whole = run_final(spec, configs, digits_data, CPU).final
+
+    def dies_at_3(epoch: int, metrics: dict[str, float]) -> bool:
+        if epoch == 3:
+            raise _Killed
+        return False
+
+    sink = KeepAll(tmp_path)
+    with pytest.raises(_Killed):
+        run_final(spec, configs, digits_data, CPU, dies_at_3, checkpoint=sink)
+    reported: list[int] = []
+    resumed = run_final(
+        spec,
+        configs,
+        digits_data,
+        CPU,
+        lambda epoch, _: reported.append(epoch) is not None,  # never stops
+        resume=read_checkpoint(sink.saved[2]),
+    ).final
+    assert reported == [1, 2, 3, 4, 5]
+    assert [(e.epoch, e.val_loss, e.train_loss) for e in resumed.history] == [
+        (e.epoch, e.val_loss, e.train_loss) for e in whole.history
+    ]
+    assert resumed.test_accuracy == whole.test_accuracy
