@@ -154,12 +154,13 @@ class ServiceClient(_Client):
         """Delete a study with its trials and stage results."""
         self._request("DELETE", f"/api/studies/{study_id}")
 
-    def push_dataset(self, path: Path) -> tuple[str, bool]:
-        """Upload a folder or an array file unless the server has it already (asked by its
-        sha256, so the same data is sent once); its ``sha256:<hex>`` name, and whether it was
-        sent now."""
+    def push_dataset(self, path: Path, kind: str | None = None) -> tuple[str, bool]:
+        """Upload a folder or an array file (or, as ``kind`` "model", a model file) unless the
+        server has it already (asked by its sha256, so the same data is sent once); its
+        ``sha256:<hex>`` name, and whether it was sent now."""
         with tempfile.TemporaryDirectory(prefix="hpsearch-push-") as scratch:
-            file, kind = datasets.pack(path, Path(scratch))
+            file, packed = datasets.pack(path, Path(scratch))
+            kind = kind or packed
             digest = datasets.sha256_of(file)
             if any(d["sha256"] == digest for d in self.datasets()):
                 return datasets.PREFIX + digest, False

@@ -272,22 +272,27 @@ class Worker:
         self.deliver_spool()
 
     def _fetch_data(self, item: WorkItem) -> Outcome | None:
-        """Download the item's uploaded dataset into this machine's cache, once (its hash
-        checked); the item's failed outcome if that cannot be done, else None."""
-        path = item.spec.get("dataset", {}).get("path")
-        if not is_uploaded(path):
-            return None
-        try:
-            digest = digest_of(path)
-            dest = cache_dir() / digest
-            if dest.is_file():
-                return None
-            log.info("[%s] fetching dataset %s", self.client.worker_id, path)
-            self.client.fetch_dataset(digest, dest)
-        except Unreachable as exc:  # the server is away: another worker, or later, may do it
-            return Outcome(state="failed", reason=f"dataset {path}: {exc}", retryable=True)
-        except (DatasetError, Refused, OSError) as exc:
-            return Outcome(state="failed", reason=f"dataset {path}: {exc}")
+        """Download the item's uploaded dataset and the model file its ``model.init_from``
+        names into this machine's cache, once each (their hash checked); the item's failed
+        outcome if that cannot be done, else None."""
+        wanted = [
+            ("dataset", item.spec.get("dataset", {}).get("path")),
+            ("model.init_from", item.spec.get("model", {}).get("init_from")),
+        ]
+        for what, path in wanted:
+            if not is_uploaded(path):
+                continue
+            try:
+                digest = digest_of(path)
+                dest = cache_dir() / digest
+                if dest.is_file():
+                    continue
+                log.info("[%s] fetching %s %s", self.client.worker_id, what, path)
+                self.client.fetch_dataset(digest, dest)
+            except Unreachable as exc:  # the server is away: another worker, or later, may
+                return Outcome(state="failed", reason=f"{what} {path}: {exc}", retryable=True)
+            except (DatasetError, Refused, OSError) as exc:
+                return Outcome(state="failed", reason=f"{what} {path}: {exc}")
         return None
 
     def _give_up_when(self, item: WorkItem, beat: Heartbeat) -> Callable[[], bool]:

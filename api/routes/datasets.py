@@ -28,7 +28,7 @@ _FOUND = error_responses(404)
 
 class DatasetRead(BaseModel):
     sha256: str
-    kind: Literal["folder", "arrays"]
+    kind: Literal["folder", "arrays", "model"]  # model: the weights a model.init_from names
     name: str  # where it was pushed from
     bytes: int
     uploaded_at: str
@@ -58,7 +58,10 @@ def list_datasets(datasets: DatasetsDep, store: StoreDep) -> list[DatasetRead]:
     dependencies=[AdminDep],
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(413, 422),
-    openapi_extra=binary_body("the dataset's one file: an .npz/.pt, or a folder's tar"),
+    openapi_extra=binary_body(
+        "the dataset's one file: an .npz/.pt, or a folder's tar (or a model file that a "
+        "spec's model.init_from names)"
+    ),
 )
 async def push_dataset(
     sha256: Digest,
@@ -66,7 +69,7 @@ async def push_dataset(
     datasets: DatasetsDep,
     settings: SettingsDep,
     store: StoreDep,
-    kind: Literal["folder", "arrays"] = "arrays",
+    kind: Literal["folder", "arrays", "model"] = "arrays",
     name: Annotated[str, Query(max_length=256)] = "",
 ) -> DatasetRead:
     """Upload a dataset, streamed; its sha256 must be the one in the path (422 if not). The
@@ -109,7 +112,7 @@ def _users(store: StoreDep) -> dict[str, list[str]]:
     """Uploaded dataset -> the studies whose spec names it."""
     users: dict[str, list[str]] = {}
     for study in store.list_studies():
-        path = study.spec.dataset.path or ""
-        if path.startswith("sha256:"):
-            users.setdefault(path.removeprefix("sha256:"), []).append(study.name)
+        for path in (study.spec.dataset.path, study.spec.model.init_from):  # data, weights
+            if path and path.startswith("sha256:"):
+                users.setdefault(path.removeprefix("sha256:"), []).append(study.name)
     return users

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 from api.deps import AdminDep, MachineDep, SettingsDep, StoreDep, StudyDep
 from api.schemas import StudyCreated, StudyListItem, StudyRead, error_responses
 from hpsearch.errors import SpecError
-from hpsearch.recipe import MemoryLimit, check_launch, stored_model
+from hpsearch.recipe import MemoryLimit, check_launch, resolve_init_from, stored_model
 from hpsearch.spec import parse_spec, read_spec_text
 from hpsearch.storage import StudyRecord
 from hpsearch.views import TrialStateName, best_of, summary, trial_detail, trial_page
@@ -64,6 +64,7 @@ async def create_study(request: Request, store: StoreDep, settings: SettingsDep)
         "the server's limit (HPSEARCH_MAX_ITEM_MEMORY_GIB)",
     )
     # what its work will derive, its data (uploaded ones are in the data directory), its memory
+    spec = resolve_init_from(store, spec, settings.datasets)  # study:NAME: its model file
     check_launch(spec, limit, "request body", store=settings.datasets)
     record = store.create_study(spec, driver="server")
     return StudyCreated(id=record.id, name=record.name, state=record.state)

@@ -26,26 +26,35 @@ if TYPE_CHECKING:
 def with_data_on_server(
     client: ServiceClient, spec: StudySpec, upload: bool, say: bool = True
 ) -> StudySpec:
-    """``spec`` as the server should store it: its local data pushed and named by its hash
-    (``upload``), or its path made absolute; a spec of a built-in data set as it is."""
+    """``spec`` as the server should store it: its local data and the model file its
+    ``model.init_from`` names pushed and named by their hash (``upload``), or their paths made
+    absolute; a spec of a built-in data set as it is."""
     from hpsearch.datasets import is_uploaded
-    from hpsearch.spec import USER_DATA, spec_with
+    from hpsearch.spec import STUDY_PREFIX, USER_DATA, spec_with
 
-    path = spec.dataset.path
-    if spec.dataset.name not in USER_DATA or path is None or is_uploaded(path):
-        return spec
-    local = Path(path).expanduser().resolve()
-    if not upload:
-        return spec_with(spec, {"dataset.path": str(local)})
-    if not local.exists():
-        from hpsearch.errors import SpecError
+    local_files: list[tuple[str, str | None, str | None]] = []
+    if spec.dataset.name in USER_DATA:
+        local_files.append(("dataset.path", spec.dataset.path, None))
+    init = spec.model.init_from  # study:NAME is the server's to resolve
+    if init is not None and not init.startswith(STUDY_PREFIX):
+        local_files.append(("model.init_from", init, "model"))
+    for field, path, kind in local_files:
+        if path is None or is_uploaded(path):
+            continue
+        local = Path(path).expanduser().resolve()
+        if not upload:
+            spec = spec_with(spec, {field: str(local)})
+            continue
+        if not local.exists():
+            from hpsearch.errors import SpecError
 
-        raise SpecError([("dataset.path", f"{local} does not exist")], spec.name)
-    name, sent = client.push_dataset(local)
-    if say:
-        done = "uploaded" if sent else "already on the server"
-        click.echo(f"hpsearch: {local} {done} as {name}", err=True)
-    return spec_with(spec, {"dataset.path": name})
+            raise SpecError([(field, f"{local} does not exist")], spec.name)
+        name, sent = client.push_dataset(local, kind)
+        if say:
+            done = "uploaded" if sent else "already on the server"
+            click.echo(f"hpsearch: {local} {done} as {name}", err=True)
+        spec = spec_with(spec, {field: name})
+    return spec
 
 
 @main.group()

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         stochastic_depth,
     )
     from hpsearch.models._torchvision import torchvision_names, unknown_torchvision_name
+    from hpsearch.models._transfer import Transfer, TransferError, start_from
 
 _TORCH = {
     "build_model": "hpsearch.models._build",
@@ -41,6 +42,9 @@ _TORCH = {
     "stochastic_depth": "hpsearch.models._cnn",
     "torchvision_names": "hpsearch.models._torchvision",
     "unknown_torchvision_name": "hpsearch.models._torchvision",
+    "Transfer": "hpsearch.models._transfer",
+    "TransferError": "hpsearch.models._transfer",
+    "start_from": "hpsearch.models._transfer",
 }
 
 __getattr__ = lazy_exports(__name__, _TORCH)
@@ -49,6 +53,8 @@ __all__ = [
     "ConvBlock",
     "RegularizedCNN",
     "ResidualBlock",
+    "Transfer",
+    "TransferError",
     "allow_modules",
     "allowed_modules",
     "build_model",
@@ -57,6 +63,7 @@ __all__ = [
     "norm_layer",
     "own_model_allowed",
     "python_module",
+    "start_from",
     "stochastic_depth",
     "torchvision_names",
     "unknown_torchvision_name",

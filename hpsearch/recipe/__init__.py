@@ -15,7 +15,7 @@ from hpsearch.recipe._diagnosis import diagnose
 from hpsearch.recipe._items import check_outcome, finite, first_non_finite
 from hpsearch.recipe._launch import MemoryEstimate, MemoryLimit, check_launch, estimate_memory
 from hpsearch.recipe._machine import DONE, SINGLE, WAIT, StageMachine, plan
-from hpsearch.recipe._models import stored_model
+from hpsearch.recipe._models import resolve_init_from, stored_model
 from hpsearch.recipe._ranges import Range, narrow
 from hpsearch.recipe._sampling import make_sampler
 from hpsearch.recipe._trials import optuna_name
@@ -65,6 +65,7 @@ __all__ = [
     "narrow",
     "optuna_name",
     "plan",
+    "resolve_init_from",
     "run_final",
     "run_range_test",
     "run_sanity",

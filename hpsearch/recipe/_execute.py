@@ -172,10 +172,18 @@ def _run_trial(
     resume = _checkpoint_to_resume(item, checkpoints)
     try:
         try:
-            result = Trainer(spec, data, device).fit(report, resume=resume, checkpoint=checkpoints)
+            result = Trainer(spec, data, device).fit(
+                report,
+                resume=resume,
+                checkpoint=checkpoints,
+                keep_last=item.keep_final,
+                extend=item.continues is not None,
+            )
         except CheckpointError as exc:  # of another spec or length: trained from the start
             log.warning("%s: %s; training it from epoch 1", _trial_name(item), exc)
-            result = Trainer(spec, data, device).fit(report, checkpoint=checkpoints)
+            result = Trainer(spec, data, device).fit(
+                report, checkpoint=checkpoints, keep_last=item.keep_final
+            )
     except DivergedError as exc:  # the configuration's fault: retrying would diverge again
         return Outcome(
             state="failed",

@@ -28,7 +28,7 @@ from hpsearch.recipe._derive import (
     targeted_plan,
     trial_spec,
 )
-from hpsearch.spec import StudySpec, spec_with
+from hpsearch.spec import STUDY_PREFIX, StudySpec, spec_with
 from hpsearch.spec._model import FieldProblem, check_image_size
 
 _GIB = 2**30
@@ -90,6 +90,7 @@ def check_launch(
     more memory than it allows."""
     info, problems = dataset_problems(spec, store)
     problems = derived_problems(spec) + model_problems(spec) + problems
+    problems += init_problems(spec, info, store) if not problems else []
     if memory_limit is not None and not problems:
 
         def estimate_corner(corner: StudySpec) -> MemoryEstimate:
@@ -139,6 +140,37 @@ def model_problems(spec: StudySpec) -> list[tuple[str, str]]:
 
     problem = unknown_torchvision_name(spec.model.arch.removeprefix("torchvision:"))
     return [] if problem is None else [("model.arch", problem)]
+
+
+def init_problems(
+    spec: StudySpec, info: DatasetInfo | None, store: Path | None = None
+) -> list[tuple[str, str]]:
+    """What keeps the model file ``model.init_from`` names from starting this spec's model:
+    missing, unreadable, of other channels or another architecture (``store``: where uploaded
+    files are kept). A ``python:`` model is not built here (see :func:`model_problems`): its
+    sanity checks say so instead."""
+    init = spec.model.init_from
+    if init is None or info is None:
+        return []
+    from hpsearch.data._paths import resolve_path
+    from hpsearch.models import TransferError, build_model, start_from
+
+    if init.startswith(STUDY_PREFIX):  # resolved before this check where there is one
+        return [("model.init_from", f"{init!r}: no database here to find that study in")]
+    model_spec = spec.model.model_copy(update={"init_from": str(resolve_path(init, store))})
+    try:
+        if spec.model.arch.startswith("python:"):
+            from hpsearch.trained import ModelFileError, read_model_file
+
+            try:
+                read_model_file(Path(model_spec.init_from or ""))
+            except ModelFileError as exc:
+                raise TransferError(str(exc)) from None
+            return []
+        start_from(build_model(model_spec, info), model_spec, info, train_images=0)
+    except TransferError as exc:
+        return [("model.init_from", str(exc).removeprefix("model.init_from: "))]
+    return []
 
 
 def derived_problems(spec: StudySpec) -> list[tuple[str, str]]:

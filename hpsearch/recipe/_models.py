@@ -10,19 +10,50 @@ optuna-dashboard lists both on the study's page and serves them.
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 from pathlib import Path
 from typing import Literal
 
 import optuna
 from optuna.artifacts import get_all_artifact_meta
 
-from hpsearch.datasets import sha256_of
-from hpsearch.errors import ArtifactError
+from hpsearch.datasets import PREFIX, DatasetStore, sha256_of
+from hpsearch.errors import ArtifactError, SpecError
 from hpsearch.recipe._trials import optuna_name
 from hpsearch.results import FinalResult, ModelFile, StageNote, stored_result
+from hpsearch.spec import STUDY_PREFIX, StudySpec, spec_with
 from hpsearch.storage import Store, StudyRecord
 
 SHA_ATTR = "model_sha256"  # on the final trial: the sha256 of its model file
+
+
+def resolve_init_from(store: Store, spec: StudySpec, datasets: Path | None = None) -> StudySpec:
+    """``spec`` with a ``model.init_from: study:NAME`` replaced by that study's final model
+    file: its path in ``store``'s artifacts (a local run), or, given ``datasets`` (a server's
+    data directory), a copy kept there as ``sha256:<hex>``, which workers fetch as they fetch an
+    uploaded dataset. :class:`SpecError` when the study or its model is not there."""
+    init = spec.model.init_from
+    if init is None or not init.startswith(STUDY_PREFIX):
+        return spec
+    name = init.removeprefix(STUDY_PREFIX)
+    source = store.find_study(name)
+    try:
+        if source is None:
+            raise ArtifactError(f"no study named {name!r} in {store.url}", 404)
+        file, path = stored_model(store, source, "final")
+    except ArtifactError as exc:
+        raise SpecError([("model.init_from", str(exc))], spec.name) from None
+    if datasets is None:
+        return spec_with(spec, {"model.init_from": str(path.resolve())})
+    kept = DatasetStore(datasets)
+    if not kept.has(file.sha256):
+        datasets.mkdir(parents=True, exist_ok=True)
+        copy = datasets / f".{file.sha256}.tmp"
+        shutil.copyfile(path, copy)
+        os.replace(copy, kept.file(file.sha256))
+        kept.record(file.sha256, "model", f"{name}:{file.filename}", file.size)
+    return spec_with(spec, {"model.init_from": PREFIX + file.sha256})
 
 
 def keep_final_models(store: Store, study: StudyRecord, final: FinalResult) -> FinalResult:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hpsearch.results import SearchRange
 
 
 @dataclass(frozen=True)
@@ -62,3 +65,8 @@ def narrow(
 def top_count(n: int, fraction: float, minimum: int) -> int:
     """How many of ``n`` trials count as "top": ``fraction`` of them, at least ``minimum``."""
     return min(n, max(minimum, math.ceil(fraction * n)))
+
+
+def as_ranges(searched: Mapping[str, SearchRange]) -> dict[str, Range]:
+    """A round's stored ranges (``SearchRound.ranges``) as ranges."""
+    return {k: Range(r.low, r.high, r.log, r.integer) for k, r in searched.items()}

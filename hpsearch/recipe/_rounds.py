@@ -16,12 +16,19 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.recipe._derive import stage_epochs, trial_spec
+from hpsearch.recipe._first_trials import (
+    continuable,
+    continue_best,
+    continued_later,
+    field_value,
+    range_test_of,
+    seed_first_trial,
+)
 from hpsearch.recipe._items import param_path
-from hpsearch.recipe._ranges import Range, narrow, top_count
+from hpsearch.recipe._ranges import Range, as_ranges, narrow, top_count
 from hpsearch.recipe._trial_ends import TrialEnds
-from hpsearch.recipe._trials import RESUME, StageTrials, distributions
+from hpsearch.recipe._trials import CONTINUES, RESUME, StageTrials, distributions
 from hpsearch.results import (
-    RangeTestResult,
     SearchRange,
     SearchRound,
     TrialCounts,
@@ -29,7 +36,7 @@ from hpsearch.results import (
     WorkItem,
     stored_result,
 )
-from hpsearch.spec import StudySpec
+from hpsearch.spec import StudySpec, spec_with
 from hpsearch.storage import StageRecord, Store, StudyRecord, optuna_schema
 
 WAIT: Literal["wait"] = "wait"  # nothing to hand out until running work finishes
@@ -102,9 +109,12 @@ class SearchRounds:
             self.store.start_stage(study.id, stage, position, {"reason": skip})
             self.store.update_stage(study.id, stage, status="skipped")
             return self._record(study.id, stage)
-        round_ = self._setup(study, stage, records)
+        round_, continued = self._setup(study, stage, records)
         record = self.store.start_stage(study.id, stage, position, round_.model_dump(mode="json"))
-        self._seed_first_trial(study, stage, round_, records)
+        if stage != "coarse":
+            dists = distributions(as_ranges(round_.ranges))
+            continue_best(self, study, stage, previous_round(stage), dists, continued)
+        seed_first_trial(self, study, stage, round_, records, continued)
         return record
 
     def _start_trial(
@@ -124,7 +134,7 @@ class SearchRounds:
         a time sent every claim to this locked path); queueing at most ``QUEUE_BATCH`` keeps
         each claim's work bounded whatever ``trials`` says (10,000 in one insert took seconds).
         """
-        ranges = _ranges(round_.ranges)
+        ranges = as_ranges(round_.ranges)
         search = study.spec.recipe.coarse if stage == "coarse" else study.spec.recipe.refine
         if not counts["waiting"]:
             if search.sampler != "random":
@@ -155,6 +165,11 @@ class SearchRounds:
     ) -> WorkItem:
         params = dict(trial.params)
         item_spec = trial_spec(study.spec, spec_params(params), round_.epochs)
+        continues = trial.user_attrs.get(CONTINUES)
+        if continues:  # the rest of a longer run, at a constant LR
+            item_spec = spec_with(
+                item_spec, {"train.schedule": "constant", "train.warmup_epochs": 0}
+            )
         return WorkItem(
             study_id=study.id,
             study=study.name,
@@ -165,66 +180,49 @@ class SearchRounds:
             trial_id=optuna_schema.trial_id(trial),
             trial_number=trial.number,
             resume_epoch=resume["epoch"] if (resume := trial.user_attrs.get(RESUME)) else None,
+            keep_final=continued_later(study.spec, stage),
+            continues=continues["number"] if continues else None,
         )
 
     # --- setting a round up ------------------------------------------------------------------
 
-    def _setup(self, study: StudyRecord, stage: str, records: Records) -> SearchRound:
+    def _setup(
+        self, study: StudyRecord, stage: str, records: Records
+    ) -> tuple[SearchRound, list[FrozenTrial]]:
+        """The round's setup, and (refine) the trials of the round before it continues."""
         spec = study.spec
         if stage == "coarse":
-            ranges = self._coarse_ranges(study, records)
-            return SearchRound(
+            ranges = self._coarseas_ranges(study, records)
+            setup = SearchRound(
                 ranges=_searched(ranges),
                 epochs=stage_epochs(spec, stage),
                 trials=spec.recipe.coarse.trials,
             )
+            return setup, []
         previous_stage = previous_round(stage)
         previous = search_round(records[previous_stage])
         assert previous is not None, f"{study.name}/{stage}: the round before has no ranges"
         ref = spec.recipe.refine
         top = _top(self.trials(study, previous_stage), ref.top_fraction, ref.top_min)
         best = self.ranked_trials(study)[:1]
-        prev_ranges = _ranges(previous.ranges)
+        prev_ranges = as_ranges(previous.ranges)
         ranges = narrow([t.params for t in top + best], prev_ranges, ref.margin)
-        return SearchRound(
+        epochs = stage_epochs(spec, stage)
+        continued = continuable(self, study, previous_stage, epochs)[: ref.continue_top]
+        setup = SearchRound(
             ranges=_searched(ranges),
             previous_ranges=previous.ranges,
             narrowed_from=[t.number for t in top],
             best_so_far=trial_summary(best[0]) if best else None,
-            epochs=stage_epochs(spec, stage),
+            epochs=epochs,
             trials=ref.trials,
+            continued=[t.number for t in continued],
         )
+        return setup, continued
 
-    def _seed_first_trial(
-        self, study: StudyRecord, stage: str, round_: SearchRound, records: Records
-    ) -> None:
-        """Queue the configuration a careful person would try first, before the random ones.
-
-        Coarse: the range test's suggested LR with the spec's weight decay. Refine: the best
-        configuration so far, now trained longer ("refine, train longer"). Both lie inside the
-        round's ranges. Only the driver that started the round (under the claim lock) seeds it.
-        """
-        ranges = _ranges(round_.ranges)
-        if stage == "coarse":
-            range_test = _range_test(records)
-            if range_test is None:
-                return
-            first = {"lr": range_test.suggested_lr, "weight_decay": study.spec.train.weight_decay}
-            first |= {p: float(_field_value(study.spec, p)) for p in study.spec.search.extra}  # type: ignore[arg-type]
-        else:
-            if round_.best_so_far is None:
-                return
-            first = dict(round_.best_so_far.params)
-        if not all(name in first and ranges[name].contains(first[name]) for name in ranges):
-            return
-        first = {name: first[name] for name in ranges}
-        ostudy = self.stage_study(study, stage, round_.epochs)
-        attrs = {"stage": stage, "seeded": True}
-        self.optuna.enqueue(ostudy, [(first, distributions(ranges), attrs)])
-
-    def _coarse_ranges(self, study: StudyRecord, records: Records) -> dict[str, Range]:
+    def _coarseas_ranges(self, study: StudyRecord, records: Records) -> dict[str, Range]:
         spec = study.spec
-        range_test = _range_test(records)
+        range_test = range_test_of(records)
         lr = spec.search.lr
         if range_test is not None:
             ranges = {"lr": Range(range_test.range.low, range_test.range.high)}
@@ -233,7 +231,7 @@ class SearchRounds:
         wd = spec.search.weight_decay
         ranges["weight_decay"] = Range(wd.low, wd.high, wd.log)
         for path, dim in spec.search.extra.items():
-            integer = isinstance(_field_value(spec, path), int)
+            integer = isinstance(field_value(spec, path), int)
             ranges[path] = Range(dim.low, dim.high, dim.log, integer)
         return ranges
 
@@ -373,24 +371,5 @@ def _top(trials: list[FrozenTrial], fraction: float, minimum: int) -> list[Froze
     return ranked[: top_count(len(ranked), fraction, minimum)]
 
 
-def _range_test(records: Records) -> RangeTestResult | None:
-    record = records.get("range_test")
-    if record is None:
-        return None
-    result = stored_result(RangeTestResult, record.result)
-    return result if isinstance(result, RangeTestResult) else None
-
-
-def _ranges(searched: Mapping[str, SearchRange]) -> dict[str, Range]:
-    return {k: Range(r.low, r.high, r.log, r.integer) for k, r in searched.items()}
-
-
 def _searched(ranges: Mapping[str, Range]) -> dict[str, SearchRange]:
     return {k: SearchRange(**r.as_dict()) for k, r in ranges.items()}
-
-
-def _field_value(spec: StudySpec, path: str) -> object:
-    node: object = spec
-    for part in path.split("."):
-        node = getattr(node, part)
-    return node

@@ -19,7 +19,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch.recipe._items import objective_key
-from hpsearch.recipe._trials import CHECKPOINT, RESUME, StageTrials
+from hpsearch.recipe._trials import CHECKPOINT, CONTINUES, RESUME, StageTrials
 from hpsearch.results import EpochRecord, Outcome, WorkItem
 from hpsearch.spec import parse_spec
 from hpsearch.storage import Store
@@ -44,8 +44,9 @@ class TrialEnds:
             state = TrialState.COMPLETE if outcome.state == "completed" else TrialState.PRUNED
             curve = _curve(outcome.history, objective_key(item))
             ended = self.optuna.finish(item.trial_id, state, outcome.value, attrs, curve)
-            if ended:
-                self._drop_checkpoints(item, handed_on=None)
+            if ended:  # a completed trial a later round may continue keeps its last weights
+                kept = item.keep_final and outcome.state == "completed"
+                self._drop_checkpoints(item, handed_on=item.trial_id if kept else None)
         if ended:
             self.store.add_stage_compute(
                 item.study_id, item.stage, outcome.trial_epochs, outcome.seconds
@@ -70,6 +71,8 @@ class TrialEnds:
                 "retry_of": frozen.number,
                 "retries": retries + 1,
             }
+            if CONTINUES in frozen.user_attrs:  # still continuing that trial, when retried
+                again[CONTINUES] = frozen.user_attrs[CONTINUES]
             saved = frozen.user_attrs.get(CHECKPOINT)  # else the one it went on from, if any
             own = {"trial_id": item.trial_id, **saved} if saved else None
             resume = own or frozen.user_attrs.get(RESUME)

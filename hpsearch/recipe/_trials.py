@@ -299,14 +299,15 @@ class StageTrials(TrialRows):
                 .where(_PARAMS.c.trial_id == row.trial_id)
                 .order_by(_PARAMS.c.param_id)
             ).all()
-            resume = conn.execute(
-                sa.select(_USER_ATTRS.c.value_json).where(
-                    _USER_ATTRS.c.trial_id == row.trial_id, _USER_ATTRS.c.key == RESUME
+            carried = conn.execute(  # what the item needs of its attributes
+                sa.select(_USER_ATTRS.c.key, _USER_ATTRS.c.value_json).where(
+                    _USER_ATTRS.c.trial_id == row.trial_id,
+                    _USER_ATTRS.c.key.in_([RESUME, CONTINUES]),
                 )
-            ).scalar_one_or_none()
+            ).all()
         dists = {name: json_to_distribution(text) for name, _, text in stored}
         params = {name: dists[name].to_external_repr(value) for name, value, _ in stored}
-        attrs = {} if resume is None else {RESUME: json.loads(resume)}
+        attrs = {key: json.loads(text) for key, text in carried}
         return _template(
             TrialState.RUNNING, params, dists, int(row.number), int(row.trial_id), attrs
         )
@@ -339,6 +340,9 @@ RESUME = "resume"
 "epoch", "sha256"}`` of the checkpoint (the trial that saved it)."""
 CHECKPOINT = "checkpoint"
 """The user attribute of a running trial that saved a checkpoint: ``{"epoch", "sha256"}``."""
+CONTINUES = "continues"
+"""The user attribute of a trial that continues one of the round before: ``{"stage",
+"number"}`` of that trial (its lineage); ``resume`` names the checkpoint it goes on from."""
 
 Queued = tuple[dict[str, Any], dict[str, BaseDistribution], dict[str, Any]]
 """A trial to queue: its parameters, their distributions, its user attributes."""

@@ -162,6 +162,8 @@ class SearchRound(_Model):
     best: TrialSummary | None = None
     budget_exhausted: bool | None = None
     gain: MaybeFinite = None  # refine: best validation objective gained by this round
+    # refine: the trials of the round before that it continues (their numbers there)
+    continued: list[int] = Field(default_factory=list)
 
 
 class StageNote(_Model):
@@ -197,6 +199,11 @@ class WorkItem(_Model):
     # a retried trial: the epoch of the checkpoint it goes on from (it trains the next one first;
     # GET /api/trials/{id}/checkpoint serves it)
     resume_epoch: int | None = Field(None, ge=1)
+    # a trial a later round may continue: it keeps its last weights as a checkpoint
+    keep_final: bool = False
+    # a trial that continues one of the round before (its number there) from its checkpoint (at
+    # resume_epoch), to this round's epochs
+    continues: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

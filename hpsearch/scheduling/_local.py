@@ -27,7 +27,7 @@ from typing import Any
 
 from hpsearch.errors import ArtifactError, HPSearchError, StudyExistsError
 from hpsearch.models import allow_modules, own_model_allowed
-from hpsearch.recipe import StageMachine, check_launch
+from hpsearch.recipe import StageMachine, check_launch, resolve_init_from
 from hpsearch.results import Outcome, WorkItem
 from hpsearch.scheduling._scheduler import Lease, Scheduler
 from hpsearch.spec import StudySpec, check_same_spec
@@ -77,7 +77,9 @@ def run_search(
 
 
 def open_study(store: Store, spec: StudySpec) -> StudyRecord:
-    """The stored study named like ``spec`` (created if new); another stored spec is an error."""
+    """The stored study named like ``spec`` (created if new); another stored spec is an error.
+    A ``model.init_from: study:NAME`` is resolved to that study's model file first."""
+    spec = resolve_init_from(store, spec)
     existing = store.find_study(spec.name)
     if existing is None:
         check_launch(spec, source=spec.name)

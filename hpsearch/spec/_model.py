@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from hpsearch.catalog import DATASETS
 
 DatasetName = Literal["digits", "shapes", "mnist", "fashion_mnist", "cifar10", "folder", "arrays"]
+STUDY_PREFIX = "study:"  # model.init_from: study:NAME, that study's final model
 USER_DATA = ("folder", "arrays")  # the user's own: an ImageFolder directory, an .npz/.pt file
 Objective = Literal["accuracy", "balanced_accuracy", "macro_f1", "roc_auc"]
 ARCH_PATTERN = r"^(builtin|torchvision:[A-Za-z][A-Za-z0-9_]*|python:[A-Za-z_][\w.]*:[A-Za-z_]\w*)$"
@@ -103,6 +104,24 @@ class ModelSpec(_Section):
     groups: int = Field(8, ge=1, le=4096)  # group norm only
     dropout: Fraction = 0.0  # before the linear head
     stochastic_depth: Fraction = 0.0  # drop rate of the last residual block (linear in depth)
+    # transfer learning: start from the weights of a trained model (an hpsearch model file: a
+    # path, sha256:<hex> once uploaded, or study:NAME for that study's final model), whose
+    # model section must be this one; its head is kept when the classes are the same, else new
+    init_from: str | None = Field(None, min_length=1, max_length=4096)
+    # none: fine-tune every layer; features: train only the head (a linear classifier on top)
+    freeze: Literal["none", "features"] = "none"
+    # auto: choose freeze by the training set's size, as the transfer-learning table does
+    # (fewer than TRANSFER_LINEAR_BELOW images per class: a linear classifier on top)
+    transfer: Literal["auto"] | None = None
+
+    @model_validator(mode="after")
+    def _check_transfer(self) -> ModelSpec:
+        if self.init_from is None and (self.freeze != "none" or self.transfer is not None):
+            field = "freeze" if self.freeze != "none" else "transfer"
+            raise FieldProblem(field, "only with model.init_from (the weights to start from)")
+        if self.transfer == "auto" and self.freeze != "none":
+            raise FieldProblem("freeze", "chosen by model.transfer: auto; set one of the two")
+        return self
 
     @model_validator(mode="after")
     def _check_arch(self) -> ModelSpec:
@@ -234,6 +253,9 @@ class RefineSpec(_Section):
     margin: float = Field(2.0, ge=1.0, le=1e6)  # widen the narrowed range by this factor each side
     rounds: int = Field(2, ge=0, le=MAX_ROUNDS)
     min_gain: float = Field(0.005, ge=0.0)  # another round only if best val acc grew this much
+    # a round first continues the best trials of the round before from their last weights (at
+    # a constant LR, to the round's epochs), as trials of the round beside its new ones
+    continue_top: int = Field(2, ge=0, le=MAX_TRIALS)
     sampler: Literal["random", "tpe"] = "random"
     pruner: Literal["median", "successive_halving", "hyperband"] = "median"
 

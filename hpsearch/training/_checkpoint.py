@@ -77,15 +77,27 @@ def capture(
 
 
 def restore(
-    trainer: Trainer, state: dict[str, Any], total: int, tracker: _BestTracker, kept: Snapshots
+    trainer: Trainer,
+    state: dict[str, Any],
+    total: int,
+    tracker: _BestTracker,
+    kept: Snapshots,
+    extend: bool = False,
 ) -> list[EpochMetrics]:
     """Put ``trainer``'s run back where ``state`` left it; its history so far.
-    :class:`CheckpointError` when ``state`` is of another configuration or length."""
+    :class:`CheckpointError` when ``state`` is of another configuration or length; with
+    ``extend``, ``state`` is of a shorter run of the same model that this run continues."""
     from hpsearch.training._trainer import EpochMetrics
 
-    if state.get("spec") != trainer.spec.model_dump(mode="json"):
+    spec = trainer.spec.model_dump(mode="json")
+    if extend:
+        if state.get("spec", {}).get("model") != spec["model"]:
+            raise CheckpointError("the checkpoint was made with another model section")
+        if not 0 < int(state.get("epoch", 0)) < total:
+            raise CheckpointError(f"the checkpoint holds {state.get('epoch')} epochs of {total}")
+    elif state.get("spec") != spec:
         raise CheckpointError("the checkpoint was made under another spec")
-    if state.get("total") != total or not 0 < int(state.get("epoch", 0)) < total:
+    elif state.get("total") != total or not 0 < int(state.get("epoch", 0)) < total:
         raise CheckpointError(
             f"the checkpoint is of epoch {state.get('epoch')} of {state.get('total')}, "
             f"not of a run of {total} epochs"

@@ -27,7 +27,7 @@ from hpsearch.augment import Augmenter
 from hpsearch.data import DataBundle, Split, TrainBatches, eval_batches
 from hpsearch.errors import DivergedError, ObjectiveUndefinedError
 from hpsearch.metrics import label_scores, scores
-from hpsearch.models import build_model
+from hpsearch.models import Transfer, build_model, start_from
 from hpsearch.spec import StudySpec
 from hpsearch.training._cancel import raise_if_cancelled
 from hpsearch.training._checkpoint import CheckpointSink, capture, restore
@@ -142,7 +142,12 @@ class Trainer:
         self.data = data
         self.cuda = device.type == "cuda"
         torch.manual_seed(spec.seed)  # the model's initial weights and dropout masks
-        model = (model or build_model(spec.model, data.info)).to(device)
+        self.transfer: Transfer | None = None  # model.init_from: what it started from
+        if model is None:
+            model = build_model(spec.model, data.info)
+            if spec.model.init_from is not None:
+                self.transfer = start_from(model, spec.model, data.info, len(data.train))
+        model = model.to(device)
         if self.cuda:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
@@ -186,6 +191,8 @@ class Trainer:
     def train_epoch(self, epoch: int, total_epochs: int, on_step: StepFn | None = None) -> Tensor:
         """Train one epoch (0-based); returns device sums ``[loss * n, correct, n]``."""
         self.model.train()
+        if self.transfer is not None:
+            self.transfer.hold()
         steps = len(self.batches)
         totals = torch.zeros(3, device=self.data.train.labels.device)
         for i, (x, labels, targets) in enumerate(self.batches.epoch()):
@@ -218,6 +225,8 @@ class Trainer:
         snapshots: int = 0,
         resume: dict[str, Any] | None = None,
         checkpoint: CheckpointSink | None = None,
+        keep_last: bool = False,
+        extend: bool = False,
     ) -> TrainResult:
         """Train ``epochs`` (default: the spec's) with early stopping on the spec's objective
         and the report callback; keep the weights of the ``snapshots`` best epochs (a snapshot
@@ -225,15 +234,18 @@ class Trainer:
 
         ``resume``: a checkpoint (``hpsearch.training.read_checkpoint``) of this run to go on
         from: its epochs are reported again (a retried trial is a new Optuna trial) and training
-        continues at the next one. ``checkpoint``: where to save one after an epoch, at most once
-        in its ``every_seconds``.
+        continues at the next one; with ``extend``, ``resume`` is of a shorter run with this
+        model that this one continues (refine's "train the best ones longer"). ``checkpoint``:
+        where to save one after an epoch, at most once in its ``every_seconds``, and with
+        ``keep_last`` after the last epoch of a run that was not stopped by its report (a later
+        round may continue it).
         """
         t = self.spec.train
         total = epochs or t.epochs
         objective = self.spec.search.objective
         tracker = _BestTracker(self.model, objective, t.early_stopping_patience, t.min_delta)
         kept = Snapshots(self.model, objective, snapshots)
-        history = [] if resume is None else restore(self, resume, total, tracker, kept)
+        history = [] if resume is None else restore(self, resume, total, tracker, kept, extend)
         resumed = len(history)
         stopped: str | None = None
         start = time.perf_counter()
@@ -257,6 +269,8 @@ class Trainer:
             if checkpoint is not None and due and epoch + 1 < total:
                 checkpoint.save(capture(self, total, history, tracker, kept), epoch + 1)
                 saved = time.monotonic()
+        if checkpoint is not None and keep_last and stopped != "report":
+            checkpoint.save(capture(self, total, history, tracker, kept), len(history))
         weights_epoch = tracker.restore() or len(history)
         return TrainResult(
             history=history,

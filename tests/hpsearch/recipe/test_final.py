@@ -130,12 +130,17 @@ def test_a_final_training_retried_goes_on_from_its_checkpoint(
     with pytest.raises(_Killed):
         run_final(spec, configs, digits_data, CPU, dies_at_3, checkpoint=sink)
     reported: list[int] = []
+
+    def report(epoch: int, metrics: dict[str, float]) -> bool:
+        reported.append(epoch)
+        return False
+
     resumed = run_final(
         spec,
         configs,
         digits_data,
         CPU,
-        lambda epoch, _: reported.append(epoch) is not None,  # never stops
+        report,
         resume=read_checkpoint(sink.saved[2]),
     ).final
     assert reported == [1, 2, 3, 4, 5]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
@@ -11,6 +12,7 @@ from optuna.trial import TrialState
 from hpsearch.recipe import Range
 from hpsearch.recipe._sampling import make_sampler
 from hpsearch.recipe._trials import StageTrials, distributions
+from hpsearch.scheduling import run_search
 from hpsearch.storage import Store
 from tests.conftest import tiny_study
 
@@ -191,3 +193,38 @@ def test_a_queued_trial_cancelled_unstarted_ends_failed(storage_url: str) -> Non
     loaded = optuna.load_study(study_name="t:coarse", storage=store.url).trials
     assert [t.state for t in loaded] == [TrialState.FAIL] * 2
     assert {t.user_attrs["fail_reason"] for t in loaded} == {"the study's budget is spent"}
+
+
+def test_a_refine_round_continues_the_best_trials_of_the_round_before(tmp_path: Path) -> None:
+    """Seed 001, step 5: "pick best models, train them for longer". Their first new epoch
+    starts from the stored weights, and the round spends fewer trial-epochs."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    spec = tiny_study("continued", recipe={"refine": {"continue_top": 2, "rounds": 1}})
+    done = run_search(spec, url).json_data()
+    assert done["state"] == "completed"
+    refine = next(s for s in done["stages"] if s["name"] == "refine-1")
+    assert len(refine["result"]["continued"]) == 2
+    coarse = {
+        t.number: t for t in optuna.load_study(study_name="continued:coarse", storage=url).trials
+    }
+    trials = optuna.load_study(study_name="continued:refine-1", storage=url).trials
+    continued = [t for t in trials if "continues" in t.user_attrs]
+    assert sorted(t.user_attrs["continues"]["number"] for t in continued) == sorted(
+        refine["result"]["continued"]
+    )
+    fresh_first = [t.user_attrs["history"][0]["train_loss"] for t in trials if t not in continued]
+    trained = 0.0
+    for trial in continued:
+        parent = coarse[trial.user_attrs["continues"]["number"]]
+        history, before = trial.user_attrs["history"], parent.user_attrs["history"]
+        assert [e["epoch"] for e in history] == [1, 2, 3, 4]  # one history, each epoch once
+        assert history[:2] == before  # the parent's epochs, as it measured them
+        # the first new epoch starts from the parent's weights: its loss goes on from where the
+        # parent's ended, far below a fresh model's first epoch
+        assert history[2]["train_loss"] < 1.5 * before[-1]["train_loss"]
+        assert history[2]["train_loss"] < 0.5 * min(fresh_first)
+        assert history[2]["lr"] == history[3]["lr"]  # a constant LR
+        trained += len(history) - 2
+    fresh = sum(len(t.user_attrs["history"]) for t in trials if t not in continued)
+    assert refine["trial_epochs"] == trained + fresh  # the continued trials' first 2 not again
+    assert not list((Store(url).artifacts.root / "checkpoints").rglob("*.pt"))
