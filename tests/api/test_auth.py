@@ -79,7 +79,7 @@ def _routes(client: TestClient) -> list[tuple[str, str]]:
 
 def test_every_route_but_health_needs_a_token_and_the_right_one(client: TestClient) -> None:
     routes = _routes(client)
-    assert len(routes) == 23  # every route of the API; a new one must be added to this check
+    assert len(routes) == 25  # every route of the API; a new one must be added to this check
     for method, path in routes:
         for headers in ({}, {"Authorization": "Bearer wrong"}):
             response = client.request(method, path, headers=headers)

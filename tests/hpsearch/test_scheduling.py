@@ -212,7 +212,9 @@ def test_a_local_run_started_again_goes_on_from_its_trials_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = Store(f"sqlite:///{tmp_path / 'local.db'}", tmp_path / "artifacts")
-    study = store.create_study(tiny_study("local-ckpt", recipe={"coarse": {"epochs": 5}}))
+    # no refine round continues its trials: every checkpoint goes when its trial ends
+    recipe = {"coarse": {"epochs": 5}, "refine": {"continue_top": 0}}
+    study = store.create_study(tiny_study("local-ckpt", recipe=recipe))
     scheduler = Scheduler(StageMachine(store), LOCAL_LEASE_SECONDS, driver="local")
     lease = first_trial(scheduler, "local-1")
     monkeypatch.setattr(LocalCheckpoints, "every_seconds", 0.0)  # after every epoch

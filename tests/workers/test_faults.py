@@ -99,7 +99,9 @@ def test_a_trial_whose_worker_was_killed_goes_on_from_its_checkpoint(
     lease, epochs = 4.0, 12
     server_process.env["HPSEARCH_LEASE_SECONDS"] = str(lease)
     server_process.start()
-    study_id = launch(server_process, "resumed", recipe={"coarse": {"trials": 2, "epochs": epochs}})
+    # no refine round continues its trials: every checkpoint goes when its trial ends
+    recipe = {"coarse": {"trials": 2, "epochs": epochs}, "refine": {"continue_top": 0}}
+    study_id = launch(server_process, "resumed", recipe=recipe)
     every_epoch = ("--checkpoint-seconds", "0")
     doomed = start_worker(server_process.url, tmp_path, "doomed", options=every_epoch)
     workers = [doomed]
