@@ -162,9 +162,9 @@ def main() -> None:
         for arm, values in tests.items():
             print(f"{arm:>10}: test accuracy {interval(values)}")
         print(f"auto chose: {chose}")
-        scratch = statistics.fmean(tests["scratch"])
-        print(f"ratio: {statistics.fmean(tests['fine-tune']) / scratch:.2f} (fine-tune / scratch)")
-        print(f"auto / scratch: {statistics.fmean(tests['auto']) / scratch:.2f}")
+        base = statistics.fmean(tests["scratch"])
+        print(f"ratio: {statistics.fmean(tests['fine-tune']) / base:.2f} (fine-tune / scratch)")
+        print(f"auto / scratch: {statistics.fmean(tests['auto']) / base:.2f}")
 
 
 if __name__ == "__main__":
