@@ -99,14 +99,8 @@ def worker(
     if adopted:
         click.echo(f"[{worker_id}] delivering {adopted} result(s) a stopped worker left behind")
     client = ProtocolClient(server, token, worker_id)
-    daemon = Worker(
-        client,
-        device,
-        spool,
-        burst=burst,
-        max_trials=max_trials,
-        checkpoint_seconds=checkpoint_seconds,
-    )
+    daemon = Worker(client, device, spool, burst=burst, max_trials=max_trials)
+    daemon.checkpoint_seconds = checkpoint_seconds
     daemon.install_signal_handlers()
     try:
         done = daemon.run()

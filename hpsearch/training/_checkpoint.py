@@ -25,7 +25,8 @@ from hpsearch.errors import HPSearchError
 
 if TYPE_CHECKING:
     from hpsearch.training._snapshots import Snapshots
-    from hpsearch.training._trainer import EpochMetrics, Trainer, _BestTracker
+    from hpsearch.training._tracker import BestTracker
+    from hpsearch.training._trainer import EpochMetrics, Trainer
 
 FORMAT = "hpsearch-checkpoint"
 VERSION = 1
@@ -48,7 +49,7 @@ def capture(
     trainer: Trainer,
     total: int,
     history: list[EpochMetrics],
-    tracker: _BestTracker,
+    tracker: BestTracker,
     kept: Snapshots,
 ) -> dict[str, Any]:
     """The state of ``trainer``'s run of ``total`` epochs after ``history``."""
@@ -80,7 +81,7 @@ def restore(
     trainer: Trainer,
     state: dict[str, Any],
     total: int,
-    tracker: _BestTracker,
+    tracker: BestTracker,
     kept: Snapshots,
     extend: bool = False,
 ) -> list[EpochMetrics]:

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from hpsearch.augment import Augmenter
 from hpsearch.data import DataBundle, Split, TrainBatches, eval_batches
-from hpsearch.errors import DivergedError, ObjectiveUndefinedError
+from hpsearch.errors import DivergedError
 from hpsearch.metrics import label_scores, scores
 from hpsearch.models import Transfer, build_model, start_from
 from hpsearch.spec import StudySpec
@@ -34,6 +34,7 @@ from hpsearch.training._checkpoint import CheckpointSink, capture, restore
 from hpsearch.training._optim import build_optimizer, decayed_parameters, explicit_penalty
 from hpsearch.training._schedule import learning_rate
 from hpsearch.training._snapshots import Snapshots
+from hpsearch.training._tracker import BestTracker
 from hpsearch.training._tta import Tta, tta_probabilities
 
 DEFAULT_TTA_PADDING = 4  # crops TTA without training crops: CIFAR's usual padding
@@ -230,30 +231,20 @@ class Trainer:
     ) -> TrainResult:
         """Train ``epochs`` (default: the spec's) with early stopping on the spec's objective
         and the report callback; keep the weights of the ``snapshots`` best epochs (a snapshot
-        ensemble's members).
-
-        ``resume``: a checkpoint (``hpsearch.training.read_checkpoint``) of this run to go on
-        from: its epochs are reported again (a retried trial is a new Optuna trial) and training
-        continues at the next one; with ``extend``, ``resume`` is of a shorter run with this
-        model that this one continues (refine's "train the best ones longer"). ``checkpoint``:
-        where to save one after an epoch, at most once in its ``every_seconds``, and with
-        ``keep_last`` after the last epoch of a run that was not stopped by its report (a later
-        round may continue it).
-        """
+        ensemble's members). ``resume``: a checkpoint (``read_checkpoint``) of this run to go on
+        from (its epochs reported again: a retry is a new Optuna trial), or with ``extend`` of a
+        shorter run of this model that this one continues. ``checkpoint``: where to save one
+        after an epoch, at most once in its ``every_seconds``, and with ``keep_last`` after the
+        last epoch of a run its report did not stop (a later round may continue it)."""
         t = self.spec.train
         total = epochs or t.epochs
         objective = self.spec.search.objective
-        tracker = _BestTracker(self.model, objective, t.early_stopping_patience, t.min_delta)
+        tracker = BestTracker(self.model, objective, t.early_stopping_patience, t.min_delta)
         kept = Snapshots(self.model, objective, snapshots)
         history = [] if resume is None else restore(self, resume, total, tracker, kept, extend)
         resumed = len(history)
-        stopped: str | None = None
-        start = time.perf_counter()
-        for metrics in history:
-            if report is not None and report(metrics.epoch, metrics.as_dict()):
-                stopped = "report"
-                break
-        saved = time.monotonic()
+        stopped = "report" if _replayed_to_a_stop(report, history) else None
+        start = saved = time.perf_counter()
         for epoch in range(resumed, total if stopped is None else resumed):
             metrics = self.run_epoch(epoch, total, on_step)
             history.append(metrics)
@@ -265,10 +256,10 @@ class Trainer:
             if tracker.exhausted:
                 stopped = "early_stopping"
                 break
-            due = checkpoint is not None and time.monotonic() - saved >= checkpoint.every_seconds
+            due = checkpoint is not None and time.perf_counter() - saved >= checkpoint.every_seconds
             if checkpoint is not None and due and epoch + 1 < total:
                 checkpoint.save(capture(self, total, history, tracker, kept), epoch + 1)
-                saved = time.monotonic()
+                saved = time.perf_counter()
         if checkpoint is not None and keep_last and stopped != "report":
             checkpoint.save(capture(self, total, history, tracker, kept), len(history))
         weights_epoch = tracker.restore() or len(history)
@@ -322,6 +313,11 @@ class Trainer:
     def val_labels(self) -> np.ndarray[Any, Any]:
         """The validation labels on the host, copied once (the metrics are computed there)."""
         return self.data.val.labels.cpu().numpy()
+
+
+def _replayed_to_a_stop(report: ReportFn | None, history: list[EpochMetrics]) -> bool:
+    """Report a resumed run's restored epochs again, in order; True once the report says stop."""
+    return report is not None and any(report(m.epoch, m.as_dict()) for m in history)
 
 
 def _autocast(cuda: bool) -> contextlib.AbstractContextManager[object]:
@@ -380,69 +376,3 @@ def _defined(value: float | None) -> float:
     # only ROC-AUC may be undefined, and fit raises ObjectiveUndefinedError when the objective is
     assert value is not None
     return value
-
-
-class _BestTracker:
-    """Remembers the best epoch by the validation objective; with a patience, keeps its weights
-    too.
-
-    An epoch with the same objective but a lower validation loss also counts as better: on a
-    small validation set accuracy plateaus while the model still improves, and without the
-    tie-break early stopping would restore an early, high-learning-rate epoch.
-    """
-
-    def __init__(
-        self, model: nn.Module, objective: str, patience: int | None, min_delta: float
-    ) -> None:
-        self.model = model
-        self.objective = objective
-        self.patience = patience
-        self.min_delta = min_delta
-        self.best_value = -math.inf
-        self.best_loss = math.inf
-        self.best_epoch = 0
-        self.waited = 0
-        self._state: dict[str, Tensor] | None = None
-
-    def update(self, m: EpochMetrics) -> None:
-        value = m.value(self.objective)
-        if value is None:
-            raise ObjectiveUndefinedError(
-                self.objective, "the validation split holds examples of one class only"
-            )
-        better = value > self.best_value + self.min_delta
-        tied = value >= self.best_value and m.val_loss < self.best_loss
-        if better or tied:
-            self.best_value, self.best_loss = value, m.val_loss
-            self.best_epoch, self.waited = m.epoch, 0
-            if self.patience is not None:
-                self._state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        else:
-            self.waited += 1
-
-    def state(self) -> dict[str, Any]:
-        """What a checkpoint keeps of the tracker (:meth:`load_state` puts it back)."""
-        kept = self._state
-        return {
-            "best_value": self.best_value,
-            "best_loss": self.best_loss,
-            "best_epoch": self.best_epoch,
-            "waited": self.waited,
-            "weights": None if kept is None else {k: v.to("cpu") for k, v in kept.items()},
-        }
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.best_value, self.best_loss = state["best_value"], state["best_loss"]
-        self.best_epoch, self.waited = state["best_epoch"], state["waited"]
-        self._state = state["weights"]
-
-    @property
-    def exhausted(self) -> bool:
-        return self.patience is not None and self.waited >= self.patience
-
-    def restore(self) -> int | None:
-        """Load the best weights if they were kept; returns their epoch."""
-        if self._state is None:
-            return None
-        self.model.load_state_dict(self._state)
-        return self.best_epoch
