@@ -19,7 +19,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.recipe._derive import stage_epochs
-from hpsearch.recipe._ranges import as_ranges
+from hpsearch.recipe._ranges import Range, as_ranges
 from hpsearch.recipe._trials import CHECKPOINT, CONTINUES, RESUME, distributions
 from hpsearch.results import RangeTestResult, SearchRound, stored_result
 from hpsearch.spec import StudySpec
@@ -43,10 +43,14 @@ def continued_later(spec: StudySpec, stage: str) -> bool:
 
 
 def continuable(
-    rounds: SearchRounds, study: StudyRecord, stage: str, epochs: int
+    rounds: SearchRounds,
+    study: StudyRecord,
+    stage: str,
+    epochs: int,
+    ranges: Mapping[str, Range],
 ) -> list[FrozenTrial]:
-    """The completed trials of round ``stage`` that kept their last weights and trained
-    fewer than ``epochs``, best first."""
+    """The completed trials of round ``stage`` that kept their last weights, trained fewer
+    than ``epochs`` and lie in the next round's ``ranges``, best first."""
     artifacts = rounds.store.artifacts
     kept = [
         t
@@ -54,6 +58,7 @@ def continuable(
         if t.state == TrialState.COMPLETE
         and (saved := t.user_attrs.get(CHECKPOINT))
         and saved["epoch"] < epochs
+        and all(name in t.params and r.contains(t.params[name]) for name, r in ranges.items())
         and artifacts.checkpoint(study.id, optuna_schema.trial_id(t)).is_file()
     ]
     return sorted(kept, key=lambda t: t.value or 0.0, reverse=True)

@@ -208,7 +208,7 @@ class SearchRounds:
         prev_ranges = as_ranges(previous.ranges)
         ranges = narrow([t.params for t in top + best], prev_ranges, ref.margin)
         epochs = stage_epochs(spec, stage)
-        continued = continuable(self, study, previous_stage, epochs)[: ref.continue_top]
+        continued = continuable(self, study, previous_stage, epochs, ranges)[: ref.continue_top]
         setup = SearchRound(
             ranges=_searched(ranges),
             previous_ranges=previous.ranges,
