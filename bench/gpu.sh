@@ -44,17 +44,6 @@ spent = sum(c["trial_epochs"] for c in s["compute"].values())
 print("state", s["state"], "| val accuracy", best.get("val_accuracy"),
       "| test accuracy", best.get("test_accuracy"), "| trial-epochs", spent)
 '
-echo "shapes search: exit $?"
-tail -n 1 "$work/shapes.json" | "$PYTHON" -c '
-import json, sys
-try:
-    s = json.loads(sys.stdin.read())
-except ValueError:
-    sys.exit("shapes search: no result")
-b = s.get("best") or {}
-print(f"state {s[\"state\"]}, val accuracy {b.get(\"val_accuracy\")}, test accuracy {b.get(\"test_accuracy\")}")
-print("trial-epochs", sum(c["trial_epochs"] for c in s["compute"].values()) if isinstance(s.get("compute"), dict) else s.get("compute"))
-'
 echo "shapes search: $(( $(date +%s) - began )) s"
 
 echo "== 3. hpsearch worker --devices all on one server (digits)"
