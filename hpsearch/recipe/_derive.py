@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from hpsearch.spec import StudySpec, spec_with
+from hpsearch.spec import MAX_TRIALS, StudySpec, spec_with
 
 Params = Mapping[str, float]  # by spec path: {"train.lr": 0.1, "model.dropout": 0.2}
 
@@ -20,6 +20,8 @@ SEARCH_TRIAL = {
     "train.early_stopping_patience": None,
     "train.tta_flip": False,
 }
+EXPECTED_SPEND = 0.6  # of a pruned search round's planned trial-epochs, spent (see round_trials)
+MIN_ROUND_TRIALS = 3  # a budget-scaled round runs at least this many trials
 TARGETED_WEIGHT_DECAY = (4.0, 16.0)  # "overfitting": weight decay x4 and x16
 TARGETED_EPOCHS_FACTOR = 2  # "still improving": twice the epochs
 
@@ -29,6 +31,32 @@ def stage_epochs(spec: StudySpec, stage: str) -> int:
     if stage == "coarse":
         return spec.recipe.coarse.epochs
     return round(spec.recipe.coarse.epochs * spec.recipe.refine.epochs_factor)
+
+
+def round_trials(spec: StudySpec, stage: str, spent: float) -> int:
+    """How many trials a search round runs: the spec's count, or, with ``budget.trial_epochs``
+    and ``budget.scale_trials``, as many as the budget left fits.
+
+    What is left is shared as the spec's own counts share it: the coarse stage its part of the
+    planned search, each refine round an equal part of what the coarse stage and the rounds
+    before it left (the final training runs after the budget, as ever). A trial is reckoned at
+    ``EXPECTED_SPEND`` of its epochs (pruning stops most early); a round that spends more is
+    stopped by the budget, one that spends less leaves more to the rounds after it.
+    """
+    coarse, refine = spec.recipe.coarse, spec.recipe.refine
+    own = coarse.trials if stage == "coarse" else refine.trials
+    budget = spec.budget
+    if budget.trial_epochs is None or not budget.scale_trials:
+        return own
+    left = max(0.0, budget.trial_epochs - spent)
+    epochs = stage_epochs(spec, stage)
+    if stage == "coarse":
+        planned = coarse.trials * coarse.epochs
+        refining = refine.rounds * refine.trials * stage_epochs(spec, "refine-1")
+        share = planned / (planned + refining)
+    else:
+        share = 1 / (refine.rounds - int(stage.removeprefix("refine-")) + 1)
+    return min(MAX_TRIALS, max(MIN_ROUND_TRIALS, round(left * share / (epochs * EXPECTED_SPEND))))
 
 
 def trial_spec(spec: StudySpec, params: Params, epochs: int) -> StudySpec:

@@ -1,21 +1,28 @@
 """Is the best configuration on the edge of what was searched?
 
 A best learning rate of 0.997 in a range that ends at 1.0 says little about the best learning
-rate: better ones may lie beyond the edge. A careful person notices and widens the range; the
-study's summary says so (and names the field to widen).
+rate: better ones may lie beyond the edge. A careful person notices, widens the range and looks
+again. So does the recipe: a refine round whose best-so-far lies on an edge of the round
+before's range searches past that edge (:func:`extend_edges`), and the study's summary says so;
+where the best still lies on the edge of everything searched, the summary names the field to
+widen.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
+from hpsearch.errors import SpecError
+from hpsearch.recipe._first_trials import field_value
 from hpsearch.recipe._items import param_path
 from hpsearch.recipe._ranges import Range
-from hpsearch.spec import StudySpec
+from hpsearch.spec import StudySpec, spec_with
 
 EDGE = 0.05  # the outer share of a range (of its decades, on a log scale) that counts as its edge
+WEIGHT_DECAY_LIMITS = (1e-12, 1.0)  # how far an extended weight-decay range may reach
+Side = Literal["lower", "upper"]
 
 
 def position(value: float, searched: Range) -> float:
@@ -27,20 +34,114 @@ def position(value: float, searched: Range) -> float:
     return (at - low) / (high - low) if high > low else 0.5
 
 
+def edge_side(value: float, searched: Range) -> Side | None:
+    """The edge of ``searched`` that ``value`` lies on (its outer ``EDGE``), if any."""
+    at = position(value, searched)
+    if at >= 1 - EDGE:
+        return "upper"
+    return "lower" if at <= EDGE else None
+
+
+def extend_edges(
+    spec: StudySpec,
+    narrowed: Mapping[str, Range],
+    previous: Mapping[str, Range],
+    best: Mapping[str, float],
+    margin: float,
+) -> tuple[dict[str, Range], dict[str, Side]]:
+    """``narrowed`` (a refine round's ranges, inside ``previous``) reaching past each edge of
+    ``previous`` that the best-so-far configuration ``best`` lies on: by ``margin`` squared on a
+    log scale, by ``margin - 1`` times the previous width on a linear one; no further than a
+    value the field accepts (the learning rate: the range test's sweep). Also which side of
+    each parameter was extended."""
+    ranges = dict(narrowed)
+    extended: dict[str, Side] = {}
+    for name, prev in previous.items():
+        if name not in best or name not in ranges:
+            continue
+        side = edge_side(float(best[name]), prev)
+        if side is None:
+            continue
+        reach = _beyond(prev, side, margin)
+        bound = _accepted(spec, name, side, reach)
+        if bound is None:
+            continue
+        old = ranges[name]
+        if side == "upper" and bound > prev.high:
+            ranges[name] = Range(old.low, bound, old.log, old.integer)
+        elif side == "lower" and bound < prev.low:
+            ranges[name] = Range(bound, old.high, old.log, old.integer)
+        else:
+            continue
+        extended[name] = side
+    return ranges, extended
+
+
+def _beyond(prev: Range, side: Side, margin: float) -> float:
+    if prev.log:
+        return prev.high * margin**2 if side == "upper" else prev.low / margin**2
+    width = (margin - 1) * (prev.high - prev.low)
+    return prev.high + width if side == "upper" else prev.low - width
+
+
+def _accepted(spec: StudySpec, name: str, side: Side, value: float) -> float | None:
+    """``value``, or the nearest value toward it the parameter accepts; None if none is."""
+    if name == "lr":
+        sweep = spec.recipe.range_test
+        return min(max(value, sweep.min_lr), sweep.max_lr)
+    if name == "weight_decay":
+        return min(max(value, WEIGHT_DECAY_LIMITS[0]), WEIGHT_DECAY_LIMITS[1])
+    path = param_path(name)
+    if isinstance(field_value(spec, path), int):
+        value = math.floor(value) if side == "upper" else math.ceil(value)
+    try:
+        spec_with(spec, {path: value})
+    except SpecError:  # past what the field accepts (a dropout above 1): not extended
+        return None
+    return value
+
+
+Extensions = Mapping[str, tuple[Mapping[str, Any], Mapping[str, Side]]]
+
+
+def extension_notes(rounds: Extensions) -> list[str]:
+    """A sentence for each range a refine round extended: ``rounds`` maps a round's name to
+    its ranges and what it extended."""
+    notes = []
+    for stage, (ranges, extended) in rounds.items():
+        for name, side in extended.items():
+            r = Range.from_dict(ranges[name])
+            reach = r.high if side == "upper" else r.low
+            notes.append(
+                f"the best {name} lay at the {side} edge of the range searched before {stage}: "
+                f"{stage} searched past it, to {reach:.4g} ([{r.low:.4g}, {r.high:.4g}])"
+            )
+    return notes
+
+
+def widest(ranges: list[Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """The union of the rounds' ranges, per parameter: everything the search looked at."""
+    union: dict[str, dict[str, Any]] = {}
+    for round_ranges in ranges:
+        for name, r in round_ranges.items():
+            seen = union.setdefault(name, dict(r))
+            seen["low"], seen["high"] = min(seen["low"], r["low"]), max(seen["high"], r["high"])
+    return union
+
+
 def edge_warnings(
     spec: StudySpec, searched: Mapping[str, Mapping[str, Any]], best: Mapping[str, float]
 ) -> list[str]:
     """A sentence for each parameter of ``best`` (Optuna names) that lies at the edge of its
-    ``searched`` range (the coarse stage's ranges: the widest the search looked at)."""
+    ``searched`` range (every round's ranges together: the widest the search looked at)."""
     warnings = []
     for name, value in best.items():
         if name not in searched:
             continue
         searched_range = Range.from_dict(searched[name])
-        at = position(float(value), searched_range)
-        if EDGE < at < 1 - EDGE:
+        side = edge_side(float(value), searched_range)
+        if side is None:
             continue
-        side = "upper" if at >= 1 - EDGE else "lower"
         warnings.append(
             f"the best {name} ({value:.4g}) lies at the {side} edge of the searched range "
             f"[{searched_range.low:.4g}, {searched_range.high:.4g}]: better values may lie "
@@ -54,9 +155,15 @@ def _how_to_widen(spec: StudySpec, name: str, side: str, searched: Range) -> str
         path = param_path(name)
         field = f"search.extra.{path}" if path in spec.search.extra else f"search.{name}"
         return f"widen {field}.{'high' if side == 'upper' else 'low'}"
-    outer = spec.search.lr
+    outer, sweep = spec.search.lr, spec.recipe.range_test
+    reached = searched.high if side == "upper" else searched.low
+    limit = sweep.max_lr if side == "upper" else sweep.min_lr
+    end = "high" if side == "upper" else "low"
+    if math.isclose(reached, limit, rel_tol=1e-6):
+        sweep_end = "max_lr" if side == "upper" else "min_lr"
+        return f"widen recipe.range_test.{sweep_end} and search.lr.{end}"
     bound = outer.high if side == "upper" else outer.low
-    if math.isclose(bound, searched.high if side == "upper" else searched.low, rel_tol=1e-6):
-        return f"widen search.lr.{'high' if side == 'upper' else 'low'}"
+    if reached >= bound if side == "upper" else reached <= bound:
+        return f"widen search.lr.{end}"
     knob = "decades_above" if side == "upper" else "decades_below"
     return f"the range test set this range: raise recipe.range_test.{knob}"

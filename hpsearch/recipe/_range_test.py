@@ -5,8 +5,9 @@ All training data, a small weight decay, the LR raised exponentially from ``min_
 The loss is smoothed (EMA with bias correction) and the sweep stops once it exceeds
 ``stop_factor`` times its minimum or goes NaN. The LR of steepest descent (most negative slope of
 the smoothed loss against log LR, before its minimum) is the suggestion; the coarse stage searches
-one decade below to half a decade above it. A check then trains a fresh model at the suggested LR
-for ``check_iterations`` steps and asks that the loss fall clearly.
+one decade below it to half a decade above it (``upper: steepest``) or, where that is higher, to
+the LR of the minimum loss (``upper: min_loss``). A check then trains a fresh model at the
+suggested LR for ``check_iterations`` steps and asks that the loss fall clearly.
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ def run_range_test(
     swept = lrs[: len(smoothed)]
     steepest, lowest = _suggestions(swept, np.asarray(smoothed))
     low = max(steepest / 10**cfg.decades_below, cfg.min_lr, spec.search.lr.low)
-    high = min(steepest * 10**cfg.decades_above, float(swept[-1]), spec.search.lr.high)
+    top = steepest * 10**cfg.decades_above
+    if cfg.upper == "min_loss":
+        top = max(top, lowest)
+    high = min(top, float(swept[-1]), spec.search.lr.high)
     if not low < high:  # the sweep and the spec's outer bounds barely overlap
         low, high = spec.search.lr.low, spec.search.lr.high
     check = check_lr(spec, data, device, steepest)

@@ -15,7 +15,8 @@ from typing import Any, Literal
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.recipe._derive import stage_epochs, trial_spec
+from hpsearch.recipe._derive import round_trials, stage_epochs, trial_spec
+from hpsearch.recipe._edges import Side, extend_edges
 from hpsearch.recipe._first_trials import (
     continuable,
     continue_best,
@@ -196,7 +197,7 @@ class SearchRounds:
             setup = SearchRound(
                 ranges=_searched(ranges),
                 epochs=stage_epochs(spec, stage),
-                trials=spec.recipe.coarse.trials,
+                trials=round_trials(spec, stage, _spent(records)),
             )
             return setup, []
         previous_stage = previous_round(stage)
@@ -207,6 +208,9 @@ class SearchRounds:
         best = self.ranked_trials(study)[:1]
         prev_ranges = as_ranges(previous.ranges)
         ranges = narrow([t.params for t in top + best], prev_ranges, ref.margin)
+        extended: dict[str, Side] = {}
+        if best:  # the best on an edge of the round before's range: look past that edge
+            ranges, extended = extend_edges(spec, ranges, prev_ranges, best[0].params, ref.margin)
         epochs = stage_epochs(spec, stage)
         continued = continuable(self, study, previous_stage, epochs, ranges)[: ref.continue_top]
         setup = SearchRound(
@@ -215,8 +219,9 @@ class SearchRounds:
             narrowed_from=[t.number for t in top],
             best_so_far=trial_summary(best[0]) if best else None,
             epochs=epochs,
-            trials=ref.trials,
+            trials=round_trials(spec, stage, _spent(records)),
             continued=[t.number for t in continued],
+            extended=dict(extended),
         )
         return setup, continued
 
@@ -357,6 +362,10 @@ def _over_budget(spec: StudySpec, records: Records, next_epochs: float) -> bool:
     if budget.trial_epochs is not None and epochs + next_epochs > budget.trial_epochs:
         return True
     return budget.seconds is not None and seconds >= budget.seconds
+
+
+def _spent(records: Records) -> float:
+    return sum(r.trial_epochs for r in records.values())
 
 
 def _top(trials: list[FrozenTrial], fraction: float, minimum: int) -> list[FrozenTrial]:

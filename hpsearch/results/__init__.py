@@ -164,6 +164,9 @@ class SearchRound(_Model):
     gain: MaybeFinite = None  # refine: best validation objective gained by this round
     # refine: the trials of the round before that it continues (their numbers there)
     continued: list[int] = Field(default_factory=list)
+    # refine: the ranges it searched past the round before's edge, where the best so far lay
+    # on that edge: "lower" or "upper" by parameter
+    extended: dict[str, Literal["lower", "upper"]] = Field(default_factory=dict)
 
 
 class StageNote(_Model):

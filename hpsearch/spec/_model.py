@@ -228,6 +228,10 @@ class RangeTestSpec(_Section):
     stop_factor: float = Field(4.0, gt=1.0)  # stop once smoothed loss > factor * its minimum
     decades_below: float = Field(1.0, ge=0.0, le=10.0)  # coarse range: steepest LR / 10**this
     decades_above: float = Field(0.5, ge=0.0, le=10.0)  # ... up to steepest-descent LR * 10**this
+    # the coarse range's upper end: steepest-descent LR * 10**decades_above (steepest), or the
+    # LR of the minimum smoothed loss where that is higher (min_loss: the largest LR at which
+    # the loss still fell), so the sweep sets both ends from what it measured
+    upper: Literal["steepest", "min_loss"] = "steepest"
     check_iterations: int = Field(100, ge=20, le=MAX_STEPS)
     check_drop: float = Field(0.2, gt=0.0, lt=1.0)  # the loss must fall by this share to pass
 
@@ -294,6 +298,9 @@ class BudgetSpec(_Section):
 
     trial_epochs: int | None = Field(None, ge=1, le=10**9)  # total epochs over all stages
     seconds: float | None = Field(None, gt=0.0, le=1e9)  # total training seconds over all stages
+    # with trial_epochs: each search round's trial count is set from the budget left, shared
+    # as recipe.coarse.trials and recipe.refine.trials share the plan (docs/RECIPE.md)
+    scale_trials: bool = True
 
 
 class StudySpec(_Section):

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from hpsearch.recipe import StageMachine, plan
-from hpsearch.recipe._edges import edge_warnings
+from hpsearch.recipe._edges import edge_warnings, extension_notes, widest
 from hpsearch.recipe._items import param_name
 from hpsearch.recipe._rounds import is_search_stage, search_round
 from hpsearch.results import (
@@ -101,16 +101,20 @@ def summary(machine: StageMachine, study_id: int) -> StudySummary:
     final = next((s.result for s in stages if s.name == "final"), None)
     best = _best(machine, study, final)
     diagnosis = final.diagnosis if isinstance(final, FinalResult) else None
-    coarse = records.get("coarse")
-    round_ = search_round(coarse) if coarse is not None else None
-    searched = {k: r.model_dump() for k, r in round_.ranges.items()} if round_ else {}
+    rounds = {
+        r.name: round_
+        for r in sorted(records.values(), key=lambda r: r.position)
+        if is_search_stage(r.name) and (round_ := search_round(r)) is not None
+    }
+    ranges = {name: {k: r.model_dump() for k, r in c.ranges.items()} for name, c in rounds.items()}
+    notes = extension_notes({name: (ranges[name], c.extended) for name, c in rounds.items()})
     return StudySummary(
         study=study.name,
         state=study.state,
         message=study.message,
         stages=stages,
         best=best,
-        warnings=edge_warnings(study.spec, searched, best.params),
+        warnings=notes + edge_warnings(study.spec, widest(list(ranges.values())), best.params),
         diagnosis=diagnosis,
         compute={
             r.name: Compute(trial_epochs=r.trial_epochs, seconds=r.seconds)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import optuna
 import pytest
 
 from hpsearch.recipe import StageMachine
-from hpsearch.recipe._edges import edge_warnings
-from hpsearch.results import Diagnosis, FinalResult
+from hpsearch.recipe._edges import edge_warnings, extend_edges
+from hpsearch.recipe._ranges import Range, as_ranges
+from hpsearch.recipe._rounds import search_round
+from hpsearch.recipe._trials import distributions
+from hpsearch.results import Diagnosis, FinalResult, SearchRange, SearchRound
 from hpsearch.storage import Store
 from hpsearch.views import summary
 from tests.conftest import tiny_study
 
+WD = {"low": 1e-6, "high": 1e-2}
 SEARCHED = {
     "lr": {"low": 1e-4, "high": 1.0, "log": True},
     "weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
@@ -74,3 +79,84 @@ def test_the_summary_of_a_study_says_its_best_lr_is_on_the_edge(storage_url: str
 
     assert len(view.warnings) == 1
     assert "the best lr (0.997) lies at the upper edge" in view.warnings[0]
+
+
+# --- the reaction: the next round looks past the edge ----------------------------------------
+
+
+def test_a_round_searches_past_the_edge_its_best_lies_on() -> None:
+    """Log scale: margin squared past the edge; the other side narrowed as usual."""
+    previous = {"lr": Range(1e-4, 1.0), "weight_decay": Range(1e-6, 1e-2)}
+    narrowed = {"lr": Range(0.05, 1.0), "weight_decay": Range(1e-5, 1e-3)}
+    ranges, extended = extend_edges(
+        tiny_study(), narrowed, previous, {"lr": 0.997, "weight_decay": 1e-4}, margin=2.0
+    )
+    assert extended == {"lr": "upper"}
+    assert ranges["lr"] == Range(0.05, 4.0)
+    assert ranges["weight_decay"] == narrowed["weight_decay"]
+
+
+def test_an_extension_stops_where_the_field_stops() -> None:
+    """The LR no further than the range test's sweep; a dropout never past 1; a linear range
+    by the previous width; a lower edge at 0 that nothing is below stays."""
+    spec = tiny_study(search={"extra": {"model.dropout": {"low": 0.0, "high": 0.6, "log": False}}})
+    previous = {"lr": Range(0.1, 8.0), "model.dropout": Range(0.0, 0.6, log=False)}
+    best = {"lr": 7.9, "model.dropout": 0.59}
+    ranges, extended = extend_edges(spec, dict(previous), previous, best, margin=2.0)
+    assert ranges["lr"].high == spec.recipe.range_test.max_lr  # 8 x 4 capped at the sweep's 10
+    assert ranges["model.dropout"] == Range(0.0, 0.6, log=False)  # 1.2 is no dropout
+    assert extended == {"lr": "upper"}
+    ranges, extended = extend_edges(
+        spec, dict(previous), previous, {"lr": 1.0, "model.dropout": 0.0}, margin=1.5
+    )
+    assert extended == {}  # dropout below 0 is no dropout either
+    near_top = {"lr": 1.0, "model.dropout": 0.59}
+    previous["model.dropout"] = Range(0.0, 0.4, log=False)
+    near_top["model.dropout"] = 0.395
+    ranges, extended = extend_edges(spec, dict(previous), previous, near_top, margin=1.5)
+    assert ranges["model.dropout"].high == pytest.approx(0.6)  # 0.4 + (1.5 - 1) x 0.4
+    assert extended == {"model.dropout": "upper"}
+
+
+def test_the_refine_round_after_a_best_on_the_edge_looks_past_it_and_the_summary_says_so(
+    storage_url: str,
+) -> None:
+    """The documented reaction (docs/RECIPE.md, "What the summary points out"): the coarse
+    stage's best LR lies at the top of its range, so refine-1 searches past that edge, and the
+    study's summary says what it did."""
+    store = Store(storage_url)
+    spec = tiny_study("edge", recipe={"refine": {"rounds": 1, "continue_top": 0}})
+    study = store.create_study(spec)
+    machine = StageMachine(store)
+    for position, stage in enumerate(("sanity", "range_test")):
+        store.start_stage(study.id, stage, position, {"reason": "not part of this test"})
+        store.update_stage(study.id, stage, status="skipped")
+    coarse = SearchRound(
+        ranges={"lr": SearchRange(low=1e-3, high=0.1), "weight_decay": SearchRange(**WD)},
+        epochs=spec.recipe.coarse.epochs,
+        trials=4,
+    )
+    store.start_stage(study.id, "coarse", 2, coarse.model_dump(mode="json"))
+    ostudy = machine.rounds.stage_study(study, "coarse", coarse.epochs)
+    dists = distributions(as_ranges(coarse.ranges))
+    for lr, value in ((0.099, 0.9), (0.05, 0.8), (0.01, 0.6), (0.002, 0.3)):
+        ostudy.add_trial(
+            optuna.trial.create_trial(
+                params={"lr": lr, "weight_decay": 1e-4}, distributions=dists, value=value
+            )
+        )
+    store.update_stage(study.id, "coarse", status="completed")
+
+    item = machine.next_item(study.id)
+
+    assert not isinstance(item, str)
+    assert item.stage == "refine-1"
+    refine = search_round(store.stage(study.id, "refine-1"))  # type: ignore[arg-type]
+    assert refine is not None
+    assert refine.extended == {"lr": "upper"}
+    assert refine.ranges["lr"].high == pytest.approx(0.1 * 2.0**2)  # margin 2, squared
+    assert refine.ranges["lr"].low > 1e-3  # narrowed to the top trials on the other side
+    assert refine.ranges["weight_decay"].high <= WD["high"]  # not on an edge: narrowed only
+    (note,) = [w for w in summary(machine, study.id).warnings if "refine-1 searched past" in w]
+    assert "the best lr lay at the upper edge" in note
+    assert "to 0.4" in note

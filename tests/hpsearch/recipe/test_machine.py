@@ -11,10 +11,12 @@ from optuna.trial import TrialState
 
 from hpsearch.errors import HPSearchError, OutcomeError
 from hpsearch.recipe import DONE, WAIT, Outcome, Range, StageMachine, WorkItem, diagnose
+from hpsearch.recipe._derive import round_trials
 from hpsearch.recipe._machine import plan
 from hpsearch.results import EpochRecord
 from hpsearch.scheduling import Scheduler, run_search
 from hpsearch.scheduling._local import INTERRUPTED, LOCAL_LEASE_SECONDS
+from hpsearch.spec import spec_with
 from hpsearch.storage import Store
 from hpsearch.views import StudySummary
 from tests.conftest import tiny_study
@@ -98,7 +100,19 @@ def test_refine_ranges_nest_and_keep_the_best_trial(storage_url: str) -> None:
         assert stage["previous_ranges"] == previous
         best = stage["best_so_far"]["params"]
         for dim, r in stage["ranges"].items():
-            assert previous[dim]["low"] <= r["low"] < r["high"] <= previous[dim]["high"]
+            # inside the round before's range, but past an edge its best lay on (extended)
+            side = stage["extended"].get(dim)
+            assert r["low"] < r["high"]
+            assert (
+                (r["low"] < previous[dim]["low"])
+                if side == "lower"
+                else (previous[dim]["low"] <= r["low"])
+            )
+            assert (
+                (r["high"] > previous[dim]["high"])
+                if side == "upper"
+                else (r["high"] <= previous[dim]["high"])
+            )
             assert Range.from_dict(r).contains(best[dim])
         previous = stage["ranges"]
 
@@ -234,7 +248,7 @@ def test_first_trials_try_the_suggestion_then_the_best_so_far_longer(tmp_path: o
 
 def test_an_epoch_budget_stops_the_search_early_but_not_the_final(tmp_path: object) -> None:
     url = f"sqlite:///{tmp_path}/budget.db"
-    result = run(tiny_study("thrifty", budget={"trial_epochs": 20}), url)
+    result = run(tiny_study("thrifty", budget={"trial_epochs": 20, "scale_trials": False}), url)
     assert result["state"] == "completed"
     stages = stages_of(result)
     assert stages["coarse"]["budget_exhausted"]
@@ -245,6 +259,35 @@ def test_an_epoch_budget_stops_the_search_early_but_not_the_final(tmp_path: obje
     assert stages["final"]["status"] == "completed"
     before_final = sum(c["trial_epochs"] for n, c in result["compute"].items() if n != "final")
     assert before_final <= 20 + 2  # only the last coarse trial (2 epochs) may overrun
+
+
+def test_a_budget_sizes_each_round_from_what_is_left() -> None:
+    """The spec's counts share the plan (tiny: coarse 10 x 2 epochs, 2 refine rounds of 4 x 4:
+    coarse 20/52 of it); the budget sets the scale, a trial reckoned at 0.6 of its epochs."""
+    spec = tiny_study("sized", budget={"trial_epochs": 100})
+    assert round_trials(spec, "coarse", spent=9.0) == round(91 * 20 / 52 / (2 * 0.6))  # 29
+    assert round_trials(spec, "refine-1", spent=40.0) == round(60 / 2 / (4 * 0.6))  # 12
+    assert round_trials(spec, "refine-2", spent=70.0) == round(30 / (4 * 0.6))  # all that's left
+    assert round_trials(spec, "refine-2", spent=100.0) == 3  # spent: at least 3 all the same
+    bigger = spec_with(spec, {"budget.trial_epochs": 1000})
+    assert round_trials(bigger, "coarse", spent=9.0) > 9 * round_trials(spec, "coarse", spent=9.0)
+    for unscaled in (tiny_study("own"), spec_with(spec, {"budget.scale_trials": False})):
+        assert round_trials(unscaled, "coarse", spent=9.0) == 10  # the spec's own counts
+        assert round_trials(unscaled, "refine-1", spent=40.0) == 4
+
+
+def test_a_budgeted_study_runs_the_rounds_its_budget_sized(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/sized.db"
+    spec = tiny_study("sized", budget={"trial_epochs": 30})
+    result = run(spec, url)
+    assert result["state"] == "completed"
+    stages = stages_of(result)
+    spent_before = sum(result["compute"][name]["trial_epochs"] for name in ("sanity", "range_test"))
+    assert stages["coarse"]["trials"] == round_trials(spec, "coarse", spent_before)
+    assert stages["coarse"]["trials"] != spec.recipe.coarse.trials
+    search = sum(c["trial_epochs"] for n, c in result["compute"].items() if n != "final")
+    assert search <= 30 + 4  # the budget, and at most the last refine trial past it
+    assert search > 30 * 0.6  # and the rounds were sized to use it
 
 
 def test_a_spent_seconds_budget_goes_straight_to_the_final(tmp_path: object) -> None:

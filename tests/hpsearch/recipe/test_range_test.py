@@ -4,7 +4,7 @@ import numpy as np
 
 from hpsearch.data import DataBundle
 from hpsearch.recipe import check_lr, run_range_test
-from hpsearch.spec import load_spec
+from hpsearch.spec import load_spec, spec_with
 from tests.conftest import CPU
 
 DIGITS = load_spec("digits")
@@ -37,3 +37,18 @@ def test_curve_suggestion_and_range_are_consistent(digits_data: DataBundle) -> N
     at = int(np.searchsorted(lrs, result.suggested_lr))
     assert curve.smoothed[at] < curve.smoothed[0]
     assert epochs > 0  # the sweep and the check, in epochs of the training split
+
+
+def test_the_sweep_can_set_the_upper_end_at_the_lr_of_its_minimum_loss(
+    digits_data: DataBundle,
+) -> None:
+    """``upper: min_loss``: the coarse range reaches the largest LR at which the loss still
+    fell (within the spec's outer bounds), the lower end as before; the sweep is the same."""
+    spec = spec_with(DIGITS, {"search.lr": {"low": 1e-6, "high": 10.0}})
+    steepest, _ = run_range_test(spec, digits_data, CPU)
+    wide = spec_with(spec, {"recipe.range_test.upper": "min_loss"})
+    result, _ = run_range_test(wide, digits_data, CPU)
+    assert result.curve == steepest.curve
+    assert result.range.low == steepest.range.low
+    assert result.lr_min_loss > steepest.range.high  # on digits the loss falls well beyond it
+    assert result.range.high == result.lr_min_loss
