@@ -66,8 +66,9 @@ ONE_EPOCH_KEEP = 3  # configurations the one-epoch screening trains in full
 
 # The problems. digits: the spec's own, well-chosen ranges. digits-wide: the ranges of a user who
 # does not know the scale (seed 002's "0.001 ~ 1000") and three more dimensions. shapes: a
-# CIFAR-shaped problem (32x32 colour, 10 classes) cut to fit this CPU: 3,000 images, a smaller
-# residual network, wide ranges too.
+# CIFAR-shaped problem (32x32 colour, 10 classes) cut to fit this CPU: 2,000 images, the
+# residual network at widths 8-16-32, the wide LR and weight-decay ranges, a budget of 100
+# trial-epochs for the recipe (and so for every method).
 WIDE = {
     "search.lr": {"low": 1e-6, "high": 10.0},
     "search.weight_decay": {"low": 1e-8, "high": 1e-1},
@@ -83,14 +84,14 @@ PROBLEMS: dict[str, tuple[str, dict[str, Any]]] = {
     "shapes": (
         "shapes",
         {
-            "dataset.size": 1500,
-            "model.widths": [16, 32, 64],
-            "train.batch_size": 128,
-            "train.epochs": 10,
-            "recipe.final.epochs": 10,
+            "dataset.size": 2000,
+            "model.widths": [8, 16, 32],
+            "train.batch_size": 64,
+            "recipe.final.epochs": 15,
             "recipe.final.early_stopping_patience": 5,
-            "search.lr": {"low": 1e-5, "high": 10.0},
-            "search.weight_decay": {"low": 1e-7, "high": 1e-1},
+            "search.lr": WIDE["search.lr"],
+            "search.weight_decay": WIDE["search.weight_decay"],
+            "budget.trial_epochs": 100,  # the recipe sizes its rounds to it
         },
     ),
 }

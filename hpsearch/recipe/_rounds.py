@@ -209,7 +209,7 @@ class SearchRounds:
         prev_ranges = as_ranges(previous.ranges)
         ranges = narrow([t.params for t in top + best], prev_ranges, ref.margin)
         extended: dict[str, Side] = {}
-        if best:  # the best on an edge of the round before's range: look past that edge
+        if best and ref.extend_edges:  # the best on an edge of the range: look past it
             ranges, extended = extend_edges(spec, ranges, prev_ranges, best[0].params, ref.margin)
         epochs = stage_epochs(spec, stage)
         continued = continuable(self, study, previous_stage, epochs, ranges)[: ref.continue_top]

@@ -260,6 +260,9 @@ class RefineSpec(_Section):
     # a round first continues the best trials of the round before from their last weights (at
     # a constant LR, to the round's epochs), as trials of the round beside its new ones
     continue_top: int = Field(2, ge=0, le=MAX_TRIALS)
+    # where the best so far lies on an edge of the round before's range, search past that edge
+    # (no further than the field accepts); false: every round stays inside the one before
+    extend_edges: bool = True
     sampler: Literal["random", "tpe"] = "random"
     pruner: Literal["median", "successive_halving", "hyperband"] = "median"
 

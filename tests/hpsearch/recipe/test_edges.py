@@ -13,6 +13,7 @@ from hpsearch.recipe._ranges import Range, as_ranges
 from hpsearch.recipe._rounds import search_round
 from hpsearch.recipe._trials import distributions
 from hpsearch.results import Diagnosis, FinalResult, SearchRange, SearchRound
+from hpsearch.spec import StudySpec
 from hpsearch.storage import Store
 from hpsearch.views import summary
 from tests.conftest import tiny_study
@@ -126,6 +127,38 @@ def test_the_refine_round_after_a_best_on_the_edge_looks_past_it_and_the_summary
     study's summary says what it did."""
     store = Store(storage_url)
     spec = tiny_study("edge", recipe={"refine": {"rounds": 1, "continue_top": 0}})
+    machine, study_id = _coarse_done_with_best_on_the_edge(store, spec)
+    item = machine.next_item(study_id)
+
+    assert not isinstance(item, str)
+    assert item.stage == "refine-1"
+    refine = search_round(store.stage(study_id, "refine-1"))  # type: ignore[arg-type]
+    assert refine is not None
+    assert refine.extended == {"lr": "upper"}
+    assert refine.ranges["lr"].high == pytest.approx(0.1 * 2.0**2)  # margin 2, squared
+    assert refine.ranges["lr"].low > 1e-3  # narrowed to the top trials on the other side
+    assert refine.ranges["weight_decay"].high <= WD["high"]  # not on an edge: narrowed only
+    (note,) = [w for w in summary(machine, study_id).warnings if "refine-1 searched past" in w]
+    assert "the best lr lay at the upper edge" in note
+    assert "to 0.4" in note
+
+
+def test_a_study_can_keep_every_round_inside_the_one_before(storage_url: str) -> None:
+    store = Store(storage_url)
+    spec = tiny_study(
+        "inside", recipe={"refine": {"rounds": 1, "continue_top": 0, "extend_edges": False}}
+    )
+    machine, study_id = _coarse_done_with_best_on_the_edge(store, spec)
+    machine.next_item(study_id)
+    refine = search_round(store.stage(study_id, "refine-1"))  # type: ignore[arg-type]
+    assert refine is not None
+    assert refine.extended == {}
+    assert refine.ranges["lr"].high == 0.1
+    assert not [w for w in summary(machine, study_id).warnings if "searched past" in w]
+
+
+def _coarse_done_with_best_on_the_edge(store: Store, spec: StudySpec) -> tuple[StageMachine, int]:
+    """A study whose coarse stage is over, its best LR (0.099) at the top of [1e-3, 0.1]."""
     study = store.create_study(spec)
     machine = StageMachine(store)
     for position, stage in enumerate(("sanity", "range_test")):
@@ -146,17 +179,4 @@ def test_the_refine_round_after_a_best_on_the_edge_looks_past_it_and_the_summary
             )
         )
     store.update_stage(study.id, "coarse", status="completed")
-
-    item = machine.next_item(study.id)
-
-    assert not isinstance(item, str)
-    assert item.stage == "refine-1"
-    refine = search_round(store.stage(study.id, "refine-1"))  # type: ignore[arg-type]
-    assert refine is not None
-    assert refine.extended == {"lr": "upper"}
-    assert refine.ranges["lr"].high == pytest.approx(0.1 * 2.0**2)  # margin 2, squared
-    assert refine.ranges["lr"].low > 1e-3  # narrowed to the top trials on the other side
-    assert refine.ranges["weight_decay"].high <= WD["high"]  # not on an edge: narrowed only
-    (note,) = [w for w in summary(machine, study.id).warnings if "refine-1 searched past" in w]
-    assert "the best lr lay at the upper edge" in note
-    assert "to 0.4" in note
+    return machine, study.id
