@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import pytest
 import torch
+from sqlalchemy.engine import make_url as sa_url
 
 from hpsearch.data import DataBundle, load_data
 from hpsearch.spec import StudySpec, parse_spec
@@ -50,6 +51,9 @@ def digits_data() -> DataBundle:
     return load_data(make_spec().dataset, seed=0, device=CPU)
 
 
+MARIADB_ADMIN_URL = os.environ.get(
+    "HPSEARCH_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test"
+)
 POSTGRES_ADMIN_URL = os.environ.get(
     "HPSEARCH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -71,14 +75,43 @@ def tiny_study(name: str = "tiny", **sections: Any) -> StudySpec:
     return make_spec(name=name, recipe=recipe, **sections)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database per test: a SQLite file, or a new PostgreSQL database."""
+    """A fresh, empty database per test: a SQLite file, or a new PostgreSQL or MariaDB
+    database."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'hpsearch.db'}"
         return
-    with _postgres_database() as url:
+    with _postgres_database() if request.param == "postgresql" else _mariadb_database() as url:
         yield url
+
+
+@contextlib.contextmanager
+def _mariadb_database() -> Iterator[str]:
+    import pymysql
+
+    server = sa_url(MARIADB_ADMIN_URL)
+    try:
+        admin = pymysql.connect(
+            host=server.host,
+            port=server.port or 3306,
+            user=server.username,
+            password=server.password or "",
+            connect_timeout=5,
+            autocommit=True,
+        )
+    except pymysql.err.OperationalError as exc:
+        message = f"MariaDB at {MARIADB_ADMIN_URL} is unreachable: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # in CI the MariaDB tests must run
+        pytest.skip(message)
+    name = f"hpsearch_test_{uuid.uuid4().hex[:12]}"
+    with admin, admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}`")
+        try:
+            yield str(server.set(database=name).render_as_string(hide_password=False))
+        finally:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 @contextlib.contextmanager

@@ -1,7 +1,8 @@
 """``hpsearch worker`` (also ``python -m workers``): run trials for a server, on this machine.
 
 With several GPUs it starts one process per GPU, each seeing only its own (CUDA_VISIBLE_DEVICES),
-and passes signals on to them.
+and passes signals on to them; with ``--slots N``, N processes per device (on a CPU, each with
+its share of the cores).
 """
 
 from __future__ import annotations
@@ -28,6 +29,14 @@ from workers._spool import Spool
 )
 @click.option(
     "--devices", default="all", show_default=True, help="all, cpu, or GPU indices such as 0,1."
+)
+@click.option(
+    "--slots",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Trial processes per device: small models leave most of a GPU idle. On a CPU, each "
+    "process gets its share of the cores.",
 )
 @click.option("--max-trials", type=click.IntRange(min=1), help="Exit after this many work items.")
 @click.option("--burst", is_flag=True, help="Exit as soon as there is nothing to claim.")
@@ -58,6 +67,7 @@ def worker(
     server: str,
     token: str | None,
     devices: str,
+    slots: int,
     max_trials: int | None,
     burst: bool,
     spool_dir: Path | None,
@@ -80,7 +90,7 @@ def worker(
     from workers._daemon import Worker
 
     gpus = _gpu_list(devices)
-    if len(gpus) > 1:
+    if len(gpus) > 1 or slots > 1:
         options = {
             "--server": server,
             "--max-trials": max_trials,
@@ -88,7 +98,7 @@ def worker(
             "--checkpoint-seconds": checkpoint_seconds,
             "--allow-module": allowed,
         }
-        sys.exit(_one_process_per_gpu(gpus, options, burst, worker_id, token))
+        sys.exit(_processes_per_device(gpus, slots, options, burst, worker_id, token))
     worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
     device = resolve_device(f"cuda:{gpus[0]}" if gpus else "cpu")
     try:
@@ -127,29 +137,40 @@ def _gpu_list(devices: str) -> list[str]:
     return wanted
 
 
-def _one_process_per_gpu(
+def _processes_per_device(
     gpus: list[str],
+    slots: int,
     options: Mapping[str, object],
     burst: bool,
     worker_id: str | None,
     token: str | None = None,
 ) -> int:
-    """A worker process per GPU, each seeing only its own (so each trains on its ``cuda:0``),
-    with an id of its own; signals are passed on to all of them."""
+    """``slots`` worker processes per GPU, each seeing only its GPU (so each trains on its
+    ``cuda:0``), or ``slots`` on the CPU (no GPUs), each with its share of the cores; each with
+    an id of its own; signals are passed on to all of them."""
     base = worker_id or socket.gethostname()
     children = []
-    for gpu in gpus:
-        command = [sys.executable, "-m", "workers", "--devices", "0"]
-        command += ["--id", f"{base}-gpu{gpu}"]  # the same on every start: one row, one spool
-        for flag, value in options.items():
-            values = value if isinstance(value, tuple) else () if value is None else (value,)
-            for one in values:  # a repeatable option, once per value
-                command += [flag, str(one)]
-        command += ["--burst"] if burst else []
-        env = os.environ | {"CUDA_VISIBLE_DEVICES": gpu}
-        if token:  # given as --token: the children get it as the variable, not in `ps`
-            env["HPSEARCH_WORKER_TOKEN"] = token
-        children.append(subprocess.Popen(command, env=env))
+    threads = max(1, (os.cpu_count() or 1) // slots)
+    for device in gpus or ["cpu"]:
+        for slot in range(slots):
+            # the same ids on every start: one row, one spool each
+            name = f"{base}-gpu{device}" if device != "cpu" else f"{base}-cpu"
+            name += f"-{slot}" if slots > 1 else ""
+            command = [sys.executable, "-m", "workers", "--devices", "0" if gpus else "cpu"]
+            command += ["--id", name]
+            for flag, value in options.items():
+                values = value if isinstance(value, tuple) else () if value is None else (value,)
+                for one in values:  # a repeatable option, once per value
+                    command += [flag, str(one)]
+            command += ["--burst"] if burst else []
+            env = dict(os.environ)
+            if gpus:
+                env["CUDA_VISIBLE_DEVICES"] = device
+            else:
+                env["OMP_NUM_THREADS"] = str(threads)  # PyTorch's threads: the share of cores
+            if token:  # given as --token: the children get it as the variable, not in `ps`
+                env["HPSEARCH_WORKER_TOKEN"] = token
+            children.append(subprocess.Popen(command, env=env))
 
     def forward(signum: int, frame: object) -> None:
         for child in children:

@@ -1,7 +1,8 @@
 """Database engines: one URL for our tables and Optuna's.
 
 SQLite runs in WAL mode with a busy timeout so that several local processes (the search driver and
-its trial workers) can share one file; PostgreSQL URLs use the psycopg (v3) driver.
+its trial workers) can share one file; PostgreSQL URLs use the psycopg (v3) driver, MySQL and
+MariaDB URLs PyMySQL.
 """
 
 from __future__ import annotations
@@ -9,18 +10,28 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.dml import Insert
 
 SQLITE_BUSY_SECONDS = 60
 
 
+DRIVERS = {  # a URL without a driver gets the one we ship
+    "postgresql://": "postgresql+psycopg://",
+    "postgres://": "postgresql+psycopg://",
+    "mysql://": "mysql+pymysql://",
+    "mariadb://": "mariadb+pymysql://",
+}
+MYSQL = ("mysql", "mariadb")  # SQLAlchemy's dialect names for MySQL and MariaDB
+
+
 def normalize_url(url: str) -> str:
-    """``postgresql://`` and ``postgres://`` mean psycopg 3, the driver we ship."""
-    for prefix in ("postgresql://", "postgres://"):
+    """``postgresql://`` and ``postgres://`` mean psycopg 3, ``mysql://`` and ``mariadb://``
+    PyMySQL: the drivers we ship."""
+    for prefix, driver in DRIVERS.items():
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
+            return driver + url[len(prefix) :]
     return url
 
 
@@ -28,6 +39,9 @@ def engine_kwargs(url: str) -> dict[str, Any]:
     """Keyword arguments for ``create_engine`` (ours and Optuna's) suited to the backend."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}}
+    if url.startswith(MYSQL):
+        # MySQL closes a connection idle for wait_timeout (8 hours by default): recycle sooner
+        return {"pool_size": 16, "max_overflow": 4, "pool_recycle": 3600}
     # No pre-ping: it costs a round trip on every checkout, several per request. A connection
     # the database dropped (a restart, a failover, pg_terminate_backend) fails the one statement
     # that meets it; SQLAlchemy then discards every pooled connection of that age, and the
@@ -65,12 +79,15 @@ def upsert(
     key: list[str],
     update: list[str],
 ) -> Insert:
-    """``INSERT rows ... ON CONFLICT (key) DO UPDATE``, setting the ``update`` columns of a row
-    that exists to the new row's: one statement whether or not it exists, on SQLite and
-    PostgreSQL alike."""
+    """``INSERT rows ... ON CONFLICT (key) DO UPDATE`` (MySQL: ``ON DUPLICATE KEY UPDATE``),
+    setting the ``update`` columns of a row that exists to the new row's: one statement whether
+    or not it exists, on SQLite, PostgreSQL and MySQL alike."""
+    if engine.dialect.name in MYSQL:
+        mine = mysql.insert(table).values(rows)
+        return mine.on_duplicate_key_update({column: mine.inserted[column] for column in update})
     if engine.dialect.name not in ("postgresql", "sqlite"):
         raise NotImplementedError(
-            f"hpsearch stores studies in SQLite or PostgreSQL, not {engine.dialect.name}"
+            f"hpsearch stores studies in SQLite, PostgreSQL or MySQL, not {engine.dialect.name}"
         )
     insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(table)
     insert = insert.values(rows)

@@ -9,6 +9,11 @@ upgrades these tables; a change here needs a migration there (a test compares th
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+# microseconds on MySQL too (its DATETIME keeps whole seconds unless told): leases expire
+# and workers are seen within a second
+TIMESTAMP = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 metadata = sa.MetaData()
 
@@ -23,8 +28,8 @@ studies = sa.Table(
     # who drives it: "server" (launched through the API; its workers hold leases) or "local"
     # (``hpsearch run``); a server hands out and reaps the work of its own studies only
     sa.Column("driver", sa.String(16), nullable=False, server_default="local"),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", TIMESTAMP, nullable=False),
+    sa.Column("updated_at", TIMESTAMP, nullable=False),
     sqlite_autoincrement=True,  # ids are never reused, so a cached id never means another study
 )
 
@@ -42,8 +47,8 @@ stages = sa.Table(
     sa.Column("position", sa.Integer, nullable=False),
     # pending / running / passed / failed / skipped / completed
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("started_at", TIMESTAMP, nullable=True),
+    sa.Column("finished_at", TIMESTAMP, nullable=True),
     sa.Column("trial_epochs", sa.Float, nullable=False, default=0.0),
     sa.Column("seconds", sa.Float, nullable=False, default=0.0),
     sa.Column("result", sa.JSON, nullable=False),  # numbers, verdicts, curves
@@ -64,14 +69,14 @@ leases = sa.Table(
     sa.Column("item", sa.JSON, nullable=False),  # the WorkItem handed out
     sa.Column("worker", sa.String(128), nullable=False),
     sa.Column("state", sa.String(16), nullable=False),  # active / finished / expired
-    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("claimed_at", TIMESTAMP, nullable=False),
+    sa.Column("expires_at", TIMESTAMP, nullable=False),
     sa.Column("outcome", sa.JSON, nullable=True),  # what the finish (or the reaper) delivered
     sa.Column("trial_id", sa.Integer, nullable=True),  # the Optuna trial of a search trial item
     sa.Column("progress", sa.JSON, nullable=True),  # per-epoch metrics reported so far
     # when the outcome was recorded in the study: NULL while a finished lease still owes that
     # (a finish cut off half-way); whoever sees it so completes the job
-    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("applied_at", TIMESTAMP, nullable=True),
     sa.Index("ix_hpsearch_leases_active", "state", "expires_at"),
     sa.Index("ix_hpsearch_leases_trial", "trial_id"),
     sa.Index("ix_hpsearch_leases_study_stage", "study_id", "stage"),
@@ -86,7 +91,7 @@ workers = sa.Table(
     sa.Column("id", sa.String(128), primary_key=True),  # the worker's own id (host-pid, ...)
     sa.Column("host", sa.String(256), nullable=True),
     sa.Column("devices", sa.JSON, nullable=False),
-    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("first_seen", TIMESTAMP, nullable=False),
+    sa.Column("last_seen", TIMESTAMP, nullable=False),
     sa.Column("items_done", sa.Integer, nullable=False, default=0),  # leases it finished
 )

@@ -69,7 +69,8 @@ def trial_page(
     descending = sort.startswith("-") != (sort.lstrip("-") == "value")
     order = key.desc() if descending else key.asc()
     position = sa.case({i: n for n, i in enumerate(stages)}, value=_T.c.study_id)
-    query = query.where(*where).order_by(order.nulls_last(), position, _T.c.number)
+    # nulls last, in words every backend knows (MySQL has no NULLS LAST): false sorts first
+    query = query.where(*where).order_by(key.is_(None), order, position, _T.c.number)
     with machine.store.optuna_reader.connect() as conn:
         total = conn.execute(sa.select(sa.func.count()).select_from(_T).where(*where)).scalar_one()
         ids = [int(r[0]) for r in conn.execute(query.limit(limit).offset(offset))]

@@ -84,7 +84,19 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 @contextmanager
 def schema_lock(engine: Engine) -> Iterator[None]:
-    """Hold the database-wide lock for schema changes (PostgreSQL; a no-op on SQLite)."""
+    """Hold the database-wide lock for schema changes (PostgreSQL's advisory lock, MySQL's named
+    lock; a no-op on SQLite)."""
+    if engine.dialect.name in ("mysql", "mariadb"):
+        with engine.connect() as connection:
+            name = f"hpsearch-schema-{engine.url.database}"[:64]  # named locks are server-wide
+            got = connection.execute(sa.select(sa.func.get_lock(name, 600))).scalar()
+            if got != 1:
+                raise TimeoutError("waited 600 s for another process's schema migration")
+            try:
+                yield
+            finally:
+                connection.execute(sa.select(sa.func.release_lock(name)))
+        return
     if engine.dialect.name != "postgresql":
         yield
         return

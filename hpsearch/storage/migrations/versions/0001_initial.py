@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
+
+# microseconds on MySQL too (its DATETIME keeps whole seconds unless told): leases expire
+# and workers are seen within a second
+TIMESTAMP = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 revision = "0001"
 down_revision = None
@@ -23,8 +28,8 @@ def upgrade() -> None:
         sa.Column("spec", sa.JSON, nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("message", sa.Text, nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", TIMESTAMP, nullable=False),
+        sa.Column("updated_at", TIMESTAMP, nullable=False),
         sqlite_autoincrement=True,
     )
     op.create_table(
@@ -39,8 +44,8 @@ def upgrade() -> None:
         sa.Column("name", sa.String(32), nullable=False),
         sa.Column("position", sa.Integer, nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("started_at", TIMESTAMP, nullable=True),
+        sa.Column("finished_at", TIMESTAMP, nullable=True),
         sa.Column("trial_epochs", sa.Float, nullable=False),
         sa.Column("seconds", sa.Float, nullable=False),
         sa.Column("result", sa.JSON, nullable=False),
@@ -59,8 +64,8 @@ def upgrade() -> None:
         sa.Column("item", sa.JSON, nullable=False),
         sa.Column("worker", sa.String(128), nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
-        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("claimed_at", TIMESTAMP, nullable=False),
+        sa.Column("expires_at", TIMESTAMP, nullable=False),
         sa.Column("outcome", sa.JSON, nullable=True),
     )
     op.create_index("ix_hpsearch_leases_active", "hpsearch_leases", ["state", "expires_at"])

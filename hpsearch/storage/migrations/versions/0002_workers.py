@@ -16,6 +16,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
+
+# microseconds on MySQL too (its DATETIME keeps whole seconds unless told): leases expire
+# and workers are seen within a second
+TIMESTAMP = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 revision = "0002"
 down_revision = "0001"
@@ -33,7 +38,7 @@ def upgrade() -> None:
     with op.batch_alter_table("hpsearch_leases") as batch:
         batch.add_column(sa.Column("trial_id", sa.Integer, nullable=True))
         batch.add_column(sa.Column("progress", sa.JSON, nullable=True))
-        batch.add_column(sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("applied_at", TIMESTAMP, nullable=True))
         batch.create_index("ix_hpsearch_leases_trial", ["trial_id"])
         batch.create_index("ix_hpsearch_leases_study_stage", ["study_id", "stage"])
     leases = sa.table(
@@ -50,8 +55,8 @@ def upgrade() -> None:
         sa.Column("id", sa.String(128), primary_key=True),
         sa.Column("host", sa.String(256), nullable=True),
         sa.Column("devices", sa.JSON, nullable=False),
-        sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("first_seen", TIMESTAMP, nullable=False),
+        sa.Column("last_seen", TIMESTAMP, nullable=False),
         sa.Column("lease_id", sa.Integer, nullable=True),
         sa.Column("items_done", sa.Integer, nullable=False),
     )
@@ -59,6 +64,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("hpsearch_workers")
+    if op.get_bind().dialect.name in ("mysql", "mariadb"):
+        # MySQL's foreign key on study_id uses the (study_id, stage) index since it exists (it
+        # dropped the one it had made itself): give the key its own before that one goes
+        op.create_index("ix_hpsearch_leases_study", "hpsearch_leases", ["study_id"])
     with op.batch_alter_table("hpsearch_leases") as batch:
         batch.drop_index("ix_hpsearch_leases_study_stage")
         batch.drop_index("ix_hpsearch_leases_trial")
