@@ -55,8 +55,8 @@ def check_can_serve(settings: Settings, host: str, processes: int = 1) -> str | 
     settings, or None if it may."""
     if processes > 1 and not settings.storage.startswith(("postgresql", "postgres:")):
         return (
-            "several server processes need PostgreSQL: a SQLite file is served by one process "
-            "(its claims are serialized within that process)"
+            "several server processes need PostgreSQL (their claims take its advisory locks): "
+            "a SQLite file or a MySQL/MariaDB database is served by one process"
         )
     if settings.open and not is_loopback(host):
         return (

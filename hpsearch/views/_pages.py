@@ -184,8 +184,11 @@ def _check_sort(key: str, study: StudyRecord) -> None:
 
 
 def _seconds_between(start: Any, end: Any, machine: StageMachine) -> Any:
-    if machine.store.optuna.engine.dialect.name == "postgresql":
+    dialect = machine.store.optuna.engine.dialect.name
+    if dialect == "postgresql":
         return sa.extract("epoch", end - start)
+    if dialect in ("mysql", "mariadb"):
+        return sa.func.timestampdiff(sa.text("MICROSECOND"), start, end) / 1e6
     return (sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0
 
 

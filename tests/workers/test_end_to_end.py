@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -23,8 +24,14 @@ def test_two_workers_complete_a_study_launched_over_rest(
 ) -> None:
     server_process.start()
     server = server_process.url
-    study_id = launch(server_process.http, ADMIN, "e2e")
     workers = [start_worker(server, tmp_path, f"w{i}") for i in (1, 2)]
+    # both ready before the study exists: a tiny study can end before a late worker's first
+    # claim (its PyTorch import under load takes seconds)
+    deadline = time.monotonic() + 120
+    while not all("working on" in worker_log(tmp_path, f"w{i}") for i in (1, 2)):
+        assert time.monotonic() < deadline, "the workers did not start within 120 s"
+        time.sleep(0.2)
+    study_id = launch(server_process.http, ADMIN, "e2e")
     try:
         assert ends(server_process, study_id, timeout=240) == "completed"
     finally:
