@@ -17,11 +17,12 @@ from workers.simulate import SimulatedWorker
 WORKERS, TRIALS = 32, 2000
 
 
-@pytest.mark.parametrize("storage_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("storage_url", ["postgresql", "mariadb"], indirect=True)
 def test_32_workers_claim_report_and_finish_2000_trials(
     server_process: ServerProcess, storage_url: str
 ) -> None:
-    server_process.processes = 2  # as deployed: a server process per core, on PostgreSQL
+    # as deployed: a server process per core on PostgreSQL; one on MariaDB (README)
+    server_process.processes = 2 if storage_url.startswith("postgresql") else 1
     server_process.start()
     spec = {
         "name": "crowd",
