@@ -117,11 +117,10 @@ class Run:
 def problem_spec(problem: str, seed: int, overrides: Sequence[str] = ()) -> StudySpec:
     """The problem's spec for ``seed``; ``overrides`` (``key.path=value``) change the recipe's."""
     name, updates = PROBLEMS[problem]
-    spec = spec_with(
+    return spec_with(
         load_spec(name, overrides),
         {**updates, "seed": seed, "name": f"bench-{seed}", "recipe.final.targeted_stage": False},
     )
-    return spec
 
 
 def run_recipe(problem: str, seed: int, device: str, overrides: Sequence[str]) -> Run:

@@ -48,14 +48,13 @@ def extend_edges(
     previous: Mapping[str, Range],
     best: Mapping[str, float],
     margin: float,
-) -> tuple[dict[str, Range], dict[str, Side]]:
+) -> dict[str, Range]:
     """``narrowed`` (a refine round's ranges, inside ``previous``) reaching past each edge of
     ``previous`` that the best-so-far configuration ``best`` lies on: by ``margin`` squared on a
     log scale, by ``margin - 1`` times the previous width on a linear one; no further than a
-    value the field accepts (the learning rate: the range test's sweep). Also which side of
-    each parameter was extended."""
+    value the field accepts (the learning rate: the range test's sweep). ``SearchRound.extended``
+    reads back which sides reach past."""
     ranges = dict(narrowed)
-    extended: dict[str, Side] = {}
     for name, prev in previous.items():
         if name not in best or name not in ranges:
             continue
@@ -71,10 +70,7 @@ def extend_edges(
             ranges[name] = Range(old.low, bound, old.log, old.integer)
         elif side == "lower" and bound < prev.low:
             ranges[name] = Range(bound, old.high, old.log, old.integer)
-        else:
-            continue
-        extended[name] = side
-    return ranges, extended
+    return ranges
 
 
 def _beyond(prev: Range, side: Side, margin: float) -> float:
@@ -163,7 +159,7 @@ def _how_to_widen(spec: StudySpec, name: str, side: str, searched: Range) -> str
         sweep_end = "max_lr" if side == "upper" else "min_lr"
         return f"widen recipe.range_test.{sweep_end} and search.lr.{end}"
     bound = outer.high if side == "upper" else outer.low
-    if reached >= bound if side == "upper" else reached <= bound:
+    if (reached >= bound) if side == "upper" else (reached <= bound):
         return f"widen search.lr.{end}"
     knob = "decades_above" if side == "upper" else "decades_below"
     return f"the range test set this range: raise recipe.range_test.{knob}"

@@ -16,7 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.recipe._derive import round_trials, stage_epochs, trial_spec
-from hpsearch.recipe._edges import Side, extend_edges
+from hpsearch.recipe._edges import extend_edges
 from hpsearch.recipe._first_trials import (
     continuable,
     continue_best,
@@ -208,9 +208,8 @@ class SearchRounds:
         best = self.ranked_trials(study)[:1]
         prev_ranges = as_ranges(previous.ranges)
         ranges = narrow([t.params for t in top + best], prev_ranges, ref.margin)
-        extended: dict[str, Side] = {}
         if best and ref.extend_edges:  # the best on an edge of the range: look past it
-            ranges, extended = extend_edges(spec, ranges, prev_ranges, best[0].params, ref.margin)
+            ranges = extend_edges(spec, ranges, prev_ranges, best[0].params, ref.margin)
         epochs = stage_epochs(spec, stage)
         continued = continuable(self, study, previous_stage, epochs, ranges)[: ref.continue_top]
         setup = SearchRound(
@@ -221,7 +220,6 @@ class SearchRounds:
             epochs=epochs,
             trials=round_trials(spec, stage, _spent(records)),
             continued=[t.number for t in continued],
-            extended=dict(extended),
         )
         return setup, continued
 

@@ -164,9 +164,19 @@ class SearchRound(_Model):
     gain: MaybeFinite = None  # refine: best validation objective gained by this round
     # refine: the trials of the round before that it continues (their numbers there)
     continued: list[int] = Field(default_factory=list)
-    # refine: the ranges it searched past the round before's edge, where the best so far lay
-    # on that edge: "lower" or "upper" by parameter
-    extended: dict[str, Literal["lower", "upper"]] = Field(default_factory=dict)
+
+    @property
+    def extended(self) -> dict[str, Literal["lower", "upper"]]:
+        """Refine: the sides of the round before's ranges this round searched past (where the
+        best so far lay on that edge), by parameter."""
+        sides: dict[str, Literal["lower", "upper"]] = {}
+        for name, r in self.ranges.items():
+            before = (self.previous_ranges or {}).get(name)
+            if before is not None and r.high > before.high:
+                sides[name] = "upper"
+            elif before is not None and r.low < before.low:
+                sides[name] = "lower"
+        return sides
 
 
 class StageNote(_Model):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import missing
 
 REPO = Path(__file__).resolve().parents[2]
 CHECK = REPO / "deploy" / "check_kubernetes.py"
@@ -19,10 +20,7 @@ KUBERNETES = REPO / "deploy" / "kubernetes"
 def _kubectl() -> None:
     """kubectl renders the overlays: in CI these tests must run, elsewhere they may skip."""
     if shutil.which("kubectl") is None:
-        message = "kubectl is not installed: it renders the overlays (kubectl kustomize)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing("kubectl is not installed: it renders the overlays (kubectl kustomize)")
 
 
 def check(*overlays: Path) -> subprocess.CompletedProcess[str]:

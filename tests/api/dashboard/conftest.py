@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
+from tests.conftest import missing
 from tests.workers.conftest import TOKENS, ServerProcess
 
 CHROMIUM = os.environ.get("HPSEARCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -27,10 +28,7 @@ SIGN_IN_PAGE = re.compile(r"/login(\?|$)")
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        message = f"no Chromium at {CHROMIUM} (apt-get install chromium, or set HPSEARCH_CHROMIUM)"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # in CI the browser tests must run
-        pytest.skip(message)
+        missing(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set HPSEARCH_CHROMIUM)")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield launched

@@ -85,14 +85,26 @@ def test_the_summary_of_a_study_says_its_best_lr_is_on_the_edge(storage_url: str
 # --- the reaction: the next round looks past the edge ----------------------------------------
 
 
+def past(ranges: dict[str, Range], previous: dict[str, Range]) -> dict[str, str]:
+    """The sides of ``previous`` that ``ranges`` reach past, as a round reads them back."""
+
+    def searched(rs: dict[str, Range]) -> dict[str, SearchRange]:
+        return {k: SearchRange(**r.as_dict()) for k, r in rs.items()}
+
+    round_ = SearchRound(
+        ranges=searched(ranges), previous_ranges=searched(previous), epochs=1, trials=1
+    )
+    return dict(round_.extended)
+
+
 def test_a_round_searches_past_the_edge_its_best_lies_on() -> None:
     """Log scale: margin squared past the edge; the other side narrowed as usual."""
     previous = {"lr": Range(1e-4, 1.0), "weight_decay": Range(1e-6, 1e-2)}
     narrowed = {"lr": Range(0.05, 1.0), "weight_decay": Range(1e-5, 1e-3)}
-    ranges, extended = extend_edges(
+    ranges = extend_edges(
         tiny_study(), narrowed, previous, {"lr": 0.997, "weight_decay": 1e-4}, margin=2.0
     )
-    assert extended == {"lr": "upper"}
+    assert past(ranges, previous) == {"lr": "upper"}
     assert ranges["lr"] == Range(0.05, 4.0)
     assert ranges["weight_decay"] == narrowed["weight_decay"]
 
@@ -103,20 +115,20 @@ def test_an_extension_stops_where_the_field_stops() -> None:
     spec = tiny_study(search={"extra": {"model.dropout": {"low": 0.0, "high": 0.6, "log": False}}})
     previous = {"lr": Range(0.1, 8.0), "model.dropout": Range(0.0, 0.6, log=False)}
     best = {"lr": 7.9, "model.dropout": 0.59}
-    ranges, extended = extend_edges(spec, dict(previous), previous, best, margin=2.0)
+    ranges = extend_edges(spec, dict(previous), previous, best, margin=2.0)
     assert ranges["lr"].high == spec.recipe.range_test.max_lr  # 8 x 4 capped at the sweep's 10
     assert ranges["model.dropout"] == Range(0.0, 0.6, log=False)  # 1.2 is no dropout
-    assert extended == {"lr": "upper"}
-    ranges, extended = extend_edges(
+    assert past(ranges, previous) == {"lr": "upper"}
+    ranges = extend_edges(
         spec, dict(previous), previous, {"lr": 1.0, "model.dropout": 0.0}, margin=1.5
     )
-    assert extended == {}  # dropout below 0 is no dropout either
+    assert past(ranges, previous) == {}  # dropout below 0 is no dropout either
     near_top = {"lr": 1.0, "model.dropout": 0.59}
     previous["model.dropout"] = Range(0.0, 0.4, log=False)
     near_top["model.dropout"] = 0.395
-    ranges, extended = extend_edges(spec, dict(previous), previous, near_top, margin=1.5)
+    ranges = extend_edges(spec, dict(previous), previous, near_top, margin=1.5)
     assert ranges["model.dropout"].high == pytest.approx(0.6)  # 0.4 + (1.5 - 1) x 0.4
-    assert extended == {"model.dropout": "upper"}
+    assert past(ranges, previous) == {"model.dropout": "upper"}
 
 
 def test_the_refine_round_after_a_best_on_the_edge_looks_past_it_and_the_summary_says_so(

@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 from hpsearch.errors import HPSearchError, OutcomeError
 from hpsearch.recipe import DONE, WAIT, Outcome, Range, StageMachine, WorkItem, diagnose
 from hpsearch.recipe._derive import round_trials
+from hpsearch.recipe._edges import edge_side
 from hpsearch.recipe._machine import plan
 from hpsearch.results import EpochRecord
 from hpsearch.scheduling import Scheduler, run_search
@@ -100,8 +101,8 @@ def test_refine_ranges_nest_and_keep_the_best_trial(storage_url: str) -> None:
         assert stage["previous_ranges"] == previous
         best = stage["best_so_far"]["params"]
         for dim, r in stage["ranges"].items():
-            # inside the round before's range, but past an edge its best lay on (extended)
-            side = stage["extended"].get(dim)
+            # inside the round before's range, but past an edge the best so far lay on
+            side = edge_side(best[dim], Range.from_dict(previous[dim]))
             assert r["low"] < r["high"]
             assert (
                 (r["low"] < previous[dim]["low"])
