@@ -31,7 +31,9 @@ def test_two_workers_complete_a_study_launched_over_rest(
     while not all("working on" in worker_log(tmp_path, f"w{i}") for i in (1, 2)):
         assert time.monotonic() < deadline, "the workers did not start within 120 s"
         time.sleep(0.2)
-    study_id = launch(server_process.http, ADMIN, "e2e")
+    # 40 coarse trials: more than one worker finishes while the other waits out a poll (2 s);
+    # with a handful, a fast machine let one worker take them all
+    study_id = launch(server_process.http, ADMIN, "e2e", recipe={"coarse": {"trials": 40}})
     try:
         assert ends(server_process, study_id, timeout=240) == "completed"
     finally:
