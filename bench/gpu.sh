@@ -5,7 +5,7 @@
 #   3. `hpsearch serve` with `hpsearch worker --devices all` (one process per GPU) finishing the
 #      digits study.
 # Run it from the repository root with the project installed: `bash bench/gpu.sh`. Without a
-# GPU it stops at once with one `error:` line. Put what it prints in the README (Performance).
+# GPU it stops at once with one `error:` line. Put what it prints in docs/PERFORMANCE.md.
 set -uo pipefail
 
 PYTHON=${PYTHON:-python}
