@@ -20,45 +20,19 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from optuna.exceptions import StorageInternalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.charts import Charts
-from api.dashboard import mount_dashboard
-from api.dashboard._pages import SignInNeeded, WorkerRefused, error_page
+from api.dashboard import SignInNeeded, WorkerRefused, error_page, mount_dashboard
 from api.docs import mount_docs
+from api.errors import status_of
+from api.figures import Charts
 from api.metrics import Metrics, RequestTimer
 from api.routes import charts, datasets, health, studies, trials, workers
-from api.schemas import ErrorBody, Problem
 from api.settings import Settings
 from hpsearch import __version__
-from hpsearch.datasets import DatasetError
-from hpsearch.errors import (
-    ArtifactError,
-    HPSearchError,
-    OutcomeError,
-    SpecError,
-    StorageError,
-    StudyExistsError,
-    StudyNotFoundError,
-)
-from hpsearch.recipe import StageMachine
-from hpsearch.scheduling import (
-    LeaseHeldError,
-    LeaseNotFoundError,
-    Scheduler,
-    database_unavailable,
-)
+from hpsearch.errors import HPSearchError, SpecError
+from hpsearch.protocol import ErrorBody, Problem
+from hpsearch.scheduling import Scheduler, StageMachine, database_unavailable
 from hpsearch.storage import Store
-from hpsearch.views import BadQueryError
 
-_STATUS = {
-    StudyNotFoundError: 404,
-    LeaseNotFoundError: 404,
-    LeaseHeldError: 409,
-    StudyExistsError: 409,
-    SpecError: 422,
-    OutcomeError: 422,
-    BadQueryError: 422,
-    StorageError: 503,
-}
 log = logging.getLogger("hpsearch.api")
 
 
@@ -144,8 +118,7 @@ async def _worker_refused(request: Request, exc: Exception) -> Response:
 
 
 async def _hpsearch_error(request: Request, exc: Exception) -> Response:
-    status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), None)
-    status = status or (exc.status if isinstance(exc, DatasetError | ArtifactError) else 400)
+    status = status_of(exc)
     if _wants_page(request):
         return error_page(
             request, status, "Not found" if status == 404 else "Cannot show that", str(exc)

@@ -16,8 +16,7 @@ from fastapi import Depends, HTTPException, Request, status
 from api.schemas import ID_MAX, StudyKey
 from api.settings import Settings
 from hpsearch.errors import StudyNotFoundError
-from hpsearch.recipe import StageMachine
-from hpsearch.scheduling import Scheduler
+from hpsearch.scheduling import Scheduler, StageMachine
 from hpsearch.storage import Store, StudyRecord
 
 SESSION_COOKIE = "hpsearch_session"

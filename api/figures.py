@@ -18,8 +18,8 @@ from typing import Any, Literal
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.recipe import StageMachine
-from hpsearch.recipe._rounds import is_search_stage, search_round
+from hpsearch.protocol import Figure
+from hpsearch.scheduling import StageMachine, is_search_stage, search_round
 from hpsearch.storage import StudyRecord, optuna_schema
 
 ChartKind = Literal["history", "importance", "intermediate"]
@@ -33,10 +33,10 @@ class Charts:
 
     def __init__(self, machine: StageMachine) -> None:
         self.machine = machine
-        self._cache: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._cache: OrderedDict[tuple[Any, ...], Figure] = OrderedDict()
         self._lock = threading.Lock()
 
-    def figure(self, study: StudyRecord, kind: ChartKind, stage: str | None) -> dict[str, Any]:
+    def figure(self, study: StudyRecord, kind: ChartKind, stage: str | None) -> Figure:
         """A plotly figure as JSON data; an empty figure with a note when there is nothing yet."""
         stages = self._stages(study)
         if stage is not None:
@@ -49,7 +49,7 @@ class Charts:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        figure = _draw(kind, stages)
+        figure = Figure.model_validate(_draw(kind, stages))
         with self._lock:
             self._cache[key] = figure
             while len(self._cache) > _CACHED:

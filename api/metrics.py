@@ -55,18 +55,18 @@ class _StateCollector(Collector):
         trials = GaugeMetricFamily(
             "hpsearch_trials", "Search trials in the database by state", labels=["state"]
         )
-        for name, n in sorted(state["trials"].items()):
+        for name, n in sorted(state.trials.items()):
             trials.add_metric([name], n)
         yield trials
         studies = GaugeMetricFamily("hpsearch_studies", "Studies by state", labels=["state"])
-        for name, n in sorted(state["studies"].items()):
+        for name, n in sorted(state.studies.items()):
             studies.add_metric([name], n)
         yield studies
         yield GaugeMetricFamily(
-            "hpsearch_workers_alive", "Workers heard from recently", value=state["workers_alive"]
+            "hpsearch_workers_alive", "Workers heard from recently", value=state.workers_alive
         )
         yield GaugeMetricFamily(
-            "hpsearch_leases_active", "Work items held by workers now", value=state["leases_active"]
+            "hpsearch_leases_active", "Work items held by workers now", value=state.leases_active
         )
 
 

@@ -1,14 +1,55 @@
-"""Response bodies of the API (request bodies are study specs: ``hpsearch.spec.StudySpec``)."""
+"""What the routes declare besides their bodies: path parameters, the error responses of the
+OpenAPI document. The bodies themselves, requests and answers, are defined once, in
+``hpsearch.protocol`` (the client reads the same models); they are re-exported here."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import BaseModel, Field
 
-from hpsearch.spec import StudySpec
-from hpsearch.views import StudySummary
+from hpsearch.protocol import (
+    ClaimRequest,
+    DatasetRead,
+    ErrorBody,
+    FileReceived,
+    FinishAnswer,
+    FinishRequest,
+    HeartbeatAnswer,
+    HeartbeatRequest,
+    LeaseRead,
+    Problem,
+    ReportAnswer,
+    ReportRequest,
+    StudyCreated,
+    StudyListItem,
+    StudyRead,
+    WorkerRead,
+)
+
+__all__ = [
+    "ID_MAX",
+    "ClaimRequest",
+    "DatasetRead",
+    "ErrorBody",
+    "FileReceived",
+    "FinishAnswer",
+    "FinishRequest",
+    "HeartbeatAnswer",
+    "HeartbeatRequest",
+    "ItemId",
+    "LeaseRead",
+    "Problem",
+    "ReportAnswer",
+    "ReportRequest",
+    "StudyCreated",
+    "StudyKey",
+    "StudyListItem",
+    "StudyRead",
+    "WorkerRead",
+    "binary_body",
+    "error_responses",
+]
 
 # Ids are 32-bit integers in every database we use: a larger item id is refused up front (422),
 # a larger study id names no study (404) without asking the database.
@@ -23,44 +64,6 @@ StudyKey = Annotated[
     ),
 ]
 ItemId = Annotated[int, Path(ge=1, le=ID_MAX, description="a work item's id (its lease)")]
-
-
-class StudyCreated(BaseModel):
-    id: int
-    name: str
-    state: str
-
-
-class StudyRead(StudySummary):
-    """A study: its id and spec, and its summary (every stage with its typed result)."""
-
-    id: int
-    spec: StudySpec
-
-
-class StudyListItem(BaseModel):
-    id: int
-    name: str
-    state: str  # running / stopped / completed / failed
-    stage: str | None  # the stage in progress, for a running study
-    trials: dict[str, int]  # counts by state: complete, pruned, failed, running, ...
-    best_val_accuracy: float | None
-    objective: str = "accuracy"  # the spec's search.objective, what the search maximises
-    best_value: float | None = None  # the best objective on validation so far
-    created_at: str
-    updated_at: str
-
-
-class Problem(BaseModel):
-    field: str = Field(description="where: a dotted path such as query.limit or train.lr")
-    message: str
-
-
-class ErrorBody(BaseModel):
-    """The body of every error the API answers (4xx and 5xx)."""
-
-    detail: str = Field(description="what was wrong, in words")
-    problems: list[Problem] | None = Field(None, description="invalid input: each fault by field")
 
 
 _ERRORS: dict[int, dict[str, Any]] = {

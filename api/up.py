@@ -208,14 +208,15 @@ def _open_study(client: ServiceClient, spec: StudySpec) -> int:
 
     spec = with_data_on_server(client, spec, upload=False, say=False)  # workers see the path
     try:
-        return int(client.launch(spec)["id"])
+        return client.launch(spec).id
     except ServerError as exc:
         if exc.status != 409:
             raise
     study_id = client.study_id(spec.name)
     stored = client.study(study_id)
-    check_same_spec(stored["spec"], spec)  # the same check, and words, as hpsearch run's
-    if stored["state"] == "stopped":
+    # the same check, and words, as hpsearch run's
+    check_same_spec(stored.spec.model_dump(mode="json"), spec)
+    if stored.state == "stopped":
         client.resume(study_id)
     return study_id
 
@@ -233,15 +234,16 @@ def _follow(
 
     while True:
         try:
-            summary = client.study(study_id)
+            read = client.study(study_id)
         except ServerError as exc:
             if exc.status is not None and exc.status < 500:
                 raise
             check_server()  # a moment of unavailability, unless the server is gone: look again
         else:
+            summary = read.model_dump(mode="json")  # what the view draws, and --json prints
             if view is not None:
                 view.update(summary)
-            if summary["state"] != "running":
+            if read.state != "running":
                 return summary
         time.sleep(poll_seconds)
 

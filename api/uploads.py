@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
-from hpsearch.datasets import DatasetTooLarge, Incoming
+from hpsearch.uploads import DatasetTooLarge, Incoming
 
 
 async def receive_body(request: Request, dest: Path, sha256: str, limit: int, what: str) -> int:

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hpsearch.scheduling import run_search
+from hpsearch.local import run_search
 from hpsearch.spec import load_spec, spec_with
 
 

@@ -54,9 +54,11 @@ from scipy import stats  # type: ignore[import-untyped]
 
 from hpsearch.data import DataBundle, load_data
 from hpsearch.device import resolve_device
-from hpsearch.recipe import optuna_name, run_final
-from hpsearch.scheduling import run_search
-from hpsearch.spec import StudySpec, load_spec, spec_with
+from hpsearch.local import run_search
+from hpsearch.recipe import spec_config
+from hpsearch.scheduling import optuna_name
+from hpsearch.spec import StudySpec, load_spec, param_name, spec_with
+from hpsearch.stages import run_final
 from hpsearch.storage import Store
 from hpsearch.training import Trainer
 
@@ -164,19 +166,15 @@ def _extend(curve: Curve, accuracies: Sequence[float], spent: float) -> None:
 
 
 def suggest(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
-    """A configuration over the spec's search space (spec paths)."""
-    search = spec.search
-    params: dict[str, Any] = {
-        "train.lr": trial.suggest_float("lr", search.lr.low, search.lr.high, log=True),
-        "train.weight_decay": trial.suggest_float(
-            "weight_decay", search.weight_decay.low, search.weight_decay.high, log=True
-        ),
-    }
-    for path, dim in search.extra.items():
-        if path == "train.batch_size":
-            params[path] = trial.suggest_int(path, int(dim.low), int(dim.high), log=dim.log)
+    """A configuration over the spec's search space (by spec path; each drawn under the Optuna
+    name the recipe's trials give it)."""
+    params: dict[str, Any] = {}
+    for path, searched in spec.search.dimensions().items():
+        low, high, log = searched.low, searched.high, searched.log
+        if searched.integer:
+            params[path] = trial.suggest_int(param_name(path), int(low), int(high), log=log)
         else:
-            params[path] = trial.suggest_float(path, dim.low, dim.high, log=dim.log)
+            params[path] = trial.suggest_float(param_name(path), low, high, log=log)
     return params
 
 
@@ -271,7 +269,7 @@ def one_epoch(spec: StudySpec, data: DataBundle, budget: Budget, seed: int) -> d
 
 def _any_params(spec: StudySpec) -> dict[str, Any]:
     """Every trial diverged: the spec's own configuration."""
-    return {"train.lr": spec.train.lr, "train.weight_decay": spec.train.weight_decay}
+    return spec_config(spec)
 
 
 def run_baseline(problem: str, seed: int, method: str, total: float, device: str) -> Run:

@@ -1,11 +1,12 @@
 """The one HTTP client of the hpsearch server: study management for people's commands (launch,
 status, stop, ...) with the admin token, and the trial protocol for workers with the worker token.
 
-Every failure is a :class:`ServerError` whose message says what went wrong: the server's own
-explanation (``detail``) of a refused request, or why nothing answered. Two kinds tell a caller
-what to do: :class:`Unreachable` (no answer, or a 5xx: the server or its database is away for a
-moment; back off and send again) and :class:`Refused` (a 4xx: sending the same again cannot
-help).
+Every answer is a model of :mod:`hpsearch.protocol`, the one definition the server's routes
+declare too. Every failure is a :class:`ServerError` whose message says what went wrong: the
+server's own explanation (``detail``) of a refused request, or why nothing answered. Two kinds
+tell a caller what to do: :class:`Unreachable` (no answer, or a 5xx: the server or its database
+is away for a moment; back off and send again) and :class:`Refused` (a 4xx: sending the same
+again cannot help).
 """
 
 from __future__ import annotations
@@ -13,15 +14,33 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from hpsearch import datasets
+from hpsearch import uploads
 from hpsearch.errors import HPSearchError
+from hpsearch.protocol import (
+    ClaimRequest,
+    DatasetRead,
+    FinishAnswer,
+    FinishRequest,
+    HeartbeatAnswer,
+    HeartbeatRequest,
+    LeaseRead,
+    ReportAnswer,
+    ReportRequest,
+    StudyCreated,
+    StudyListItem,
+    StudyRead,
+)
 
 if TYPE_CHECKING:
+    from hpsearch.results import Outcome
     from hpsearch.spec import StudySpec
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ServerError(HPSearchError):
@@ -49,6 +68,16 @@ class Refused(ServerError):
     @property
     def bad_token(self) -> bool:
         return self.status in (401, 403)
+
+
+class UnreadableItem(ServerError):
+    """The server handed out a work item this worker cannot read (a server of another
+    version): ``item_id`` is its id, ``reason`` what to tell the server when failing it."""
+
+    def __init__(self, item_id: int, exc: ValidationError) -> None:
+        self.item_id = item_id
+        self.reason = f"this worker cannot read the item: {exc.errors()[0]['msg']}"
+        super().__init__(f"work item {item_id}: {self.reason}")
 
 
 class _Client:
@@ -93,7 +122,7 @@ class _Client:
         limit: int = 1 << 40,
         params: dict[str, str | int] | None = None,
     ) -> str:
-        """GET ``path`` into ``dest`` through :class:`datasets.Incoming`: checked against
+        """GET ``path`` into ``dest`` through :class:`uploads.Incoming`: checked against
         ``digest`` (default: the X-Sha256 the server sends) as it arrives; the sha256."""
         try:
             with self._http.stream("GET", path, params=params, timeout=None) as response:
@@ -101,17 +130,25 @@ class _Client:
                     response.read()
                     self._check(response, "GET", path)
                 digest = digest or str(response.headers.get("x-sha256", ""))
-                with datasets.Incoming(dest, digest, limit, what) as incoming:
-                    for chunk in response.iter_bytes(datasets.CHUNK):
+                with uploads.Incoming(dest, digest, limit, what) as incoming:
+                    for chunk in response.iter_bytes(uploads.CHUNK):
                         incoming.write(chunk)
                     incoming.keep()
         except httpx.TransportError as exc:
             raise Unreachable(f"cannot reach the server at {self.server}: {exc}") from None
         return digest
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._send(method, path, **kwargs)
-        return response.json() if response.content else None
+    def _request(self, method: str, path: str, **kwargs: Any) -> None:
+        """Send a request whose answer has no body the caller needs."""
+        self._send(method, path, **kwargs)
+
+    def _read(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        """Send a request; its answer, as ``model``."""
+        return model.model_validate_json(self._send(method, path, **kwargs).content)
+
+    def _post(self, model: type[M], path: str, body: BaseModel) -> M:
+        """POST ``body`` as the protocol defines it; the answer, as ``model``."""
+        return self._read(model, "POST", path, json=body.model_dump(mode="json", by_alias=True))
 
 
 class ServiceClient(_Client):
@@ -123,32 +160,34 @@ class ServiceClient(_Client):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def launch(self, spec: StudySpec) -> dict[str, Any]:
+    def launch(self, spec: StudySpec) -> StudyCreated:
         """Create the study; 409 (the name is taken) raises with ``status`` 409."""
-        return dict(self._request("POST", "/api/studies", json=spec.model_dump(mode="json")))
+        body = spec.model_dump(mode="json")
+        return self._read(StudyCreated, "POST", "/api/studies", json=body)
 
-    def studies(self) -> list[dict[str, Any]]:
-        return list(self._request("GET", "/api/studies"))
+    def studies(self) -> list[StudyListItem]:
+        response = self._send("GET", "/api/studies")
+        return _STUDY_LIST.validate_json(response.content)
 
-    def study(self, key: str | int) -> dict[str, Any]:
+    def study(self, key: str | int) -> StudyRead:
         """A study by id, or by name."""
-        return dict(self._request("GET", f"/api/studies/{self.study_id(key)}"))
+        return StudyRead.from_json(self._send("GET", f"/api/studies/{self.study_id(key)}").json())
 
     def study_id(self, key: str | int) -> int:
         if isinstance(key, int) or key.isdigit():
             return int(key)
         for study in self.studies():
-            if study["name"] == key:
-                return int(study["id"])
+            if study.name == key:
+                return study.id
         raise ServerError(f"no study named {key!r} on {self.server}", 404)
 
-    def stop(self, study_id: int) -> dict[str, Any]:
+    def stop(self, study_id: int) -> StudyCreated:
         """Stop a running study (``id``, ``name``, ``state``); 409 if it is not running."""
-        return dict(self._request("POST", f"/api/studies/{study_id}/stop"))
+        return self._read(StudyCreated, "POST", f"/api/studies/{study_id}/stop")
 
-    def resume(self, study_id: int) -> dict[str, Any]:
+    def resume(self, study_id: int) -> StudyCreated:
         """Resume a stopped study (``id``, ``name``, ``state``); 409 if it is not stopped."""
-        return dict(self._request("POST", f"/api/studies/{study_id}/resume"))
+        return self._read(StudyCreated, "POST", f"/api/studies/{study_id}/resume")
 
     def delete(self, study_id: int) -> None:
         """Delete a study with its trials and stage results."""
@@ -159,21 +198,21 @@ class ServiceClient(_Client):
         server has it already (asked by its sha256, so the same data is sent once); its
         ``sha256:<hex>`` name, and whether it was sent now."""
         with tempfile.TemporaryDirectory(prefix="hpsearch-push-") as scratch:
-            file, packed = datasets.pack(path, Path(scratch))
+            file, packed = uploads.pack(path, Path(scratch))
             kind = kind or packed
-            digest = datasets.sha256_of(file)
-            if any(d["sha256"] == digest for d in self.datasets()):
-                return datasets.PREFIX + digest, False
+            digest = uploads.sha256_of(file)
+            if any(d.sha256 == digest for d in self.datasets()):
+                return uploads.PREFIX + digest, False
             size = file.stat().st_size
             self._request(
                 "PUT",
                 f"/api/datasets/{digest}",
                 params={"kind": kind, "name": path.name},
-                content=datasets.file_chunks(file),
+                content=uploads.file_chunks(file),
                 headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
                 timeout=None,
             )
-        return datasets.PREFIX + digest, True
+        return uploads.PREFIX + digest, True
 
     def download_model(
         self, key: str | int, dest: Path, kind: str = "final", member: int = 0
@@ -183,11 +222,11 @@ class ServiceClient(_Client):
         query: dict[str, str | int] = {"kind": kind, "member": member}
         return self._download(f"/api/studies/{key}/model", dest, "model file", params=query)
 
-    def datasets(self) -> list[dict[str, Any]]:
-        return list(self._request("GET", "/api/datasets"))
+    def datasets(self) -> list[DatasetRead]:
+        return _DATASET_LIST.validate_json(self._send("GET", "/api/datasets").content)
 
     def delete_dataset(self, digest: str) -> None:
-        self._request("DELETE", f"/api/datasets/{digest.removeprefix(datasets.PREFIX)}")
+        self._request("DELETE", f"/api/datasets/{digest.removeprefix(uploads.PREFIX)}")
 
 
 class ProtocolClient(_Client):
@@ -203,19 +242,26 @@ class ProtocolClient(_Client):
     def ping(self) -> bool:
         return self.healthy()
 
-    def claim(self, host: str, devices: list[str]) -> dict[str, Any] | None:
-        body = {"worker": self.worker_id, "host": host, "devices": devices}
-        response = self._send("POST", "/api/trials/claim", json=body)
-        return None if response.status_code == 204 else dict(response.json())
+    def claim(self, host: str, devices: list[str]) -> LeaseRead | None:
+        """The next work item under a lease, or None when there is nothing to do (204)."""
+        body = ClaimRequest(worker=self.worker_id, host=host, devices=devices)
+        response = self._send("POST", "/api/trials/claim", json=body.model_dump(mode="json"))
+        if response.status_code == 204:
+            return None
+        try:
+            return LeaseRead.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise UnreadableItem(int(response.json()["id"]), exc) from None
 
     def report(self, item_id: int, epoch: int, metrics: dict[str, float]) -> bool:
-        body = {"worker": self.worker_id, "epoch": epoch, "metrics": metrics}
-        return bool(self._request("POST", f"/api/trials/{item_id}/report", json=body)["prune"])
+        """Report an epoch; True means stop now (pruned, or the study stopped)."""
+        body = ReportRequest(worker=self.worker_id, epoch=epoch, metrics=metrics)
+        return self._post(ReportAnswer, f"/api/trials/{item_id}/report", body).prune
 
     def heartbeat(self, item_id: int) -> bool:
-        body = {"worker": self.worker_id}
-        answer = self._request("POST", f"/api/trials/{item_id}/heartbeat", json=body)
-        return bool(answer["continue"])
+        """Renew the lease; False means give the item up (its study stopped)."""
+        body = HeartbeatRequest(worker=self.worker_id)
+        return self._post(HeartbeatAnswer, f"/api/trials/{item_id}/heartbeat", body).go_on
 
     def fetch_dataset(self, digest: str, dest: Path, limit: int = 1 << 40) -> None:
         """Download dataset ``digest`` (hex) to ``dest``, checking its sha256 as it comes; a
@@ -231,7 +277,7 @@ class ProtocolClient(_Client):
     def upload_checkpoint(self, item_id: int, file: Path, epoch: int) -> None:
         """Send the latest checkpoint of a trial (taken after ``epoch``), streamed."""
         query: dict[str, str | int] = {"worker": self.worker_id, "epoch": epoch}
-        query["sha256"] = datasets.sha256_of(file)
+        query["sha256"] = uploads.sha256_of(file)
         self._put_file(f"/api/trials/{item_id}/checkpoint", file, query)
 
     def download_checkpoint(self, item_id: int, dest: Path) -> None:
@@ -244,7 +290,7 @@ class ProtocolClient(_Client):
             "PUT",
             path,
             params=query,
-            content=datasets.file_chunks(file),
+            content=uploads.file_chunks(file),
             headers={
                 "Content-Type": "application/octet-stream",
                 "Content-Length": str(file.stat().st_size),
@@ -252,11 +298,16 @@ class ProtocolClient(_Client):
             timeout=None,
         )
 
-    def finish(self, item_id: int, outcome: dict[str, Any], worker: str | None = None) -> bool:
+    def finish(self, item_id: int, outcome: Outcome, worker: str | None = None) -> bool:
         """Deliver an outcome as ``worker`` (default: this worker), the item's holder: a result
-        adopted from a dead worker's spool is delivered under its holder's id."""
-        body = {"worker": worker or self.worker_id, **outcome}
-        return bool(self._request("POST", f"/api/trials/{item_id}/finish", json=body)["applied"])
+        adopted from a dead worker's spool is delivered under its holder's id. False: a
+        repeated finish, acknowledged, not applied again."""
+        body = FinishRequest(worker=worker or self.worker_id, **dict(outcome))
+        return self._post(FinishAnswer, f"/api/trials/{item_id}/finish", body).applied
+
+
+_STUDY_LIST = TypeAdapter(list[StudyListItem])
+_DATASET_LIST = TypeAdapter(list[DatasetRead])
 
 
 def _detail(response: httpx.Response) -> str:

@@ -1,8 +1,9 @@
 """Typed errors of the core library.
 
 Every error a user can cause or meet carries a message that names what is wrong and, where there is
-one, what to do about it. Front ends (the CLI, later the API) map these types to exit codes or HTTP
-statuses; the core never formats for a particular front end.
+one, what to do about it. Front ends map these types to what they answer: the CLI to exit codes,
+the API to HTTP statuses (its one table, ``api/errors.py``); the core never formats for a
+particular front end and knows nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -145,9 +146,21 @@ class ModelFileError(HPSearchError):
 
 
 class ArtifactError(HPSearchError):
-    """A model file that cannot be kept or served: not received, of another hash, or a full
-    disk in the artifact directory. ``status``: the HTTP status it answers."""
+    """A model file or checkpoint that cannot be kept or served now: not received before the
+    finish that names it, or sent for an item that takes none any more."""
 
-    def __init__(self, message: str, status: int = 409) -> None:
-        self.status = status
-        super().__init__(message)
+
+class ArtifactNotFoundError(ArtifactError):
+    """No such model file or checkpoint: none was kept, or it is gone."""
+
+
+class ArtifactKindError(ArtifactError):
+    """A file sent for an item of a kind that keeps none (a checkpoint of a sanity check)."""
+
+
+class ArtifactSpaceError(ArtifactError):
+    """No room to keep the file: the disk of the artifact directory is full."""
+
+
+class ArtifactWriteError(ArtifactError):
+    """The artifact directory cannot be written for another reason than room."""

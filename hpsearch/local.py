@@ -27,10 +27,11 @@ from typing import Any
 
 from hpsearch.errors import ArtifactError, HPSearchError, StudyExistsError
 from hpsearch.models import allow_modules, own_model_allowed
-from hpsearch.recipe import StageMachine, check_launch, resolve_init_from
+from hpsearch.protocol import LeaseRead
 from hpsearch.results import Outcome, WorkItem
-from hpsearch.scheduling._scheduler import Lease, Scheduler
+from hpsearch.scheduling import Scheduler, StageMachine, resolve_init_from
 from hpsearch.spec import StudySpec, check_same_spec
+from hpsearch.stages import check_launch
 from hpsearch.storage import Store, StudyRecord
 from hpsearch.views import StudySummary, summary
 
@@ -107,7 +108,7 @@ class _Driver:
         if self.on_progress is not None:
             self.on_progress(summary(self.scheduler.machine, self.study_id), item, outcome)
 
-    def claim(self) -> Lease | None:
+    def claim(self) -> LeaseRead | None:
         """The study's next item; None once it is over. Waiting on work nobody does (every
         item out, none of them here) is an error: this is the study's only driver."""
         lease = self.scheduler.claim(self.worker, study_id=self.study_id)
@@ -115,20 +116,20 @@ class _Driver:
             raise HPSearchError("the study waits on work that no local process is doing")
         return lease
 
-    def finish(self, lease: Lease, outcome: Outcome) -> None:
+    def finish(self, lease: LeaseRead, outcome: Outcome) -> None:
         self.scheduler.finish(lease.id, self.worker, outcome)
         self.progress(lease.item, outcome)
 
     def inline(self, device: str) -> None:
         from hpsearch.device import resolve_device
-        from hpsearch.recipe._execute import Failures
+        from hpsearch.stages import ItemExecutor
 
-        here, failures = resolve_device(device), Failures(self.worker)
+        here, executor = resolve_device(device), ItemExecutor(self.worker)
         while (lease := self.claim()) is not None:
             inbox = self.scheduler.store.artifacts.inbox  # its files are received as written
             saved = LocalCheckpoints(self.scheduler, lease.id, self.worker)
             report = self._reporter(lease)
-            outcome = failures.run(lease.item, here, report, outbox=inbox, checkpoints=saved)
+            outcome = executor.execute(lease.item, here, report, outbox=inbox, checkpoints=saved)
             self.finish(lease, outcome)
 
     def pool(self, device: str, workers: int, allowed: tuple[str, ...]) -> None:
@@ -141,13 +142,13 @@ class _Driver:
             initializer=_init,
             initargs=(store.url, str(store.artifacts.root), device, threads, allowed),
         ) as pool:
-            running: dict[Future[dict[str, Any]], Lease] = {}
+            running: dict[Future[dict[str, Any]], LeaseRead] = {}
             while True:
                 while len(running) < workers:
                     lease = self.scheduler.claim(self.worker, study_id=self.study_id)
                     if lease is None:
                         break
-                    running[pool.submit(_do, lease.as_dict(), self.worker)] = lease
+                    running[pool.submit(_do, lease, self.worker)] = lease
                 if not running:
                     self.claim()  # None once the study is over, else the error it is
                     return
@@ -156,7 +157,7 @@ class _Driver:
                     lease = running.pop(future)
                     self.finish(lease, _collect(future))
 
-    def _reporter(self, lease: Lease) -> Callable[[int, dict[str, float]], bool]:
+    def _reporter(self, lease: LeaseRead) -> Callable[[int, dict[str, float]], bool]:
         def report(epoch: int, metrics: dict[str, float]) -> bool:
             return self.scheduler.report(lease.id, self.worker, epoch, metrics)
 
@@ -181,30 +182,29 @@ def _init(
     import torch
 
     from hpsearch.device import resolve_device
-    from hpsearch.recipe._execute import Failures
+    from hpsearch.stages import ItemExecutor
 
     torch.set_num_threads(threads)
     allow_modules(allowed)
     store = Store(storage_url, artifacts)
     _process["scheduler"] = Scheduler(StageMachine(store), LOCAL_LEASE_SECONDS, driver="local")
     _process["device"] = resolve_device(device)
-    _process["failures"] = Failures(f"local-{os.getpid()}")
+    _process["executor"] = ItemExecutor(f"local-{os.getpid()}")
 
 
-def _do(lease_data: dict[str, Any], worker: str) -> dict[str, Any]:
-    from hpsearch.recipe._execute import Failures
+def _do(lease: LeaseRead, worker: str) -> dict[str, Any]:
+    from hpsearch.stages import ItemExecutor
 
     scheduler: Scheduler = _process["scheduler"]
-    item = WorkItem.from_dict(lease_data["item"])
-    lease_id = int(lease_data["id"])
+    item, lease_id = lease.item, lease.id
 
     def report(epoch: int, metrics: dict[str, float]) -> bool:
         return scheduler.report(lease_id, worker, epoch, metrics)
 
-    failures: Failures = _process["failures"]
+    executor: ItemExecutor = _process["executor"]
     inbox = scheduler.store.artifacts.inbox
     saved = LocalCheckpoints(scheduler, lease_id, worker)
-    outcome = failures.run(item, _process["device"], report, outbox=inbox, checkpoints=saved)
+    outcome = executor.execute(item, _process["device"], report, outbox=inbox, checkpoints=saved)
     return outcome.to_dict()
 
 
@@ -218,8 +218,8 @@ class LocalCheckpoints:
         self.scheduler, self.lease_id, self.worker = scheduler, lease_id, worker
 
     def save(self, state: dict[str, Any], epoch: int) -> None:
-        from hpsearch.datasets import sha256_of
         from hpsearch.training import write_checkpoint
+        from hpsearch.uploads import sha256_of
 
         artifacts = self.scheduler.store.artifacts
         written = artifacts.inbox / f".checkpoint-{self.lease_id}.pt"

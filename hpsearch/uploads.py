@@ -29,21 +29,19 @@ CHUNK = 1 << 20
 
 
 class DatasetError(HPSearchError):
-    """An upload or a download that went wrong; ``status`` is the HTTP status it answers."""
-
-    status = 422
+    """An upload or a download that went wrong: cut off, or of another hash."""
 
 
 class DatasetTooLarge(DatasetError):
-    status = 413
+    """Larger than the limit it is checked against."""
 
 
 class DatasetNotFound(DatasetError):
-    status = 404
+    """No uploaded dataset of that hash."""
 
 
 class DatasetInUse(DatasetError):
-    status = 409
+    """A dataset that studies still name cannot be deleted."""
 
 
 @dataclass(frozen=True)

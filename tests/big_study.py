@@ -16,7 +16,7 @@ from optuna.distributions import FloatDistribution, distribution_to_json
 from optuna.storages._rdb import models
 from optuna.trial import TrialState
 
-from hpsearch.scheduling import run_search
+from hpsearch.local import run_search
 from hpsearch.storage import Store
 from tests.conftest import tiny_study
 

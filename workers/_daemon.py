@@ -6,7 +6,7 @@ SIGTERM/SIGINT lets the current item finish (warm), the second stops it at its n
 hands it back as a retryable failure (cold).
 
 Nothing an item does ends the worker: whatever it raises (out of memory, a bug, a bad spec) is
-reported as the item's failure, with its type and message (``hpsearch.recipe``'s ``Failures``,
+reported as the item's failure, with its type and message (``hpsearch.stages``'s ``ItemExecutor``,
 the local runner's too), and the worker claims the next one. Only a token the server refuses ends
 it. An epoch's report the server could not take is sent again (bounded), and an outcome it could
 not take waits in the spool: no work is lost to a blip.
@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from hpsearch.client import ProtocolClient, Refused, Unreachable
-from hpsearch.datasets import DatasetError, cache_dir, digest_of, is_uploaded
+from hpsearch.client import ProtocolClient, Refused, Unreachable, UnreadableItem
+from hpsearch.protocol import LeaseRead
 from hpsearch.results import Outcome, WorkItem
+from hpsearch.uploads import DatasetError, cache_dir, digest_of, is_uploaded
 from workers._spool import Spool
 
 if TYPE_CHECKING:
@@ -91,8 +92,9 @@ class Reporter:
         return self.flush()
 
     def flush(self) -> bool:
-        """Send what is unsent; True if the server said stop. The server known away (epochs
-        left over from before), each epoch gets one try rather than every wait."""
+        """Send what is unsent; True if the server said stop. While epochs are left over from
+        an earlier call (the server was unreachable then), each epoch gets one try rather than
+        the whole series of waits."""
         waits = REPORT_WAITS if len(self.unsent) == 1 else ()
         for epoch in sorted(self.unsent):
             for wait in (*waits, None):
@@ -185,7 +187,7 @@ class Worker:
         self.checkpoint_seconds = checkpoint_seconds  # a trial's, at most one per this long
         self.warm_stop = threading.Event()
         self.cold_stop = threading.Event()
-        self.after_item: Callable[[dict[str, Any], float], None] | None = None  # lease, began
+        self.after_item: Callable[[LeaseRead, float], None] | None = None  # lease, began
 
     def run(self) -> int:
         """Work until an exit condition; returns how many items were finished. A token the
@@ -203,6 +205,9 @@ class Worker:
                 # results kept while the server was away go first: their leases are running out
                 self.deliver_spool(raise_unreachable=True)
                 lease = self.client.claim(socket.gethostname(), [str(self.device)])
+            except UnreadableItem as exc:  # a server of another version: the item fails
+                self._fail_unread(exc)
+                continue
             except (Unreachable, Refused) as exc:
                 if isinstance(exc, Refused) and exc.bad_token:
                     raise
@@ -232,15 +237,13 @@ class Worker:
         log.warning("[%s] %s (%s); retrying in %.0fs", self.client.worker_id, what, exc, wait)
         self.warm_stop.wait(wait)
 
-    def _work(self, lease: dict[str, Any]) -> None:
-        item_id = int(lease["id"])
-        try:
-            item = WorkItem.from_dict(lease["item"])
-        except ValidationError as exc:  # a server of another version
-            reason = f"this worker cannot read the item: {exc.errors()[0]['msg']}"
-            self.spool.put(item_id, self.client.worker_id, {"state": "failed", "reason": reason})
-            self.deliver_spool()
-            return
+    def _fail_unread(self, exc: UnreadableItem) -> None:
+        outcome = Outcome(state="failed", reason=exc.reason)
+        self.spool.put(exc.item_id, self.client.worker_id, outcome.to_dict())
+        self.deliver_spool()
+
+    def _work(self, lease: LeaseRead) -> None:
+        item_id, item = lease.id, lease.item
         log.info(
             "[%s] item %d: %s %s %s",
             self.client.worker_id,
@@ -249,7 +252,7 @@ class Worker:
             item.stage,
             item.params,
         )
-        with Heartbeat(self.client, item_id, max(0.5, lease["lease_seconds"] / 3)) as beat:
+        with Heartbeat(self.client, item_id, max(0.5, lease.lease_seconds / 3)) as beat:
             reporter = Reporter(self.client, item_id, self.cold_stop)
 
             def report(epoch: int, metrics: dict[str, float]) -> bool:
@@ -276,11 +279,11 @@ class Worker:
         names into this machine's cache, once each (their hash checked); the item's failed
         outcome if that cannot be done, else None."""
         wanted = [
-            ("dataset", item.spec.get("dataset", {}).get("path")),
-            ("model.init_from", item.spec.get("model", {}).get("init_from")),
+            ("dataset", item.spec.dataset.path),
+            ("model.init_from", item.spec.model.init_from),
         ]
         for what, path in wanted:
-            if not is_uploaded(path):
+            if path is None or not is_uploaded(path):
                 continue
             try:
                 digest = digest_of(path)
@@ -306,8 +309,14 @@ class Worker:
     def deliver_spool(self, raise_unreachable: bool = False) -> None:
         """Send every spooled result, the model files it names first; keep those the server
         could not take yet (and, with ``raise_unreachable``, let the caller back off)."""
-        for item_id, holder, outcome in self.spool.pending():
-            files = _files_named(outcome)
+        for item_id, holder, data in self.spool.pending():
+            try:
+                outcome = Outcome.from_dict(data)
+            except ValidationError as exc:  # written by another version: the server refuses it
+                log.error("[%s] result %d unreadable: %s", self.client.worker_id, item_id, exc)
+                self.spool.done(item_id, [])
+                continue
+            files = [file.sha256 for file in outcome.files()]
             try:
                 outcome = self._send_files(item_id, holder, outcome, files)
                 applied = self.client.finish(item_id, outcome, holder)
@@ -326,8 +335,8 @@ class Worker:
             log.info("[%s] item %d delivered (applied=%s)", self.client.worker_id, item_id, applied)
 
     def _send_files(
-        self, item_id: int, holder: str | None, outcome: dict[str, Any], files: list[str]
-    ) -> dict[str, Any]:
+        self, item_id: int, holder: str | None, outcome: Outcome, files: list[str]
+    ) -> Outcome:
         """Upload the model files an outcome names; the outcome to finish with: itself, or, when
         the server cannot keep a file (no room, another hash), the item failed with the reason.
         An item that is gone or not ours raises :class:`Refused`."""
@@ -342,7 +351,7 @@ class Worker:
             reason = f"the server did not keep the model file: {exc.detail}"
             # not retried: another worker's file would meet the same full disk, and a stage
             # handed back this way is not counted against a bound (the study says why instead)
-            return Outcome(state="failed", reason=reason).to_dict()
+            return Outcome(state="failed", reason=reason)
         return outcome
 
     def install_signal_handlers(self) -> None:
@@ -363,14 +372,14 @@ class Worker:
 def _trainer(worker: str, device: torch.device | str, outbox: Path) -> Executor:
     """What does an item on a worker machine: it trains, on ``device`` (PyTorch loads here),
     and saves the models it makes in ``outbox``."""
-    from hpsearch.recipe._execute import Failures
+    from hpsearch.stages import ItemExecutor
 
-    failures = Failures(worker)
+    executor = ItemExecutor(worker)
 
     def execute(
         item: WorkItem, report: ReportFn, cancelled: Callable[[], bool], checkpoints: Checkpoints
     ) -> Outcome:
-        return failures.run(
+        return executor.execute(
             item,
             device,  # type: ignore[arg-type]
             report,
@@ -380,12 +389,3 @@ def _trainer(worker: str, device: torch.device | str, outbox: Path) -> Executor:
         )
 
     return execute
-
-
-def _files_named(outcome: dict[str, Any]) -> list[str]:
-    """The sha256 of each model file a spooled outcome names (none if it cannot be read: the
-    server then refuses it as it is)."""
-    try:
-        return [file.sha256 for file in Outcome.from_dict(outcome).files()]
-    except ValidationError:
-        return []

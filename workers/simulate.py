@@ -18,11 +18,12 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from hpsearch.client import ProtocolClient, ServerError
+from hpsearch.protocol import LeaseRead
 from hpsearch.results import (
     ClassMetrics,
     Diagnosis,
@@ -100,7 +101,7 @@ class SimulatedWorker:
         self.timed = TimedClient(self.client)
         self.epoch_seconds = epoch_seconds  # how long a simulated epoch "trains" (sleeps)
         self.poll_seconds = poll_seconds  # how long to wait after a 204 (the daemon waits 2 s)
-        self.items: list[dict[str, Any]] = []  # every lease claimed, in order
+        self.items: list[LeaseRead] = []  # every lease claimed, in order
         self.first_trial = math.inf  # time.perf_counter() when a claim that got a trial began
         self.last_trial = 0.0  # and when the finish of the last trial returned
         self.last_finish = 0.0  # time.perf_counter() when the last item was finished
@@ -142,40 +143,45 @@ class SimulatedWorker:
     def _execute(
         self, item: WorkItem, report: Callable[[int, dict[str, float]], bool], *_: object
     ) -> Outcome:
-        return Outcome.from_dict(simulated_outcome(item.to_dict(), report, self.epoch_seconds))
+        return Outcome.from_dict(simulated_outcome(item, report, self.epoch_seconds))
 
-    def _done(self, lease: dict[str, Any], began: float) -> None:
+    def _done(self, lease: LeaseRead, began: float) -> None:
         self.items.append(lease)
         self.last_finish = time.perf_counter()
-        if lease["item"]["kind"] == "trial":
+        if lease.item.kind == "trial":
             self.first_trial = min(self.first_trial, began)
             self.last_trial = self.last_finish
 
 
 def simulated_outcome(
-    item: dict[str, Any],
+    item: WorkItem | Mapping[str, Any],
     report: Callable[[int, dict[str, float]], bool] | None = None,
     epoch_seconds: float = 0.0,
 ) -> dict[str, Any]:
-    """A made-up outcome for a work item (as JSON data), shaped like a real one. A trial spends
-    about ``epoch_seconds`` on each epoch (0.5x to 1.5x), reports it to ``report`` and stops
-    (pruned) when it answers True."""
-    if item["kind"] == "trial":
+    """A made-up outcome for a work item (given as itself or as the JSON of a lease's
+    ``item``), as JSON data shaped like a real one. A trial spends about ``epoch_seconds`` on
+    each epoch (0.5x to 1.5x), reports it to ``report`` and stops (pruned) when it answers
+    True."""
+    kind = item.kind if isinstance(item, WorkItem) else item["kind"]
+    if kind in ("sanity", "range_test"):  # made of nothing of the item: its kind will do
+        return (_sanity() if kind == "sanity" else _range_test()).to_dict()
+    if not isinstance(item, WorkItem):
+        item = WorkItem.model_validate(item)
+    if item.kind == "trial":
         return _trial(item, report or (lambda epoch, metrics: False), epoch_seconds)
-    made = {"sanity": _sanity, "range_test": _range_test, "final": _final}[item["kind"]]
-    return made(item).to_dict()
+    return _final(item).to_dict()
 
 
 def _trial(
-    item: dict[str, Any], report: Callable[[int, dict[str, float]], bool], epoch_seconds: float
+    item: WorkItem, report: Callable[[int, dict[str, float]], bool], epoch_seconds: float
 ) -> dict[str, Any]:
     history, value = [], 0.0
-    jitter = random.Random(item.get("trial_number"))  # epochs of real trials differ in length
-    for epoch in range(1, int(item["spec"]["train"]["epochs"]) + 1):
+    jitter = random.Random(item.trial_number)  # epochs of real trials differ in length
+    for epoch in range(1, item.spec.train.epochs + 1):
         time.sleep(epoch_seconds * jitter.uniform(0.5, 1.5))
-        value = simulated_accuracy(item["params"], epoch)
+        value = simulated_accuracy(item.params, epoch)
         # the server judges a trial on the study's objective; here every metric is the same
-        objective = item["spec"].get("search", {}).get("objective", "accuracy")
+        objective = item.spec.search.objective
         metrics = {"val_accuracy": value, "train_accuracy": value, "val_loss": 1 - value,
                    f"val_{objective}": value}  # fmt: skip
         history.append(EpochRecord(epoch=epoch, **metrics))
@@ -188,7 +194,7 @@ def _trial(
     return outcome.to_dict()
 
 
-def _sanity(item: dict[str, Any]) -> Outcome:
+def _sanity() -> Outcome:
     checks: list[InitialLossCheck | OverfitCheck] = [
         InitialLossCheck(verdict="passed", passed=True, advice="", expected=math.log(10),
                          classes=10, measured=math.log(10)),
@@ -200,7 +206,7 @@ def _sanity(item: dict[str, Any]) -> Outcome:
     return Outcome(state="passed", result=result, trial_epochs=1.0)
 
 
-def _range_test(item: dict[str, Any]) -> Outcome:
+def _range_test() -> Outcome:
     lrs = [10 ** (-6 + 7 * i / 49) for i in range(50)]
     losses = [2.3 - 2.0 * math.exp(-((math.log10(lr) + 1.3) ** 2)) for lr in lrs]
     check = LrCheck(lr=SUGGESTED_LR, iterations=20, loss_before=2.3, loss_after=1.0,
@@ -219,7 +225,7 @@ def _range_test(item: dict[str, Any]) -> Outcome:
     return Outcome(state="passed", result=result, trial_epochs=1.0)
 
 
-def _final(item: dict[str, Any]) -> Outcome:
+def _final(item: WorkItem) -> Outcome:
     history = [
         EpochRecord(epoch=e, train_accuracy=0.99, val_accuracy=0.98, train_loss=0.05,
                     val_loss=0.07, lr=0.0, seconds=0.0, val_balanced_accuracy=0.98,
@@ -236,9 +242,9 @@ def _final(item: dict[str, Any]) -> Outcome:
     ]
     test = SplitMetrics(accuracy=0.975, balanced_accuracy=0.975, macro_f1=0.975, roc_auc=0.999,
                         classes=per_class, confusion=confusion)  # fmt: skip
-    objective = item["spec"].get("search", {}).get("objective", "accuracy")
+    objective = item.spec.search.objective
     final = FinalResult(
-        params=item["configs"][0], history=history, best_epoch=3, weights_epoch=3,
+        params=item.configs[0], history=history, best_epoch=3, weights_epoch=3,
         val_accuracy=0.98, train_accuracy=0.99, test_accuracy=0.975, test_loss=0.08,
         tta_flip=False, diagnosis=diagnosis, trial_epochs=3.0, seconds=0.0,
         objective=objective, val_value=getattr(history[-1], f"val_{objective}"), test_metrics=test,

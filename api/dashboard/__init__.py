@@ -6,5 +6,6 @@ sign-in form sets (or a bearer header); the worker token is for machines and get
 """
 
 from api.dashboard._mount import mount_dashboard
+from api.dashboard._pages import SignInNeeded, WorkerRefused, error_page
 
-__all__ = ["mount_dashboard"]
+__all__ = ["SignInNeeded", "WorkerRefused", "error_page", "mount_dashboard"]

@@ -26,8 +26,10 @@ from api.routes.studies import list_studies
 from api.settings import Settings
 from hpsearch import __version__, views
 from hpsearch.errors import HPSearchError
+from hpsearch.spec import param_name
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+# HTML pages, redirects and an icon: no JSON body, so no response_model (tests/api/test_routes.py)
 router = APIRouter(include_in_schema=False)
 # the dashboard's scripts only load from here; plotly.js needs eval for some of its traces
 _CSP = (
@@ -109,8 +111,10 @@ def study_page(
         "updated_at": record.updated_at.isoformat(),
         "summary": views.summary(machine, record.id).json_data(),
         # the table's first page, as the page's script asks for it (complete, best first)
-        "table": views.trial_page(machine, record, state="complete", sort="value", limit=20),
-        "params": ["lr", "weight_decay", *record.spec.search.extra],
+        "table": views.trial_page(
+            machine, record, state="complete", sort="value", limit=20
+        ).model_dump(mode="json"),
+        "params": [param_name(path) for path in record.spec.search.dimensions()],
     }
     return page(request, "study.html", record.name, data)
 
@@ -125,13 +129,13 @@ def trial_page(
     machine: MachineDep,
 ) -> HTMLResponse:
     trial = views.trial_detail(machine, record, stage, number)
-    data = {"study_id": record.id, "study": record.name, "trial": trial}
+    data = {"study_id": record.id, "study": record.name, "trial": trial.model_dump(mode="json")}
     return page(request, "trial.html", f"{record.name} {stage} #{number}", data)
 
 
 @router.get("/workers", response_class=HTMLResponse)
 def workers_page(request: Request, scheduler: SchedulerDep, who: ViewerDep) -> HTMLResponse:
-    data = {"workers": scheduler.workers.list(), "lease_seconds": scheduler.lease_seconds}
+    data = {"workers": _dump(scheduler.workers.list()), "lease_seconds": scheduler.lease_seconds}
     return page(request, "workers.html", "Workers", data)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from api.charts import ChartKind, Charts
 from api.deps import AdminDep, MachineDep, StudyDep
+from api.figures import ChartKind, Charts
 from api.schemas import error_responses
+from hpsearch.protocol import Figure, TrialPoints
 from hpsearch.views import trial_points
 
 router = APIRouter(
@@ -19,20 +20,20 @@ router = APIRouter(
 )
 
 
-@router.get("/{study}/points")
-def points(record: StudyDep, machine: MachineDep) -> dict[str, Any]:
+@router.get("/{study}/points", response_model=TrialPoints)
+def points(record: StudyDep, machine: MachineDep) -> TrialPoints:
     """Every search trial in columns: stage, number, state, value, and each parameter."""
     return trial_points(machine, record)
 
 
-@router.get("/{study}/charts/{kind}")
+@router.get("/{study}/charts/{kind}", response_model=Figure)
 def chart(
     record: StudyDep,
     kind: ChartKind,
     request: Request,
     machine: MachineDep,
     stage: Annotated[str | None, Query(pattern=r"^(coarse|refine-\d+)$")] = None,
-) -> dict[str, Any]:
+) -> Figure:
     """A plotly figure (JSON) from Optuna's visualization module: ``history`` (every round),
     ``importance`` (fANOVA) or ``intermediate`` (validation accuracy per epoch)."""
     charts: Charts = request.app.state.charts

@@ -12,12 +12,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse
-from pydantic import BaseModel
 
 from api.deps import AdminDep, SettingsDep, StoreDep, WorkerDep
-from api.schemas import binary_body, error_responses
+from api.schemas import DatasetRead, binary_body, error_responses
 from api.uploads import receive_body
-from hpsearch.datasets import DatasetInUse, DatasetStore, StoredDataset
+from hpsearch.uploads import DatasetInUse, DatasetStore, StoredDataset
 
 router = APIRouter(
     prefix="/api/datasets", tags=["datasets"], responses=error_responses(401, 403, 503)
@@ -26,17 +25,8 @@ Digest = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="the dataset
 _FOUND = error_responses(404)
 
 
-class DatasetRead(BaseModel):
-    sha256: str
-    kind: Literal["folder", "arrays", "model"]  # model: the weights a model.init_from names
-    name: str  # where it was pushed from
-    bytes: int
-    uploaded_at: str
-    studies: list[str]  # the studies whose spec names it
-
-    @classmethod
-    def of(cls, stored: StoredDataset, studies: list[str]) -> DatasetRead:
-        return cls.model_validate(vars(stored) | {"studies": studies})
+def _read(stored: StoredDataset, studies: list[str]) -> DatasetRead:
+    return DatasetRead.model_validate(vars(stored) | {"studies": studies})
 
 
 def get_datasets(settings: SettingsDep) -> DatasetStore:
@@ -46,17 +36,18 @@ def get_datasets(settings: SettingsDep) -> DatasetStore:
 DatasetsDep = Annotated[DatasetStore, Depends(get_datasets)]
 
 
-@router.get("", dependencies=[AdminDep])
+@router.get("", dependencies=[AdminDep], response_model=list[DatasetRead])
 def list_datasets(datasets: DatasetsDep, store: StoreDep) -> list[DatasetRead]:
     """Every uploaded dataset: its sha256, kind, size, and the studies that use it."""
     users = _users(store)
-    return [DatasetRead.of(d, users.get(d.sha256, [])) for d in datasets.all()]
+    return [_read(d, users.get(d.sha256, [])) for d in datasets.all()]
 
 
 @router.put(
     "/{sha256}",
     dependencies=[AdminDep],
     status_code=status.HTTP_201_CREATED,
+    response_model=DatasetRead,
     responses=error_responses(413, 422),
     openapi_extra=binary_body(
         "the dataset's one file: an .npz/.pt, or a folder's tar (or a model file that a "
@@ -78,13 +69,14 @@ async def push_dataset(
         dest = datasets.file(sha256)
         size = await receive_body(request, dest, sha256, settings.max_upload_bytes, "dataset")
         datasets.record(sha256, kind, name, size)
-    return DatasetRead.of(datasets.get(sha256), _users(store).get(sha256, []))
+    return _read(datasets.get(sha256), _users(store).get(sha256, []))
 
 
 @router.get(
     "/{sha256}",
     dependencies=[WorkerDep],
     response_class=FileResponse,
+    response_model=None,  # a file, streamed: no JSON body to declare
     responses={200: {"content": {"application/octet-stream": {}}}, **_FOUND},
 )
 def fetch_dataset(sha256: Digest, datasets: DatasetsDep) -> FileResponse:
@@ -97,6 +89,7 @@ def fetch_dataset(sha256: Digest, datasets: DatasetsDep) -> FileResponse:
     "/{sha256}",
     dependencies=[AdminDep],
     status_code=status.HTTP_204_NO_CONTENT,
+    response_model=None,  # 204: no body
     responses=error_responses(404, 409),
 )
 def delete_dataset(sha256: Digest, datasets: DatasetsDep, store: StoreDep) -> Response:

@@ -10,6 +10,7 @@ from api.deps import StoreDep, WorkerDep
 from api.metrics import CONTENT_TYPE, Metrics
 from api.schemas import error_responses
 from hpsearch import __version__
+from hpsearch.protocol import Health
 
 router = APIRouter(tags=["health"], responses=error_responses(503))  # both read the database
 _PROMETHEUS: dict[int | str, dict[str, Any]] = {
@@ -17,16 +18,17 @@ _PROMETHEUS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/healthz")
-def healthz(store: StoreDep) -> dict[str, Any]:
+@router.get("/healthz", response_model=Health)
+def healthz(store: StoreDep) -> Health:
     """Up, with the number of studies the database holds."""
-    return {"status": "ok", "version": __version__, "studies": store.count_studies()}
+    return Health(status="ok", version=__version__, studies=store.count_studies())
 
 
 @router.get(
     "/metrics",
     dependencies=[WorkerDep],  # any token
     response_class=Response,
+    response_model=None,  # Prometheus text, not JSON
     responses=_PROMETHEUS | error_responses(401),
 )
 def metrics(request: Request) -> Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse
@@ -10,8 +10,11 @@ from fastapi.responses import FileResponse
 from api.deps import AdminDep, MachineDep, SettingsDep, StoreDep, StudyDep
 from api.schemas import StudyCreated, StudyListItem, StudyRead, error_responses
 from hpsearch.errors import SpecError
-from hpsearch.recipe import MemoryLimit, check_launch, resolve_init_from, stored_model
+from hpsearch.protocol import TrialDetail, TrialPage, TrialView
+from hpsearch.recipe import MemoryLimit
+from hpsearch.scheduling import resolve_init_from, stored_model
 from hpsearch.spec import parse_spec, read_spec_text
+from hpsearch.stages import check_launch
 from hpsearch.storage import StudyRecord
 from hpsearch.views import TrialStateName, best_of, summary, trial_detail, trial_page
 
@@ -41,6 +44,7 @@ _STATE_CHANGE = error_responses(404, 409)  # stop, resume: 409 when the study is
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
+    response_model=StudyCreated,
     openapi_extra=_SPEC_BODY,
     responses=error_responses(409, 413, 415, 422),
 )
@@ -70,20 +74,20 @@ async def create_study(request: Request, store: StoreDep, settings: SettingsDep)
     return StudyCreated(id=record.id, name=record.name, state=record.state)
 
 
-@router.get("")
+@router.get("", response_model=list[StudyListItem])
 def list_studies(machine: MachineDep) -> list[StudyListItem]:
     """Every study with its state, current stage, trial counts and best validation accuracy."""
     return [_list_item(machine, record) for record in machine.store.list_studies()]
 
 
-@router.get("/{study}", responses=_ONE_STUDY)
+@router.get("/{study}", response_model=StudyRead, responses=_ONE_STUDY)
 def get_study(record: StudyDep, machine: MachineDep) -> StudyRead:
     """A study: spec, state, and every stage's result (numbers, verdicts, curves)."""
     view = summary(machine, record.id)
     return StudyRead(id=record.id, spec=record.spec, **dict(view))
 
 
-@router.get("/{study}/trials", responses=_ONE_STUDY)
+@router.get("/{study}/trials", response_model=TrialPage, responses=_ONE_STUDY)
 def get_trials(
     record: StudyDep,
     machine: MachineDep,
@@ -92,7 +96,7 @@ def get_trials(
     sort: Annotated[str, Query(pattern=r"^-?[A-Za-z0-9_.]{1,64}$")] = "number",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> dict[str, Any]:
+) -> TrialPage:
     """A page of the study's trials, sorted by ``value`` (best first), ``number``, ``duration``,
     ``epochs``, ``worker``, ``state``, ``stage`` or a parameter's name; ``-`` reverses."""
     return trial_page(
@@ -100,21 +104,21 @@ def get_trials(
     )
 
 
-@router.get("/{study}/best", responses=_ONE_STUDY)
+@router.get("/{study}/best", response_model=list[TrialView], responses=_ONE_STUDY)
 def get_best(
     record: StudyDep, machine: MachineDep, k: Annotated[int, Query(ge=1, le=1000)] = 10
-) -> list[dict[str, Any]]:
+) -> list[TrialView]:
     """The k completed trials with the highest validation accuracy, best first."""
     return best_of(machine, record, k)
 
 
-@router.get("/{study}/trials/{stage}/{number}", responses=_ONE_STUDY)
+@router.get("/{study}/trials/{stage}/{number}", response_model=TrialDetail, responses=_ONE_STUDY)
 def get_trial(
     record: StudyDep,
     stage: Annotated[str, Path(pattern=r"^(coarse|refine-\d+)$")],
     number: Annotated[int, Path(ge=0, le=2**31 - 1)],
     machine: MachineDep,
-) -> dict[str, Any]:
+) -> TrialDetail:
     """One trial: params, state and reason, worker, timings, and every epoch's metrics."""
     return trial_detail(machine, record, stage, number)
 
@@ -122,6 +126,7 @@ def get_trial(
 @router.get(
     "/{study}/model",
     response_class=FileResponse,
+    response_model=None,  # a file, streamed: no JSON body to declare
     responses={200: {"content": {"application/octet-stream": {}}}, **_ONE_STUDY},
 )
 def get_model(
@@ -138,19 +143,24 @@ def get_model(
     return FileResponse(path, filename=file.filename, headers={"X-Sha256": file.sha256})
 
 
-@router.post("/{study}/stop", responses=_STATE_CHANGE)
+@router.post("/{study}/stop", response_model=StudyCreated, responses=_STATE_CHANGE)
 def stop_study(record: StudyDep, store: StoreDep) -> StudyCreated:
     """Stop: running trials are pruned at their next report, nothing new is handed out."""
     return _transition(store, record, frm="running", to="stopped")
 
 
-@router.post("/{study}/resume", responses=_STATE_CHANGE)
+@router.post("/{study}/resume", response_model=StudyCreated, responses=_STATE_CHANGE)
 def resume_study(record: StudyDep, store: StoreDep) -> StudyCreated:
     """Resume a stopped study where it stopped (from now on this server drives it)."""
     return _transition(store, record, frm="stopped", to="running", driver="server")
 
 
-@router.delete("/{study}", status_code=status.HTTP_204_NO_CONTENT, responses=_ONE_STUDY)
+@router.delete(
+    "/{study}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_model=None,  # 204: no body
+    responses=_ONE_STUDY,
+)
 def delete_study(record: StudyDep, machine: MachineDep) -> Response:
     """Delete a study, its stage results and its Optuna studies."""
     machine.delete(record.id)

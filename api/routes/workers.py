@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from api.deps import AdminDep, SchedulerDep
-from api.schemas import error_responses
+from api.schemas import WorkerRead, error_responses
 
 router = APIRouter(
     prefix="/api/workers",
@@ -17,8 +15,8 @@ router = APIRouter(
 )
 
 
-@router.get("")
-def list_workers(scheduler: SchedulerDep, alive: bool = False) -> list[dict[str, Any]]:
+@router.get("", response_model=list[WorkerRead])
+def list_workers(scheduler: SchedulerDep, alive: bool = False) -> list[WorkerRead]:
     """Every worker (``alive=true``: only those heard from lately): host, devices, when last
     seen, items done, and the item it holds now."""
     return scheduler.workers.list(alive_only=alive)

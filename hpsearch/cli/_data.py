@@ -29,8 +29,8 @@ def with_data_on_server(
     """``spec`` as the server should store it: its local data and the model file its
     ``model.init_from`` names pushed and named by their hash (``upload``), or their paths made
     absolute; a spec of a built-in data set as it is."""
-    from hpsearch.datasets import is_uploaded
     from hpsearch.spec import STUDY_PREFIX, USER_DATA, spec_with
+    from hpsearch.uploads import is_uploaded
 
     local_files: list[tuple[str, str | None, str | None]] = []
     if spec.dataset.name in USER_DATA:
@@ -87,14 +87,14 @@ def list_(server: str, token: str | None, as_json: bool) -> None:
     with _client(server, token) as client:
         found = run_reporting_errors(client.datasets, as_json)
     if as_json:
-        click.echo(json.dumps(found))
+        click.echo(json.dumps([d.model_dump(mode="json") for d in found]))
         return
     if not found:
         click.echo("no datasets yet: push one with 'hpsearch data push PATH'")
     for d in found:
-        users = ", ".join(d["studies"]) or "no study"
-        size = f"{d['bytes'] / 2**20:.1f} MiB"
-        click.echo(f"sha256:{d['sha256']}  {d['kind']:6}  {size:>10}  {d['name']}  ({users})")
+        users = ", ".join(d.studies) or "no study"
+        size = f"{d.bytes / 2**20:.1f} MiB"
+        click.echo(f"sha256:{d.sha256}  {d.kind:6}  {size:>10}  {d.name}  ({users})")
 
 
 @data.command()

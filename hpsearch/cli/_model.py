@@ -72,7 +72,7 @@ def download(
 def _copy_stored(
     storage: str, artifacts: str | None, key: str, kind: str, member: int, dest: Path
 ) -> str:
-    from hpsearch.recipe import stored_model
+    from hpsearch.scheduling import stored_model
     from hpsearch.storage import Store
 
     store = Store(storage, artifacts)
@@ -143,8 +143,7 @@ def predict(
     from hpsearch.models import allow_modules
 
     run_reporting_errors(lambda: allow_modules(allowed), as_json)
-    from hpsearch.trained import load_model
-    from hpsearch.trained._predict import predict_files
+    from hpsearch.trained import load_model, predict_files
 
     trained = run_reporting_errors(lambda: load_model(model_path, device), as_json)
     if tta is not None:

@@ -54,7 +54,7 @@ def run(
     import optuna
 
     from hpsearch.cli._view import SearchView, exit_unless_completed, print_result
-    from hpsearch.scheduling import run_search  # PyTorch, once it trains
+    from hpsearch.local import run_search  # PyTorch, once it trains
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if as_json:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from hpsearch.client import ServiceClient
+    from hpsearch.protocol import StudyCreated, StudyListItem
+
 
 SERVER = click.option(
     "--server",
@@ -75,10 +77,10 @@ def launch(
         )
         created = run_reporting_errors(lambda: client.launch(spec), as_json)
     if as_json:
-        click.echo(json.dumps(created))
+        click.echo(json.dumps(created.model_dump(mode="json")))
     else:
-        click.echo(f"launched study {created['name']!r} (id {created['id']}) on {server}")
-        click.echo(f"watch it: hpsearch status {created['id']} --server {server}")
+        click.echo(f"launched study {created.name!r} (id {created.id}) on {server}")
+        click.echo(f"watch it: hpsearch status {created.id} --server {server}")
 
 
 @main.command()
@@ -93,19 +95,21 @@ def status(study: str | None, server: str, token: str | None, as_json: bool) -> 
     with _client(server, token) as client:
         if study is None:
             studies = run_reporting_errors(client.studies, as_json)
-            _print(studies, as_json, lambda console: _studies_table(console, studies))
+            listed = [s.model_dump(mode="json") for s in studies]
+            _print(listed, as_json, lambda console: _studies_table(console, studies))
             return
-        view = run_reporting_errors(lambda: client.study(study), as_json)
+        read = run_reporting_errors(lambda: client.study(study), as_json)
+    view = read.model_dump(mode="json")
 
     def show(console: Console) -> None:
         console.print(SearchView.render(view))
-        if view["state"] in ("completed", "failed"):
+        if read.state in ("completed", "failed"):
             print_result(console, view, f"on {server}")
 
     _print(view, as_json, show)
 
 
-def _print(data: Any, as_json: bool, show: Callable[[Console], None]) -> None:
+def _print(data: object, as_json: bool, show: Callable[[Console], None]) -> None:
     if as_json:
         click.echo(json.dumps(data))
     else:
@@ -114,7 +118,7 @@ def _print(data: Any, as_json: bool, show: Callable[[Console], None]) -> None:
         show(Console())
 
 
-def _studies_table(console: Console, studies: list[dict[str, Any]]) -> None:
+def _studies_table(console: Console, studies: list[StudyListItem]) -> None:
     from rich.table import Table
 
     if not studies:
@@ -122,13 +126,14 @@ def _studies_table(console: Console, studies: list[dict[str, Any]]) -> None:
         return
     table = Table("id", "name", "state", "stage", "complete", "pruned", "failed", "best (val)")
     for s in studies:
-        trials, best = s["trials"], s.get("best_value", s["best_val_accuracy"])
-        metric = s.get("objective", "accuracy")
+        trials, metric = s.trials, s.objective
+        # a server of an earlier version sends no best_value
+        best = s.best_value if "best_value" in s.model_fields_set else s.best_val_accuracy
         table.add_row(
-            str(s["id"]),
-            s["name"],
-            s["state"],
-            s["stage"] or "",
+            str(s.id),
+            s.name,
+            s.state,
+            s.stage or "",
             str(trials.get("complete", 0)),
             str(trials.get("pruned", 0)),
             str(trials.get("failed", 0)),
@@ -164,7 +169,7 @@ _CHANGES = {"stop": ("running", "stopped"), "resume": ("stopped", "resumed")}
 def _change_state(action: str, study: str, server: str, token: str | None, as_json: bool) -> None:
     from hpsearch.client import ServerError
 
-    def change(client: ServiceClient) -> dict[str, Any]:
+    def change(client: ServiceClient) -> StudyCreated:
         study_id = client.study_id(study)
         try:
             return client.stop(study_id) if action == "stop" else client.resume(study_id)
@@ -174,16 +179,16 @@ def _change_state(action: str, study: str, server: str, token: str | None, as_js
         # 409: the study is in another state (the server's message says which; so do we)
         stored = client.study(study_id)
         raise HPSearchError(
-            f"cannot {action} study {stored['study']!r} (id {study_id}): it is "
-            f"{stored['state']}, not {_CHANGES[action][0]}"
+            f"cannot {action} study {stored.study!r} (id {study_id}): it is "
+            f"{stored.state}, not {_CHANGES[action][0]}"
         )
 
     with _client(server, token) as client:
         answer = run_reporting_errors(lambda: change(client), as_json)
     if as_json:
-        click.echo(json.dumps(answer))
+        click.echo(json.dumps(answer.model_dump(mode="json")))
     else:
-        click.echo(f"{_CHANGES[action][1]} study {answer['name']!r} (id {answer['id']})")
+        click.echo(f"{_CHANGES[action][1]} study {answer.name!r} (id {answer.id})")
 
 
 @main.command()
@@ -197,8 +202,8 @@ def delete(study: str, yes: bool, server: str, token: str | None, as_json: bool)
     with _client(server, token) as client:
         study_id = run_reporting_errors(lambda: client.study_id(study), as_json)
         stored = run_reporting_errors(lambda: client.study(study_id), as_json)
-        name = stored["study"]
-        if not yes and not _confirm(f"delete study {name!r} (id {study_id}, {stored['state']})"):
+        name = stored.study
+        if not yes and not _confirm(f"delete study {name!r} (id {study_id}, {stored.state})"):
             fail(f"study {name!r} not deleted (--yes deletes without asking)", as_json=as_json)
         run_reporting_errors(lambda: client.delete(study_id), as_json)
     answer = {"id": study_id, "name": name, "state": "deleted"}

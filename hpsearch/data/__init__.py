@@ -12,12 +12,19 @@ from hpsearch.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from hpsearch.data._batches import Batch, TrainBatches, eval_batches
+    from hpsearch.data._decode import convert_channels, decode_file, fit_images
+    from hpsearch.data._folder import SPLIT_FOLDERS, list_folder
     from hpsearch.data._paths import resolve_path
     from hpsearch.data._shapes import generate_shapes
     from hpsearch.data._sources import describe_dataset
     from hpsearch.data._splits import DataBundle, Split, load_data
 
 _EXPORTS = {
+    "list_folder": "hpsearch.data._folder",
+    "SPLIT_FOLDERS": "hpsearch.data._folder",
+    "fit_images": "hpsearch.data._decode",
+    "decode_file": "hpsearch.data._decode",
+    "convert_channels": "hpsearch.data._decode",
     "Batch": "hpsearch.data._batches",
     "TrainBatches": "hpsearch.data._batches",
     "eval_batches": "hpsearch.data._batches",
@@ -32,13 +39,18 @@ _EXPORTS = {
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
+    "SPLIT_FOLDERS",
     "Batch",
     "DataBundle",
     "Split",
     "TrainBatches",
+    "convert_channels",
+    "decode_file",
     "describe_dataset",
     "eval_batches",
+    "fit_images",
     "generate_shapes",
+    "list_folder",
     "load_data",
     "resolve_path",
 ]

@@ -12,8 +12,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from hpsearch.datasets import HEX, PREFIX, cache_dir
 from hpsearch.errors import SpecError
+from hpsearch.uploads import HEX, PREFIX, cache_dir
 
 
 def resolve_path(path: str, store: Path | None = None) -> Path:

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
         stochastic_depth,
     )
     from hpsearch.models._torchvision import torchvision_names, unknown_torchvision_name
-    from hpsearch.models._transfer import Transfer, TransferError, start_from
 
 _TORCH = {
     "build_model": "hpsearch.models._build",
@@ -42,9 +41,6 @@ _TORCH = {
     "stochastic_depth": "hpsearch.models._cnn",
     "torchvision_names": "hpsearch.models._torchvision",
     "unknown_torchvision_name": "hpsearch.models._torchvision",
-    "Transfer": "hpsearch.models._transfer",
-    "TransferError": "hpsearch.models._transfer",
-    "start_from": "hpsearch.models._transfer",
 }
 
 __getattr__ = lazy_exports(__name__, _TORCH)
@@ -53,8 +49,6 @@ __all__ = [
     "ConvBlock",
     "RegularizedCNN",
     "ResidualBlock",
-    "Transfer",
-    "TransferError",
     "allow_modules",
     "allowed_modules",
     "build_model",
@@ -63,7 +57,6 @@ __all__ = [
     "norm_layer",
     "own_model_allowed",
     "python_module",
-    "start_from",
     "stochastic_depth",
     "torchvision_names",
     "unknown_torchvision_name",

@@ -26,6 +26,12 @@ TARGETED_WEIGHT_DECAY = (4.0, 16.0)  # "overfitting": weight decay x4 and x16
 TARGETED_EPOCHS_FACTOR = 2  # "still improving": twice the epochs
 
 
+def spec_config(spec: StudySpec) -> dict[str, float]:
+    """The final stage's configuration when no search trial completed: the spec's own learning
+    rate and weight decay."""
+    return {"train.lr": spec.train.lr, "train.weight_decay": spec.train.weight_decay}
+
+
 def stage_epochs(spec: StudySpec, stage: str) -> int:
     """Epochs of each trial of a search stage: coarse, or coarse times the refine factor."""
     if stage == "coarse":
@@ -103,3 +109,11 @@ def range_test_spec(spec: StudySpec, lr: float | None = None) -> StudySpec:
         "train.warmup_epochs": 0.0,
     }
     return spec_with(spec, updates)
+
+
+def field_value(spec: StudySpec, path: str) -> object:
+    """The value of the spec field at ``path`` (``train.lr``, ``model.dropout``)."""
+    node: object = spec
+    for part in path.split("."):
+        node = getattr(node, part)
+    return node

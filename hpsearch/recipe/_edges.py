@@ -11,21 +11,20 @@ widen.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping
+from typing import Literal
 
 from hpsearch.errors import SpecError
-from hpsearch.recipe._first_trials import field_value
-from hpsearch.recipe._items import param_path
-from hpsearch.recipe._ranges import Range
-from hpsearch.spec import StudySpec, spec_with
+from hpsearch.recipe._derive import field_value
+from hpsearch.results import SearchRound
+from hpsearch.spec import SearchRange, StudySpec, param_path, spec_with
 
 EDGE = 0.05  # the outer share of a range (of its decades, on a log scale) that counts as its edge
 WEIGHT_DECAY_LIMITS = (1e-12, 1.0)  # how far an extended weight-decay range may reach
 Side = Literal["lower", "upper"]
 
 
-def position(value: float, searched: Range) -> float:
+def position(value: float, searched: SearchRange) -> float:
     """Where ``value`` lies in ``searched``: 0 at its low end, 1 at its high end."""
     if searched.log and searched.low > 0 and value > 0:
         low, high, at = math.log(searched.low), math.log(searched.high), math.log(value)
@@ -34,7 +33,7 @@ def position(value: float, searched: Range) -> float:
     return (at - low) / (high - low) if high > low else 0.5
 
 
-def edge_side(value: float, searched: Range) -> Side | None:
+def edge_side(value: float, searched: SearchRange) -> Side | None:
     """The edge of ``searched`` that ``value`` lies on (its outer ``EDGE``), if any."""
     at = position(value, searched)
     if at >= 1 - EDGE:
@@ -44,11 +43,11 @@ def edge_side(value: float, searched: Range) -> Side | None:
 
 def extend_edges(
     spec: StudySpec,
-    narrowed: Mapping[str, Range],
-    previous: Mapping[str, Range],
+    narrowed: Mapping[str, SearchRange],
+    previous: Mapping[str, SearchRange],
     best: Mapping[str, float],
     margin: float,
-) -> dict[str, Range]:
+) -> dict[str, SearchRange]:
     """``narrowed`` (a refine round's ranges, inside ``previous``) reaching past each edge of
     ``previous`` that the best-so-far configuration ``best`` lies on: by ``margin`` squared on a
     log scale, by ``margin - 1`` times the previous width on a linear one; no further than a
@@ -65,15 +64,14 @@ def extend_edges(
         bound = _accepted(spec, name, side, reach)
         if bound is None:
             continue
-        old = ranges[name]
         if side == "upper" and bound > prev.high:
-            ranges[name] = Range(old.low, bound, old.log, old.integer)
+            ranges[name] = ranges[name].model_copy(update={"high": float(bound)})
         elif side == "lower" and bound < prev.low:
-            ranges[name] = Range(bound, old.high, old.log, old.integer)
+            ranges[name] = ranges[name].model_copy(update={"low": float(bound)})
     return ranges
 
 
-def _beyond(prev: Range, side: Side, margin: float) -> float:
+def _beyond(prev: SearchRange, side: Side, margin: float) -> float:
     if prev.log:
         return prev.high * margin**2 if side == "upper" else prev.low / margin**2
     width = (margin - 1) * (prev.high - prev.low)
@@ -97,16 +95,12 @@ def _accepted(spec: StudySpec, name: str, side: Side, value: float) -> float | N
     return value
 
 
-Extensions = Mapping[str, tuple[Mapping[str, Any], Mapping[str, Side]]]
-
-
-def extension_notes(rounds: Extensions) -> list[str]:
-    """A sentence for each range a refine round extended: ``rounds`` maps a round's name to
-    its ranges and what it extended."""
+def extension_notes(rounds: Mapping[str, SearchRound]) -> list[str]:
+    """A sentence for each range a refine round extended (``rounds``: by name)."""
     notes = []
-    for stage, (ranges, extended) in rounds.items():
-        for name, side in extended.items():
-            r = Range.from_dict(ranges[name])
+    for stage, round_ in rounds.items():
+        for name, side in round_.extended.items():
+            r = round_.ranges[name]
             reach = r.high if side == "upper" else r.low
             notes.append(
                 f"the best {name} lay at the {side} edge of the range searched before {stage}: "
@@ -115,18 +109,19 @@ def extension_notes(rounds: Extensions) -> list[str]:
     return notes
 
 
-def widest(ranges: list[Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
+def widest(rounds: Iterable[SearchRound]) -> dict[str, SearchRange]:
     """The union of the rounds' ranges, per parameter: everything the search looked at."""
-    union: dict[str, dict[str, Any]] = {}
-    for round_ranges in ranges:
-        for name, r in round_ranges.items():
-            seen = union.setdefault(name, dict(r))
-            seen["low"], seen["high"] = min(seen["low"], r["low"]), max(seen["high"], r["high"])
+    union: dict[str, SearchRange] = {}
+    for round_ in rounds:
+        for name, r in round_.ranges.items():
+            seen = union.setdefault(name, r)
+            low, high = min(seen.low, r.low), max(seen.high, r.high)
+            union[name] = seen.model_copy(update={"low": low, "high": high})
     return union
 
 
 def edge_warnings(
-    spec: StudySpec, searched: Mapping[str, Mapping[str, Any]], best: Mapping[str, float]
+    spec: StudySpec, searched: Mapping[str, SearchRange], best: Mapping[str, float]
 ) -> list[str]:
     """A sentence for each parameter of ``best`` (Optuna names) that lies at the edge of its
     ``searched`` range (every round's ranges together: the widest the search looked at)."""
@@ -134,7 +129,7 @@ def edge_warnings(
     for name, value in best.items():
         if name not in searched:
             continue
-        searched_range = Range.from_dict(searched[name])
+        searched_range = searched[name]
         side = edge_side(float(value), searched_range)
         if side is None:
             continue
@@ -146,10 +141,9 @@ def edge_warnings(
     return warnings
 
 
-def _how_to_widen(spec: StudySpec, name: str, side: str, searched: Range) -> str:
+def _how_to_widen(spec: StudySpec, name: str, side: str, searched: SearchRange) -> str:
     if name != "lr":
-        path = param_path(name)
-        field = f"search.extra.{path}" if path in spec.search.extra else f"search.{name}"
+        field = spec.search.bound_by(param_path(name))
         return f"widen {field}.{'high' if side == 'upper' else 'low'}"
     outer, sweep = spec.search.lr, spec.recipe.range_test
     reached = searched.high if side == "upper" else searched.low

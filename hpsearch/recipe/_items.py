@@ -1,7 +1,7 @@
 """How work items and outcomes are checked and named (their models: ``hpsearch.results``).
 
-Searched parameters are named as Optuna sees them (``lr``); the spec field each one sets is its
-path (``train.lr``). An outcome is checked against the item it belongs to before anything of it
+Searched parameters are named as Optuna sees them (``lr``; ``hpsearch.spec.param_name``). An
+outcome is checked against the item it belongs to before anything of it
 is recorded.
 """
 
@@ -14,25 +14,11 @@ from typing import Any
 from hpsearch.errors import OutcomeError
 from hpsearch.results import Outcome, WorkItem
 
-PARAM_PATHS = {"lr": "train.lr", "weight_decay": "train.weight_decay"}
-
-
-def param_path(name: str) -> str:
-    """The spec field an Optuna parameter sets (``lr`` -> ``train.lr``; extra dims are paths)."""
-    return PARAM_PATHS.get(name, name)
-
-
-def param_name(path: str) -> str:
-    """The Optuna parameter name of a spec field (``train.lr`` -> ``lr``)."""
-    return next((name for name, p in PARAM_PATHS.items() if p == path), path)
-
 
 def objective_key(item: WorkItem) -> str:
     """The metric an item's epochs are judged by: ``val_`` and its spec's ``search.objective``
     (``val_accuracy`` for an item made before there was a choice)."""
-    search = item.spec.get("search")
-    objective = search.get("objective") if isinstance(search, dict) else None
-    return f"val_{objective or 'accuracy'}"
+    return f"val_{item.spec.search.objective}"
 
 
 def objective_value(item: WorkItem, epoch: int, metrics: Mapping[str, float]) -> float:

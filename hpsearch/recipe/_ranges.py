@@ -9,39 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from hpsearch.results import SearchRange
-
-
-@dataclass(frozen=True)
-class Range:
-    low: float
-    high: float
-    log: bool = True
-    integer: bool = False
-
-    def contains(self, value: float) -> bool:
-        return self.low <= value <= self.high
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"low": self.low, "high": self.high, "log": self.log, "integer": self.integer}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Range:
-        return cls(
-            float(data["low"]),
-            float(data["high"]),
-            bool(data.get("log", True)),
-            bool(data.get("integer", False)),
-        )
+from hpsearch.spec import SearchRange
 
 
 def narrow(
-    points: Sequence[Mapping[str, float]], previous: Mapping[str, Range], margin: float
-) -> dict[str, Range]:
+    points: Sequence[Mapping[str, float]], previous: Mapping[str, SearchRange], margin: float
+) -> dict[str, SearchRange]:
     """The ranges spanned by ``points``, widened by ``margin`` and clipped to ``previous``."""
     narrowed = {}
     for name, prev in previous.items():
@@ -58,15 +32,10 @@ def narrow(
         lo, hi = max(lo, prev.low), min(hi, prev.high)
         if not lo < hi:  # every point on the previous range's edge: keep a sliver inside it
             lo, hi = prev.low, prev.high
-        narrowed[name] = Range(lo, hi, prev.log, prev.integer)
+        narrowed[name] = prev.model_copy(update={"low": float(lo), "high": float(hi)})
     return narrowed
 
 
 def top_count(n: int, fraction: float, minimum: int) -> int:
     """How many of ``n`` trials count as "top": ``fraction`` of them, at least ``minimum``."""
     return min(n, max(minimum, math.ceil(fraction * n)))
-
-
-def as_ranges(searched: Mapping[str, SearchRange]) -> dict[str, Range]:
-    """A round's stored ranges (``SearchRound.ranges``) as ranges."""
-    return {k: Range(r.low, r.high, r.log, r.integer) for k, r in searched.items()}

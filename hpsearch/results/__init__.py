@@ -39,6 +39,7 @@ from hpsearch.results._final import (
     SplitMetrics,
     TargetedResult,
 )
+from hpsearch.spec import SearchRange, StudySpec, read_stored_spec
 
 # --- stage 1: sanity checks ----------------------------------------------------------------------
 
@@ -125,13 +126,6 @@ class RangeTestResult(_Model):
 # --- stages 3 and 4: search rounds ---------------------------------------------------------------
 
 
-class SearchRange(_Model):
-    low: Finite
-    high: Finite
-    log: bool = True
-    integer: bool = False
-
-
 class TrialSummary(_Model):
     number: int
     value: MaybeFinite
@@ -203,7 +197,7 @@ class WorkItem(_Model):
     study: str
     stage: str
     kind: Kind
-    spec: dict[str, Any]  # the full study spec for this item, parameters applied
+    spec: StudySpec  # the full study spec for this item, parameters applied
     params: dict[str, float] = Field(default_factory=dict)  # trial: by Optuna parameter name
     trial_id: int | None = None
     trial_number: int | None = None
@@ -277,6 +271,19 @@ def stored_result(model: type[M], data: dict[str, Any]) -> M | StageNote:
         )
 
 
+def stored_item(data: dict[str, Any]) -> WorkItem:
+    """A work item kept with its lease. Its spec, written by an earlier version, may fail
+    today's rules: it is read as it is then (``hpsearch.spec.read_stored_spec``), and whoever
+    would run it refuses it with the problems found."""
+    try:
+        return WorkItem.model_validate(data)
+    except ValidationError:
+        if "spec" not in data:
+            raise
+        spec, _ = read_stored_spec(data["spec"], "a stored work item")
+        return WorkItem.model_validate(data | {"spec": spec})  # an instance is not checked again
+
+
 def stored_outcome(data: dict[str, Any], kind: str) -> Outcome:
     """An outcome kept with its lease, as stored by this version or an earlier one (whose stage
     results had no ``kind``, and whose trials had an empty result)."""
@@ -317,7 +324,6 @@ __all__ = [
     "OverfitCheck",
     "RangeTestResult",
     "SanityResult",
-    "SearchRange",
     "SearchRound",
     "SplitMetrics",
     "StageNote",
@@ -327,6 +333,7 @@ __all__ = [
     "TrialSummary",
     "Verdict",
     "WorkItem",
+    "stored_item",
     "stored_outcome",
     "stored_result",
 ]

@@ -18,12 +18,12 @@ from typing import Literal
 import optuna
 from optuna.artifacts import get_all_artifact_meta
 
-from hpsearch.datasets import PREFIX, DatasetStore, sha256_of
-from hpsearch.errors import ArtifactError, SpecError
-from hpsearch.recipe._trials import optuna_name
+from hpsearch.errors import ArtifactError, ArtifactNotFoundError, SpecError
 from hpsearch.results import FinalResult, ModelFile, StageNote, stored_result
+from hpsearch.scheduling._stage_trials import optuna_name
 from hpsearch.spec import STUDY_PREFIX, StudySpec, spec_with
 from hpsearch.storage import Store, StudyRecord
+from hpsearch.uploads import PREFIX, DatasetStore, sha256_of
 
 SHA_ATTR = "model_sha256"  # on the final trial: the sha256 of its model file
 
@@ -40,7 +40,7 @@ def resolve_init_from(store: Store, spec: StudySpec, datasets: Path | None = Non
     source = store.find_study(name)
     try:
         if source is None:
-            raise ArtifactError(f"no study named {name!r} in {store.url}", 404)
+            raise ArtifactNotFoundError(f"no study named {name!r} in {store.url}")
         file, path = stored_model(store, source, "final")
     except ArtifactError as exc:
         raise SpecError([("model.init_from", str(exc))], spec.name) from None
@@ -158,16 +158,16 @@ def stored_model(
     member: int = 0,
 ) -> tuple[ModelFile, Path]:
     """The study's kept model file of ``kind`` (a member: the ensemble's ``member``-th, beside
-    the chosen model) and where it lies; an :class:`ArtifactError` (404) saying why there is
+    the chosen model) and where it lies; an :class:`ArtifactNotFoundError` saying why there is
     none."""
     record = store.stage(study.id, "final")
     if record is None or record.status != "completed":
-        raise ArtifactError(
-            f"study {study.name} has no trained model: its final stage has not completed", 404
+        raise ArtifactNotFoundError(
+            f"study {study.name} has no trained model: its final stage has not completed"
         )
     final = stored_result(FinalResult, record.result)
     if isinstance(final, StageNote):
-        raise ArtifactError(f"study {study.name}: {final.reason}", 404)
+        raise ArtifactNotFoundError(f"study {study.name}: {final.reason}")
     ensemble = final.ensemble
     file = final.model
     if kind == "ensemble":
@@ -181,5 +181,5 @@ def stored_model(
             "ensemble": "ensemble (none was asked for, or it did not beat the single model)",
             "member": f"ensemble member {member}",
         }[kind]
-        raise ArtifactError(f"study {study.name} kept no {what}", 404)
+        raise ArtifactNotFoundError(f"study {study.name} kept no {what}")
     return file, store.artifacts.path(file.artifact_id)

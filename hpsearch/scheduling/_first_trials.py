@@ -18,15 +18,14 @@ from typing import TYPE_CHECKING
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.recipe._derive import stage_epochs
-from hpsearch.recipe._ranges import Range, as_ranges
-from hpsearch.recipe._trials import CHECKPOINT, CONTINUES, RESUME, distributions
+from hpsearch.recipe import field_value, stage_epochs
 from hpsearch.results import RangeTestResult, SearchRound, stored_result
-from hpsearch.spec import StudySpec
-from hpsearch.storage import StageRecord, StudyRecord, optuna_schema
+from hpsearch.scheduling._stage_trials import CHECKPOINT, CONTINUES, RESUME, distributions
+from hpsearch.spec import SearchRange, StudySpec, param_name
+from hpsearch.storage import Queued, StageRecord, StudyRecord, optuna_trial_id
 
 if TYPE_CHECKING:
-    from hpsearch.recipe._rounds import SearchRounds
+    from hpsearch.scheduling._rounds import SearchRounds
 
 Records = Mapping[str, StageRecord]  # the study's stage rows by name
 
@@ -47,7 +46,7 @@ def continuable(
     study: StudyRecord,
     stage: str,
     epochs: int,
-    ranges: Mapping[str, Range],
+    ranges: Mapping[str, SearchRange],
 ) -> list[FrozenTrial]:
     """The completed trials of round ``stage`` that kept their last weights, trained fewer
     than ``epochs`` and lie in the next round's ``ranges``, best first."""
@@ -59,7 +58,7 @@ def continuable(
         and (saved := t.user_attrs.get(CHECKPOINT))
         and saved["epoch"] < epochs
         and all(name in t.params and r.contains(t.params[name]) for name, r in ranges.items())
-        and artifacts.checkpoint(study.id, optuna_schema.trial_id(t)).is_file()
+        and artifacts.checkpoint(study.id, optuna_trial_id(t)).is_file()
     ]
     return sorted(kept, key=lambda t: t.value or 0.0, reverse=True)
 
@@ -75,11 +74,9 @@ def continue_best(
     """Queue the trials of round ``stage`` (its parameters' ``dists``) that continue the best
     of round ``previous`` ("pick the best models, train them for longer"), first of the round;
     the other trials of that round keep no weights from now on."""
-    kept = {optuna_schema.trial_id(t) for t in continued}
+    kept = {optuna_trial_id(t) for t in continued}
     dropped = [
-        optuna_schema.trial_id(t)
-        for t in rounds.trials(study, previous)
-        if optuna_schema.trial_id(t) not in kept
+        optuna_trial_id(t) for t in rounds.trials(study, previous) if optuna_trial_id(t) not in kept
     ]
     rounds.store.artifacts.remove_checkpoints(study.id, dropped)
     if not continued:
@@ -90,9 +87,9 @@ def continue_best(
         attrs = {
             "stage": stage,
             CONTINUES: {"stage": previous, "number": parent.number},
-            RESUME: {"trial_id": optuna_schema.trial_id(parent), **saved},
+            RESUME: {"trial_id": optuna_trial_id(parent), **saved},
         }
-        entries.append(({k: parent.params[k] for k in dists}, dists, attrs))
+        entries.append(Queued({k: parent.params[k] for k in dists}, dists, attrs))
     epochs = stage_epochs(study.spec, stage)
     rounds.optuna.enqueue(rounds.stage_study(study, stage, epochs), entries)
 
@@ -112,13 +109,15 @@ def seed_first_trial(
     ``continued`` goes on from its weights already. Both lie inside the round's ranges.
     Only the driver that started the round (under the claim lock) seeds it.
     """
-    ranges = as_ranges(round_.ranges)
+    ranges = round_.ranges
     if stage == "coarse":
         range_test = range_test_of(records)
         if range_test is None:
             return
-        first = {"lr": range_test.suggested_lr, "weight_decay": study.spec.train.weight_decay}
-        first |= {p: float(field_value(study.spec, p)) for p in study.spec.search.extra}  # type: ignore[arg-type]
+        spec = study.spec  # the range test's LR; every other dimension at the spec's value
+        dims = spec.search.dimensions()
+        first = {param_name(p): float(field_value(spec, p)) for p in dims}  # type: ignore[arg-type]
+        first["lr"] = range_test.suggested_lr
     else:
         best = round_.best_so_far
         if best is None or any(t.params == best.params for t in continued):
@@ -129,7 +128,7 @@ def seed_first_trial(
     first = {name: first[name] for name in ranges}
     ostudy = rounds.stage_study(study, stage, round_.epochs)
     attrs = {"stage": stage, "seeded": True}
-    rounds.optuna.enqueue(ostudy, [(first, distributions(ranges), attrs)])
+    rounds.optuna.enqueue(ostudy, [Queued(first, distributions(ranges), attrs)])
 
 
 def range_test_of(records: Records) -> RangeTestResult | None:
@@ -138,10 +137,3 @@ def range_test_of(records: Records) -> RangeTestResult | None:
         return None
     result = stored_result(RangeTestResult, record.result)
     return result if isinstance(result, RangeTestResult) else None
-
-
-def field_value(spec: StudySpec, path: str) -> object:
-    node: object = spec
-    for part in path.split("."):
-        node = getattr(node, part)
-    return node

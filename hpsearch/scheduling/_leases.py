@@ -20,9 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hpsearch.errors import HPSearchError
-from hpsearch.results import Outcome, WorkItem, stored_outcome
-from hpsearch.storage import Store, utcnow
-from hpsearch.storage._tables import leases, studies, workers
+from hpsearch.results import Outcome, WorkItem, stored_item, stored_outcome
+from hpsearch.storage import Store, leases, studies, utcnow, workers
 
 
 class LeaseNotFoundError(HPSearchError):
@@ -208,7 +207,7 @@ class LeaseBook:
 
 
 def _lease_row(row: Any) -> LeaseRow:
-    item = WorkItem.from_dict(row["item"])
+    item = stored_item(row["item"])
     return LeaseRow(
         id=row["id"],
         study_id=row["study_id"],

@@ -24,10 +24,7 @@ from typing import Literal
 import optuna
 from optuna.trial import FrozenTrial
 
-from hpsearch.recipe._items import check_outcome, objective_key, objective_value
-from hpsearch.recipe._models import keep_final_models, remove_study_models
-from hpsearch.recipe._rounds import WAIT, SearchRounds, is_search_stage, search_round, spec_params
-from hpsearch.recipe._trials import StageTrials, optuna_name
+from hpsearch.recipe import check_outcome, objective_key, objective_value, spec_config
 from hpsearch.results import (
     FinalItemResult,
     Kind,
@@ -37,6 +34,15 @@ from hpsearch.results import (
     WorkItem,
     stored_result,
 )
+from hpsearch.scheduling._final_models import keep_final_models, remove_study_models
+from hpsearch.scheduling._rounds import (
+    WAIT,
+    SearchRounds,
+    is_search_stage,
+    search_round,
+    spec_params,
+)
+from hpsearch.scheduling._stage_trials import StageTrials, optuna_name
 from hpsearch.spec import MAX_ROUNDS, StudySpec
 from hpsearch.storage import StageRecord, Store, StudyRecord
 
@@ -129,16 +135,11 @@ class StageMachine:
         self, study: StudyRecord, stage: str, records: dict[str, StageRecord]
     ) -> WorkItem:
         spec = study.spec
-        dumped = spec.model_dump(mode="json")
         if stage != "final":
             kind: Kind = "sanity" if stage == "sanity" else "range_test"
-            return WorkItem(
-                study_id=study.id, study=study.name, stage=stage, kind=kind, spec=dumped
-            )
+            return WorkItem(study_id=study.id, study=study.name, stage=stage, kind=kind, spec=spec)
         configs = [spec_params(t.params) for t in self.ranked_trials(study)]
-        configs = configs[: spec.recipe.final.ensemble_top_k] or [
-            {"train.lr": spec.train.lr, "train.weight_decay": spec.train.weight_decay}
-        ]
+        configs = configs[: spec.recipe.final.ensemble_top_k] or [spec_config(spec)]
         left = None
         if spec.budget.trial_epochs is not None:
             spent = sum(r.trial_epochs for r in records.values())
@@ -149,7 +150,7 @@ class StageMachine:
             study=study.name,
             stage="final",
             kind="final",
-            spec=dumped,
+            spec=spec,
             configs=configs,
             epoch_budget=left,
             resume_epoch=saved["epoch"] if saved else None,

@@ -24,8 +24,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from hpsearch.errors import StudyNotFoundError
-from hpsearch.recipe import SINGLE
 from hpsearch.results import EpochRecord, Outcome
+from hpsearch.scheduling._machine import SINGLE
 from hpsearch.storage import as_utc, utcnow
 
 if TYPE_CHECKING:

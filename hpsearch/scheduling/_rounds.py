@@ -10,35 +10,37 @@ parameters queued again, a bounded number of times.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.recipe._derive import round_trials, stage_epochs, trial_spec
-from hpsearch.recipe._edges import extend_edges
-from hpsearch.recipe._first_trials import (
-    continuable,
-    continue_best,
-    continued_later,
-    field_value,
-    range_test_of,
-    seed_first_trial,
+from hpsearch.recipe import (
+    extend_edges,
+    narrow,
+    round_trials,
+    stage_epochs,
+    top_count,
+    trial_spec,
 )
-from hpsearch.recipe._items import param_path
-from hpsearch.recipe._ranges import Range, as_ranges, narrow, top_count
-from hpsearch.recipe._trial_ends import TrialEnds
-from hpsearch.recipe._trials import CONTINUES, RESUME, StageTrials, distributions
 from hpsearch.results import (
-    SearchRange,
     SearchRound,
     TrialCounts,
     TrialSummary,
     WorkItem,
     stored_result,
 )
-from hpsearch.spec import StudySpec, spec_with
-from hpsearch.storage import StageRecord, Store, StudyRecord, optuna_schema
+from hpsearch.scheduling._first_trials import (
+    continuable,
+    continue_best,
+    continued_later,
+    range_test_of,
+    seed_first_trial,
+)
+from hpsearch.scheduling._stage_trials import CONTINUES, RESUME, StageTrials, distributions
+from hpsearch.scheduling._trial_ends import TrialEnds
+from hpsearch.spec import SearchRange, StudySpec, param_name, param_path, spec_with
+from hpsearch.storage import StageRecord, Store, StudyRecord, optuna_trial_id
 
 WAIT: Literal["wait"] = "wait"  # nothing to hand out until running work finishes
 QUEUE_BATCH = 256  # random trials queued by one claim at most
@@ -113,7 +115,7 @@ class SearchRounds:
         round_, continued = self._setup(study, stage, records)
         record = self.store.start_stage(study.id, stage, position, round_.model_dump(mode="json"))
         if stage != "coarse":
-            dists = distributions(as_ranges(round_.ranges))
+            dists = distributions(round_.ranges)
             continue_best(self, study, stage, previous_round(stage), dists, continued)
         seed_first_trial(self, study, stage, round_, records, continued)
         return record
@@ -135,7 +137,7 @@ class SearchRounds:
         a time sent every claim to this locked path); queueing at most ``QUEUE_BATCH`` keeps
         each claim's work bounded whatever ``trials`` says (10,000 in one insert took seconds).
         """
-        ranges = as_ranges(round_.ranges)
+        ranges = round_.ranges
         search = study.spec.recipe.coarse if stage == "coarse" else study.spec.recipe.refine
         if not counts["waiting"]:
             if search.sampler != "random":
@@ -176,9 +178,9 @@ class SearchRounds:
             study=study.name,
             stage=stage,
             kind="trial",
-            spec=item_spec.model_dump(mode="json"),
+            spec=item_spec,
             params=params,
-            trial_id=optuna_schema.trial_id(trial),
+            trial_id=optuna_trial_id(trial),
             trial_number=trial.number,
             resume_epoch=resume["epoch"] if (resume := trial.user_attrs.get(RESUME)) else None,
             keep_final=continued_later(study.spec, stage),
@@ -193,9 +195,9 @@ class SearchRounds:
         """The round's setup, and (refine) the trials of the round before it continues."""
         spec = study.spec
         if stage == "coarse":
-            ranges = self._coarseas_ranges(study, records)
+            ranges = self._coarse_ranges(study, records)
             setup = SearchRound(
-                ranges=_searched(ranges),
+                ranges=ranges,
                 epochs=stage_epochs(spec, stage),
                 trials=round_trials(spec, stage, _spent(records)),
             )
@@ -206,14 +208,13 @@ class SearchRounds:
         ref = spec.recipe.refine
         top = _top(self.trials(study, previous_stage), ref.top_fraction, ref.top_min)
         best = self.ranked_trials(study)[:1]
-        prev_ranges = as_ranges(previous.ranges)
-        ranges = narrow([t.params for t in top + best], prev_ranges, ref.margin)
+        ranges = narrow([t.params for t in top + best], previous.ranges, ref.margin)
         if best and ref.extend_edges:  # the best on an edge of the range: look past it
-            ranges = extend_edges(spec, ranges, prev_ranges, best[0].params, ref.margin)
+            ranges = extend_edges(spec, ranges, previous.ranges, best[0].params, ref.margin)
         epochs = stage_epochs(spec, stage)
         continued = continuable(self, study, previous_stage, epochs, ranges)[: ref.continue_top]
         setup = SearchRound(
-            ranges=_searched(ranges),
+            ranges=ranges,
             previous_ranges=previous.ranges,
             narrowed_from=[t.number for t in top],
             best_so_far=trial_summary(best[0]) if best else None,
@@ -223,19 +224,12 @@ class SearchRounds:
         )
         return setup, continued
 
-    def _coarseas_ranges(self, study: StudyRecord, records: Records) -> dict[str, Range]:
-        spec = study.spec
+    def _coarse_ranges(self, study: StudyRecord, records: Records) -> dict[str, SearchRange]:
+        """The spec's dimensions by Optuna name, the learning rate's set by the range test."""
+        ranges = {param_name(p): r for p, r in study.spec.search.dimensions().items()}
         range_test = range_test_of(records)
-        lr = spec.search.lr
         if range_test is not None:
-            ranges = {"lr": Range(range_test.range.low, range_test.range.high)}
-        else:
-            ranges = {"lr": Range(lr.low, lr.high, lr.log)}
-        wd = spec.search.weight_decay
-        ranges["weight_decay"] = Range(wd.low, wd.high, wd.log)
-        for path, dim in spec.search.extra.items():
-            integer = isinstance(field_value(spec, path), int)
-            ranges[path] = Range(dim.low, dim.high, dim.log, integer)
+            ranges["lr"] = SearchRange(low=range_test.range.low, high=range_test.range.high)
         return ranges
 
     def _skip_reason(self, study: StudyRecord, stage: str, records: Records) -> str | None:
@@ -266,10 +260,8 @@ class SearchRounds:
         gain = None
         if stage.startswith("refine-"):
             overall = self.ranked_trials(study)
-            this_round = {optuna_schema.trial_id(t) for t in complete}
-            before = [
-                t.value or 0.0 for t in overall if optuna_schema.trial_id(t) not in this_round
-            ]
+            this_round = {optuna_trial_id(t) for t in complete}
+            before = [t.value or 0.0 for t in overall if optuna_trial_id(t) not in this_round]
             best_now = overall[0].value or 0.0 if overall else 0.0
             gain = best_now - max(before, default=0.0)
         return round_.model_copy(
@@ -342,7 +334,7 @@ def trial_summary(trial: FrozenTrial) -> TrialSummary:
     return TrialSummary(number=trial.number, value=trial.value, params=dict(trial.params))
 
 
-def spec_params(params: Mapping[str, Any]) -> dict[str, float]:
+def spec_params(params: Mapping[str, float]) -> dict[str, float]:
     """Optuna's parameters by the spec fields they set (``lr`` -> ``train.lr``)."""
     return {param_path(k): v for k, v in params.items()}
 
@@ -376,7 +368,3 @@ def _top(trials: list[FrozenTrial], fraction: float, minimum: int) -> list[Froze
     )
     ranked = sorted(pool, key=lambda t: t.value or 0.0, reverse=True)
     return ranked[: top_count(len(ranked), fraction, minimum)]
-
-
-def _searched(ranges: Mapping[str, Range]) -> dict[str, SearchRange]:
-    return {k: SearchRange(**r.as_dict()) for k, r in ranges.items()}

@@ -46,17 +46,24 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from optuna.exceptions import StorageInternalError
 from sqlalchemy.engine import Connection
 
-from hpsearch.errors import ArtifactError, StudyNotFoundError
-from hpsearch.recipe import WAIT, Outcome, StageMachine, WorkItem, check_outcome
+from hpsearch.errors import (
+    ArtifactError,
+    ArtifactKindError,
+    ArtifactNotFoundError,
+    StudyNotFoundError,
+)
+from hpsearch.protocol import LeaseRead
+from hpsearch.recipe import check_outcome
+from hpsearch.results import Outcome, WorkItem
 from hpsearch.scheduling._leases import LeaseBook, LeaseRow, check_holder
+from hpsearch.scheduling._machine import WAIT, StageMachine
 from hpsearch.scheduling._reaper import Reaper
 from hpsearch.scheduling._workers import WorkerBook
 from hpsearch.storage import Artifacts, Store, StudyRecord
@@ -65,14 +72,13 @@ from hpsearch.storage.migrations import LOCK_SPACE
 log = logging.getLogger("hpsearch.scheduling")
 
 
-@dataclass(frozen=True)
-class Lease:
-    id: int
-    item: WorkItem
-    lease_seconds: float
+class Census(NamedTuple):
+    """Counts for monitoring (``/metrics``)."""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "lease_seconds": self.lease_seconds, "item": self.item.to_dict()}
+    trials: dict[str, int]  # search trials of every study, by state
+    studies: dict[str, int]  # by state
+    workers_alive: int
+    leases_active: int
 
 
 class Scheduler:
@@ -99,7 +105,7 @@ class Scheduler:
         host: str | None = None,
         devices: list[str] | None = None,
         study_id: int | None = None,
-    ) -> Lease | None:
+    ) -> LeaseRead | None:
         """The next work item of any running study (or of ``study_id``), oldest study first;
         None if there is none."""
         self.reaper.reap_now_and_then()
@@ -143,14 +149,15 @@ class Scheduler:
             log.exception("study %d failed: %s", study_id, doing)
             self.give_up(study_id, f"{doing}: {_describe(exc)}")
 
-    def _claim_in(self, study: StudyRecord, worker: str) -> Lease | None:
+    def _claim_in(self, study: StudyRecord, worker: str) -> LeaseRead | None:
         study_id = study.id
         quick = self.machine.quick_item(study)  # most claims end here, with no lock
         if quick == WAIT:
             return None
         if isinstance(quick, WorkItem):
             with self.store.engine.begin() as conn:
-                return Lease(self.leases.insert(conn, quick, worker), quick, self.lease_seconds)
+                lease_id = self.leases.insert(conn, quick, worker)
+            return LeaseRead(id=lease_id, lease_seconds=self.lease_seconds, item=quick)
         # The careful path. If another claim is deciding for this study right now (a thread of
         # this process, or another server process), let it: it hands out what is due, and this
         # worker asks again a moment later. Queueing here instead made every claim of a burst
@@ -169,7 +176,7 @@ class Scheduler:
                 lease_id = self.leases.insert(conn, item, worker)
         finally:
             lock.release()
-        return Lease(lease_id, item, self.lease_seconds)
+        return LeaseRead(id=lease_id, lease_seconds=self.lease_seconds, item=item)
 
     def _study_lock(self, study_id: int) -> threading.Lock:
         with self._locks_lock:
@@ -220,16 +227,16 @@ class Scheduler:
         item = self._active(lease_id, worker).item
         if item.kind not in ("trial", "final"):
             why = f"work item {lease_id} is a {item.kind} item: it keeps no checkpoints"
-            raise ArtifactError(why, 422)
+            raise ArtifactKindError(why)
         self.machine.keep_checkpoint(item, epoch, sha256)
 
     def checkpoint_to_resume(self, lease_id: int, worker: str) -> tuple[Path, str]:
         """The checkpoint ``worker``'s active item ``lease_id`` goes on from, and its sha256
-        (:class:`ArtifactError` 404 when it has none)."""
+        (:class:`ArtifactNotFoundError` when it has none)."""
         item = self._active(lease_id, worker).item
         found = self.machine.checkpoint_to_resume(item)
         if found is None:
-            raise ArtifactError(f"work item {lease_id} goes on from no checkpoint", 404)
+            raise ArtifactNotFoundError(f"work item {lease_id} goes on from no checkpoint")
         return found
 
     def finish(self, lease_id: int, worker: str, outcome: Outcome) -> bool:
@@ -305,14 +312,14 @@ class Scheduler:
         many items it held."""
         return self.reaper.take_over(study_id, reason)
 
-    def census(self) -> dict[str, Any]:
+    def census(self) -> Census:
         """Counts for monitoring: trials and studies by state, live workers, active leases."""
-        return {
-            "trials": self.machine.optuna.census(),
-            "studies": self.store.count_studies_by_state(),
-            "workers_alive": self.workers.count_alive(),
-            "leases_active": self.leases.count_active(),
-        }
+        return Census(
+            trials=self.machine.optuna.census(),
+            studies=self.store.count_studies_by_state(),
+            workers_alive=self.workers.count_alive(),
+            leases_active=self.leases.count_active(),
+        )
 
 
 def database_unavailable(exc: BaseException) -> bool:

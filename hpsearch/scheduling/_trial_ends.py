@@ -12,17 +12,18 @@ deleted when it ends, except the one its retry goes on from, deleted when the re
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
 
 import optuna
 from optuna.trial import TrialState
+from pydantic import JsonValue
 
-from hpsearch.recipe._items import objective_key
-from hpsearch.recipe._trials import CHECKPOINT, CONTINUES, RESUME, StageTrials
+from hpsearch.recipe import objective_key
 from hpsearch.results import EpochRecord, Outcome, WorkItem
-from hpsearch.spec import parse_spec
-from hpsearch.storage import Store
+from hpsearch.scheduling._stage_trials import CHECKPOINT, CONTINUES, RESUME, StageTrials
+from hpsearch.storage import Queued, Store
 
 
 class TrialEnds:
@@ -53,7 +54,7 @@ class TrialEnds:
             )
 
     def fail_trial(
-        self, item: WorkItem, reason: str, retryable: bool, attrs: dict[str, Any]
+        self, item: WorkItem, reason: str, retryable: bool, attrs: Mapping[str, JsonValue]
     ) -> bool:
         """Fail the trial; retry its parameters (a new trial) if the failure was not theirs,
         from the latest checkpoint of its run."""
@@ -61,7 +62,7 @@ class TrialEnds:
         frozen = self.store.optuna.get_trial(item.trial_id)
         retries = int(frozen.user_attrs.get("retries", 0))
         retry = retryable and retries < self.max_retries
-        attrs = attrs | {"fail_reason": reason, "retried": retry}
+        attrs = {**attrs, "fail_reason": reason, "retried": retry}
         if not self.optuna.finish(item.trial_id, TrialState.FAIL, None, attrs):
             return False
         handed_on = None
@@ -79,7 +80,7 @@ class TrialEnds:
             if resume and self._checkpoint_of(item, resume).is_file():
                 again[RESUME] = resume
                 handed_on = int(resume["trial_id"])
-            entry = (frozen.params, frozen.distributions, again)
+            entry = Queued(frozen.params, frozen.distributions, again)
             self.optuna.enqueue(self.item_study(item), [entry])
         self._drop_checkpoints(item, handed_on)
         return True
@@ -118,7 +119,7 @@ class TrialEnds:
 
     def item_study(self, item: WorkItem) -> optuna.Study:
         """The Optuna study of a trial item, without reading the study row when it is open."""
-        spec = parse_spec(item.spec, f"work item {item.study}/{item.stage}")
+        spec = item.spec
         return self.optuna.study(item.study_id, item.study, spec, item.stage, spec.train.epochs)
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from hpsearch.storage import Store, as_utc, upsert, utcnow
-from hpsearch.storage._tables import leases, workers
+from hpsearch.protocol import CurrentItem, WorkerRead
+from hpsearch.storage import Store, as_utc, leases, upsert, utcnow, workers
 
 
 class WorkerBook:
@@ -61,7 +61,7 @@ class WorkerBook:
             query = sa.select(sa.func.count()).where(workers.c.last_seen >= since)
             return int(conn.execute(query).scalar_one())
 
-    def list(self, alive_only: bool = False) -> list[dict[str, Any]]:
+    def list(self, alive_only: bool = False) -> list[WorkerRead]:
         """Every worker (or only live ones), most recently seen first, with its current item:
         its newest active lease, read from the leases so that no claim has to write it into
         the worker's row."""
@@ -88,27 +88,27 @@ class WorkerBook:
         return [_worker_view(row, since) for row in rows]
 
 
-def _worker_view(row: Any, since: Any) -> dict[str, Any]:
+def _worker_view(row: Any, since: datetime) -> WorkerRead:
     current = None
     if row["item"] is not None:
-        item = row["item"]
-        current = {
-            "id": row["lease_id"],
-            "study_id": item["study_id"],
-            "study": item["study"],
-            "stage": item["stage"],
-            "kind": item["kind"],
-            "trial_number": item["trial_number"],
-            "params": item["params"],
-        }
+        item = row["item"]  # the stored JSON: only its plain fields are read, never its spec
+        current = CurrentItem(
+            id=row["lease_id"],
+            study_id=item["study_id"],
+            study=item["study"],
+            stage=item["stage"],
+            kind=item["kind"],
+            trial_number=item["trial_number"],
+            params=item["params"],
+        )
     last_seen = row["last_seen"]
-    return {
-        "id": row["id"],
-        "host": row["host"],
-        "devices": row["devices"],
-        "first_seen": row["first_seen"].isoformat(),
-        "last_seen": last_seen.isoformat(),
-        "alive": as_utc(last_seen) >= since,
-        "items_done": row["items_done"],
-        "current": current,
-    }
+    return WorkerRead(
+        id=row["id"],
+        host=row["host"],
+        devices=row["devices"],
+        first_seen=row["first_seen"].isoformat(),
+        last_seen=last_seen.isoformat(),
+        alive=as_utc(last_seen) >= since,
+        items_done=row["items_done"],
+        current=current,
+    )

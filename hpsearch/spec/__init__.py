@@ -11,7 +11,6 @@ from hpsearch.spec._model import (
     BudgetSpec,
     CoarseSpec,
     DatasetSpec,
-    Dimension,
     FinalSpec,
     ModelSpec,
     Objective,
@@ -22,7 +21,10 @@ from hpsearch.spec._model import (
     SearchSpec,
     StudySpec,
     TrainSpec,
+    check_image_size,
 )
+from hpsearch.spec._problem import FieldProblem
+from hpsearch.spec._ranges import Dimension, SearchRange, param_name, param_path
 from hpsearch.spec._stored import check_same_spec, read_stored_spec
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "CoarseSpec",
     "DatasetSpec",
     "Dimension",
+    "FieldProblem",
     "FinalSpec",
     "ModelSpec",
     "Objective",
@@ -43,12 +46,16 @@ __all__ = [
     "RecipeSpec",
     "RefineSpec",
     "SanitySpec",
+    "SearchRange",
     "SearchSpec",
     "StudySpec",
     "TrainSpec",
     "apply_overrides",
+    "check_image_size",
     "check_same_spec",
     "load_spec",
+    "param_name",
+    "param_path",
     "parse_spec",
     "read_spec_text",
     "read_stored_spec",

@@ -18,7 +18,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from hpsearch.errors import SpecError
-from hpsearch.spec._model import FieldProblem, StudySpec
+from hpsearch.spec._model import StudySpec
+from hpsearch.spec._problem import FieldProblem
+from hpsearch.spec._ranges import SPEC_FORM_FIELDS, SearchRange
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent.parent / "studies"
 
@@ -241,6 +243,7 @@ def _unknown_field_message(loc: list[str]) -> str:
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return "unknown field"
         model = annotation
-    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1)
+    known = list(SPEC_FORM_FIELDS if model is SearchRange else model.model_fields)
+    close = difflib.get_close_matches(loc[-1], known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown field{hint}; known fields: {', '.join(model.model_fields)}"
+    return f"unknown field{hint}; known fields: {', '.join(known)}"

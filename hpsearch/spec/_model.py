@@ -4,19 +4,23 @@ Every number the recipe uses is a field here with docs/RECIPE.md's default, so a
 has to name what differs. Unknown fields are errors (a typo must never silently fall back to a
 default).
 
-Every count and size has an upper bound that a real search never needs to pass (README, "Limits"),
-and every float must be finite: a server shares its workers between studies, and one study's spec
-must never make a claim, a page or a worker do unbounded work. What a spec *derives* (the spec of
-each trial, the final training's epochs) is checked at launch by ``hpsearch.recipe.check_launch``.
+Every count and size has an upper bound that a real search never needs to pass (docs/SPECS.md,
+"Limits"), and every float must be finite: a server shares its workers between studies, and one
+study's spec must never make a claim, a page or a worker do unbounded work. What a spec *derives*
+(the spec of each trial, the final training's epochs) is checked at launch by
+``hpsearch.stages.check_launch``.
 """
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hpsearch.catalog import DATASETS
+from hpsearch.spec._problem import FieldProblem
+from hpsearch.spec._ranges import Dimension, SearchRange, param_name
 
 DatasetName = Literal["digits", "shapes", "mnist", "fashion_mnist", "cifar10", "folder", "arrays"]
 STUDY_PREFIX = "study:"  # model.init_from: study:NAME, that study's final model
@@ -35,14 +39,6 @@ MAX_STEPS = 10_000  # optimizer steps of a sanity check or a range test (their c
 MAX_BATCHES = 1000  # batches of a sanity check
 MAX_IMAGES = 10_000_000  # generated images, or a training subset
 MAX_EXTRA_DIMENSIONS = 16
-
-
-class FieldProblem(ValueError):
-    """A cross-field check failed; ``path`` is the dotted field the user has to change."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(message)
-        self.path = path
 
 
 class _Section(BaseModel):
@@ -183,27 +179,28 @@ class TrainSpec(_Section):
     compile: bool = False  # torch.compile the model (CUDA only)
 
 
-class Dimension(_Section):
-    low: float
-    high: float
-    log: bool = True
-
-    @model_validator(mode="after")
-    def _check_range(self) -> Dimension:
-        if not self.low < self.high:
-            raise FieldProblem("high", f"must be above low ({self.low} >= {self.high})")
-        if self.log and self.low <= 0:
-            raise FieldProblem("low", f"must be > 0 on a log scale (got {self.low})")
-        return self
-
-
 class SearchSpec(_Section):
-    lr: Dimension = Dimension(low=1e-4, high=1.0)  # outer bounds; the range test narrows them
-    weight_decay: Dimension = Dimension(low=1e-6, high=1e-2)
+    lr: Dimension = SearchRange(low=1e-4, high=1.0)  # outer bounds; the range test narrows them
+    weight_decay: Dimension = SearchRange(low=1e-6, high=1e-2)
     # e.g. "model.dropout"; every value between low and high must be valid for the field
     extra: dict[str, Dimension] = Field(default_factory=dict, max_length=MAX_EXTRA_DIMENSIONS)
     # what pruning, ranking, early stopping, the refine narrowing and the final choice maximise
     objective: Objective = "accuracy"
+
+    def dimensions(self) -> dict[str, SearchRange]:
+        """Every searched dimension by the spec field it sets: ``train.lr``, then
+        ``train.weight_decay``, then each of ``extra`` in its order; ``integer`` where the
+        field is an int (searched over the integers in its range)."""
+        ranges = {"train.lr": self.lr, "train.weight_decay": self.weight_decay, **self.extra}
+        return {
+            path: searched.model_copy(update={"integer": True}) if _is_int(path) else searched
+            for path, searched in ranges.items()
+        }
+
+    def bound_by(self, path: str) -> str:
+        """The field of this section that bounds the dimension ``path`` (``train.lr`` ->
+        ``search.lr``, ``model.dropout`` -> ``search.extra.model.dropout``)."""
+        return f"search.extra.{path}" if path in self.extra else f"search.{param_name(path)}"
 
 
 class SanitySpec(_Section):
@@ -361,6 +358,25 @@ def check_image_size(spec: StudySpec, side: int) -> None:
         raise FieldProblem(
             "model.widths", f"{len(spec.model.widths)} stages pool {side}px images below 1px"
         )
+
+
+def _is_int(path: str) -> bool:
+    """Whether the spec field ``path`` holds an int, by its type (``int``, ``int | None``, a
+    literal of ints)."""
+    annotation: object = StudySpec
+    for part in path.split("."):
+        fields = (
+            annotation.model_fields
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else {}
+        )
+        if part not in fields:
+            return False
+        annotation = fields[part].annotation
+    kinds = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    if len(kinds) == 1 and typing.get_origin(kinds[0]) is Literal:
+        kinds = [type(v) for v in typing.get_args(kinds[0])]
+    return all(kind is int for kind in kinds)
 
 
 def _check_extra_dimension(spec: StudySpec, key: str) -> None:

@@ -51,6 +51,8 @@ def _construct(model: type[BaseModel], data: Mapping[str, Any]) -> Any:
             value = _construct(annotation, value)
         elif typing.get_origin(annotation) is dict and isinstance(value, Mapping):
             item = typing.get_args(annotation)[1]
+            if typing.get_origin(item) is typing.Annotated:  # e.g. Dimension: a SearchRange
+                item = typing.get_args(item)[0]
             if _is_model(item):
                 value = {k: _construct(item, v) for k, v in value.items() if isinstance(v, Mapping)}
         elif typing.get_origin(annotation) is tuple and isinstance(value, list):

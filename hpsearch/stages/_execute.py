@@ -17,11 +17,11 @@ import torch
 
 from hpsearch.data import DataBundle, load_data
 from hpsearch.errors import CancelledError, DivergedError, HPSearchError
-from hpsearch.recipe._final import run_final
-from hpsearch.recipe._range_test import run_range_test
-from hpsearch.recipe._sanity import run_sanity
 from hpsearch.results import EpochRecord, Outcome, WorkItem
-from hpsearch.spec import StudySpec, parse_spec
+from hpsearch.spec import StudySpec
+from hpsearch.stages._final import run_final
+from hpsearch.stages._lr_sweep import run_range_test
+from hpsearch.stages._sanity import run_sanity
 from hpsearch.training import (
     CheckpointError,
     CheckpointSink,
@@ -43,17 +43,19 @@ class TrialCheckpoints(CheckpointSink, Protocol):
         """The checkpoint the item goes on from, here; None if it cannot be had."""
 
 
-class Failures:
-    """What an item raised, as its outcome, the same for every driver (a worker daemon, the
-    local runner): given up part-way (:class:`CancelledError`) is handed back to be done again;
-    our own errors say what is wrong; anything else (out of memory, CUDA, a bug) is reported
-    with its type and message, and its traceback logged the first time it is met."""
+class ItemExecutor:
+    """Executes work items for one driver (a worker daemon, the local runner), turning whatever
+    an item raises into its outcome, the same for every driver: given up part-way
+    (:class:`CancelledError`) is handed back to be done again; our own errors say what is wrong;
+    anything else (out of memory, CUDA, a bug) is reported with its type and message, and its
+    traceback logged the first time it is met."""
 
     def __init__(self, who: str) -> None:
         self.who = who
         self._seen: set[tuple[str, str]] = set()
 
-    def outcome(self, item: str, exc: BaseException) -> Outcome:
+    def outcome_of(self, item: str, exc: BaseException) -> Outcome:
+        """The outcome of an item (named ``item`` in the log) that raised ``exc``."""
         if isinstance(exc, CancelledError):
             return Outcome(state="failed", reason=str(exc), retryable=True)
         if isinstance(exc, HPSearchError):  # e.g. the data set is missing on this machine
@@ -68,7 +70,7 @@ class Failures:
         log.error("[%s] %s failed: %s", self.who, item, reason, exc_info=exc if first else None)
         return Outcome(state="failed", reason=reason)
 
-    def run(
+    def execute(
         self,
         item: WorkItem,
         device: torch.device,
@@ -82,7 +84,7 @@ class Failures:
         try:
             return execute(item, device, report, cancelled, outbox, checkpoints)
         except Exception as exc:
-            return self.outcome(name or f"{item.study}/{item.stage}", exc)
+            return self.outcome_of(name or f"{item.study}/{item.stage}", exc)
 
 
 def execute(
@@ -111,7 +113,7 @@ def _execute(
     outbox: Path | None,
     checkpoints: TrialCheckpoints | None,
 ) -> Outcome:
-    spec = parse_spec(item.spec, f"work item {item.study}/{item.stage}")
+    spec = item.spec
     data = cached_data(spec, device)
     started = time.perf_counter()
     if item.kind in ("sanity", "range_test"):

@@ -25,8 +25,7 @@ from torch import nn
 from hpsearch.data import DataBundle, Split
 from hpsearch.metrics import evaluate
 from hpsearch.models import build_model
-from hpsearch.recipe._derive import Params, final_spec, targeted_plan
-from hpsearch.recipe._diagnosis import diagnose, with_weak_classes
+from hpsearch.recipe import Params, diagnose, final_spec, targeted_plan, with_weak_classes
 from hpsearch.results import (
     Candidate,
     Diagnosis,
@@ -39,15 +38,13 @@ from hpsearch.results import (
     TargetedResult,
 )
 from hpsearch.spec import StudySpec
-from hpsearch.trained import card_for, save_model
-from hpsearch.trained._file import Kind
+from hpsearch.trained import Kind, Tta, card_for, save_model
 from hpsearch.training import (
     CheckpointError,
     CheckpointSink,
     ReportFn,
     Trainer,
     TrainResult,
-    Tta,
     predict_split,
     probability_sums,
 )

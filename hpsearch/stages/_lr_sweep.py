@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from hpsearch.data import DataBundle
-from hpsearch.recipe._derive import range_test_spec
+from hpsearch.recipe import range_test_spec
 from hpsearch.results import LrCheck, LrCurve, LrRange, RangeTestResult
 from hpsearch.spec import StudySpec
 from hpsearch.training import Trainer

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hpsearch.data import DataBundle, Split, eval_batches
-from hpsearch.recipe._common import without_regularization
+from hpsearch.recipe import without_regularization
 from hpsearch.results import InitialLossCheck, OverfitCheck, SanityResult
 from hpsearch.spec import StudySpec
 from hpsearch.training import Trainer

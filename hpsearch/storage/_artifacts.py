@@ -21,7 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.errors import ArtifactError
+from hpsearch.errors import (
+    ArtifactError,
+    ArtifactNotFoundError,
+    ArtifactSpaceError,
+    ArtifactWriteError,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -142,7 +147,7 @@ class Artifacts:
         """The kept file of ``artifact_id``; :class:`ArtifactError` when it is gone."""
         where = self.root / artifact_id
         if "/" in artifact_id or artifact_id.startswith(".") or not where.is_file():
-            raise ArtifactError(f"artifact {artifact_id} is not in {self.root}", 404)
+            raise ArtifactNotFoundError(f"artifact {artifact_id} is not in {self.root}")
         return where
 
     def remove(self, artifact_ids: list[str]) -> None:
@@ -153,5 +158,5 @@ class Artifacts:
 
 def _disk_error(exc: OSError, root: Path) -> ArtifactError:
     if exc.errno == errno.ENOSPC:
-        return ArtifactError(f"the artifact directory {root} is full: {exc.strerror}", 507)
-    return ArtifactError(f"cannot write to the artifact directory {root}: {exc}", 500)
+        return ArtifactSpaceError(f"the artifact directory {root} is full: {exc.strerror}")
+    return ArtifactWriteError(f"cannot write to the artifact directory {root}: {exc}")

@@ -48,7 +48,7 @@ def engine_kwargs(url: str) -> dict[str, Any]:
     # caller retries (the API answers 503, workers resend, the lease design loses nothing).
     # Up to 20 connections per engine (a store has two: ours and Optuna's), so that a server
     # process with 16 request threads (api.Settings.threads) fits: 40 per server process at
-    # most, so PostgreSQL's default of 100 connections serves two (README: "Connections").
+    # most, so PostgreSQL's default of 100 connections serves two (docs/SERVER.md, "Connections").
     # 16 are kept open when idle: one past the pool's size is closed as soon as it is returned,
     # so with a smaller pool each burst of requests (workers asking together) opened, and
     # PostgreSQL forked, a backend per request beyond it; a burst of 32 claims took twice as

@@ -20,8 +20,9 @@ from optuna.distributions import BaseDistribution
 from optuna.pruners import MedianPruner
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.storage import Store, upsert
 from hpsearch.storage import optuna_schema as schema
+from hpsearch.storage._engine import upsert
+from hpsearch.storage._store import Store
 
 _TRIALS = schema.TRIALS
 _USER_ATTRS = schema.USER_ATTRS
@@ -36,6 +37,13 @@ class TrialRows:
         self.store = store
         self._complete: dict[int, dict[int, FrozenTrial]] = {}  # by Optuna study id, trial id
         self._lock = threading.Lock()  # guards the cache of completed trials
+
+    def forget_completed(self, ostudies: list[optuna.Study]) -> None:
+        """Drop the completed trials kept of ``ostudies`` (deleted: Optuna may give their ids
+        to new studies)."""
+        with self._lock:
+            for ostudy in ostudies:
+                self._complete.pop(schema.study_id(ostudy), None)
 
     # --- reporting and finishing ---------------------------------------------------------------
 

@@ -22,12 +22,12 @@ from torch import nn
 
 from hpsearch.catalog import DatasetInfo
 from hpsearch.data import DataBundle
-from hpsearch.datasets import sha256_of
 from hpsearch.errors import ModelFileError
 from hpsearch.results import ModelFile
 from hpsearch.spec import ModelSpec, StudySpec
+from hpsearch.trained._tta import Tta
+from hpsearch.uploads import sha256_of
 
-Tta = Literal["none", "flip", "crops"]
 Kind = Literal["final", "ensemble", "member", "checkpoint"]
 
 

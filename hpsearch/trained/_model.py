@@ -11,11 +11,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hpsearch.data._decode import convert_channels, decode_file, fit_images
+from hpsearch.data import convert_channels, decode_file, fit_images
 from hpsearch.errors import HPSearchError, ModelFileError
 from hpsearch.models import build_model
 from hpsearch.trained._file import ModelCard, read_model_file
-from hpsearch.training import Tta, tta_probabilities
+from hpsearch.trained._tta import Tta, tta_probabilities
 
 Images = Tensor | np.ndarray[Any, Any] | Sequence[Tensor | np.ndarray[Any, Any]]
 

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 
-from hpsearch.data._folder import SPLIT_FOLDERS, list_folder
+from hpsearch.data import SPLIT_FOLDERS, list_folder
 from hpsearch.errors import HPSearchError
 from hpsearch.metrics import evaluate
 from hpsearch.results import SplitMetrics

@@ -23,7 +23,6 @@ from hpsearch.training._trainer import (
     predict_split,
     probability_sums,
 )
-from hpsearch.training._tta import Tta, crop_views, tta_probabilities
 
 
 def train(
@@ -48,10 +47,8 @@ __all__ = [
     "StepFn",
     "TrainResult",
     "Trainer",
-    "Tta",
     "build_optimizer",
     "cancellable",
-    "crop_views",
     "decayed_parameters",
     "explicit_penalty",
     "learning_rate",
@@ -59,6 +56,5 @@ __all__ = [
     "probability_sums",
     "read_checkpoint",
     "train",
-    "tta_probabilities",
     "write_checkpoint",
 ]

@@ -27,15 +27,15 @@ from hpsearch.augment import Augmenter
 from hpsearch.data import DataBundle, Split, TrainBatches, eval_batches
 from hpsearch.errors import DivergedError
 from hpsearch.metrics import label_scores, scores
-from hpsearch.models import Transfer, build_model, start_from
+from hpsearch.models import build_model
 from hpsearch.spec import StudySpec
+from hpsearch.trained import Transfer, Tta, start_from, tta_probabilities
 from hpsearch.training._cancel import raise_if_cancelled
 from hpsearch.training._checkpoint import CheckpointSink, capture, restore
 from hpsearch.training._optim import build_optimizer, decayed_parameters, explicit_penalty
 from hpsearch.training._schedule import learning_rate
 from hpsearch.training._snapshots import Snapshots
 from hpsearch.training._tracker import BestTracker
-from hpsearch.training._tta import Tta, tta_probabilities
 
 DEFAULT_TTA_PADDING = 4  # crops TTA without training crops: CIFAR's usual padding
 EPOCH_ROC_AUC_LIMIT = 250_000
@@ -209,7 +209,7 @@ class Trainer:
 
     def predict(self, split: Split, tta: Tta | bool = "none") -> Tensor:
         """Class probabilities ``(N, C)`` for ``split`` in eval mode, averaged over the views of
-        ``tta`` (True: ``flip``; see ``hpsearch.training.tta_probabilities``)."""
+        ``tta`` (True: ``flip``; see ``hpsearch.trained.tta_probabilities``)."""
         self.model.eval()
         views: Tta = ("flip" if tta else "none") if isinstance(tta, bool) else tta
         return predict_split(self.forward, self.spec, self.data, split, views, self.cuda)

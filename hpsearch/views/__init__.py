@@ -4,8 +4,9 @@ never change it; the recipe decides, these only show."""
 
 from typing import Literal
 
+from hpsearch.protocol import BestView, Compute, StageView, StudySummary
 from hpsearch.views._pages import BadQueryError, best_of, trial_detail, trial_page, trial_points
-from hpsearch.views._summary import BestView, Compute, StageView, StudySummary, summary
+from hpsearch.views._summary import summary
 
 TrialStateName = Literal["complete", "pruned", "failed", "running", "waiting"]
 

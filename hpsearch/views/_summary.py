@@ -7,27 +7,22 @@ thousand trials is summarized as fast as a small one.
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import BaseModel
 
-from pydantic import BaseModel, ConfigDict
-
-from hpsearch.recipe import StageMachine, plan
-from hpsearch.recipe._edges import edge_warnings, extension_notes, widest
-from hpsearch.recipe._items import param_name
-from hpsearch.recipe._rounds import is_search_stage, search_round
+from hpsearch.protocol import BestView, Compute, StageView, StudySummary
+from hpsearch.recipe import edge_warnings, extension_notes, widest
 from hpsearch.results import (
-    Diagnosis,
     FinalResult,
     RangeTestResult,
     SanityResult,
     SearchRound,
     StageNote,
-    StageResult,
     TargetedResult,
     TrialCounts,
     stored_result,
 )
-from hpsearch.spec import Objective
+from hpsearch.scheduling import StageMachine, is_search_stage, plan, search_round
+from hpsearch.spec import param_name
 from hpsearch.storage import StageRecord, StudyRecord
 from hpsearch.views._pages import best_of
 
@@ -37,53 +32,6 @@ _RESULTS: dict[str, type[BaseModel]] = {
     "final": FinalResult,
     "targeted": TargetedResult,
 }
-
-
-class _View(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class StageView(_View):
-    """One stage: where it stands, what it spent, and its result (None until it has one)."""
-
-    name: str  # sanity, range_test, coarse, refine-1, ..., final, targeted
-    status: str  # pending, running, passed, failed, skipped, completed
-    started_at: str | None = None
-    finished_at: str | None = None
-    trial_epochs: float = 0.0
-    seconds: float = 0.0
-    counts: TrialCounts | None = None  # a search round's trials by state, as they stand now
-    result: StageResult | None = None
-
-
-class BestView(_View):
-    params: dict[str, float]  # by Optuna's parameter names (lr, weight_decay, ...)
-    # before the final training, None when the objective is another metric (trials are
-    # ranked by their objective only)
-    val_accuracy: float | None
-    test_accuracy: float | None  # once the final training has been evaluated
-    objective: Objective = "accuracy"  # the spec's search.objective, what the search maximises
-    # the objective on validation: the final training's, or the best trial's
-    value: float | None = None
-
-
-class Compute(_View):
-    trial_epochs: float
-    seconds: float
-
-
-class StudySummary(_View):
-    study: str
-    state: str  # running, stopped, completed, failed
-    message: str | None  # why it failed
-    stages: list[StageView]
-    best: BestView
-    warnings: list[str]  # e.g. the best value sits on the edge of its searched range
-    diagnosis: Diagnosis | None
-    compute: dict[str, Compute]  # by stage
-
-    def json_data(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
 
 
 def summary(machine: StageMachine, study_id: int) -> StudySummary:
@@ -106,15 +54,14 @@ def summary(machine: StageMachine, study_id: int) -> StudySummary:
         for r in sorted(records.values(), key=lambda r: r.position)
         if is_search_stage(r.name) and (round_ := search_round(r)) is not None
     }
-    ranges = {name: {k: r.model_dump() for k, r in c.ranges.items()} for name, c in rounds.items()}
-    notes = extension_notes({name: (ranges[name], c.extended) for name, c in rounds.items()})
+    notes = extension_notes(rounds)
     return StudySummary(
         study=study.name,
         state=study.state,
         message=study.message,
         stages=stages,
         best=best,
-        warnings=notes + edge_warnings(study.spec, widest(list(ranges.values())), best.params),
+        warnings=notes + edge_warnings(study.spec, widest(rounds.values()), best.params),
         diagnosis=diagnosis,
         compute={
             r.name: Compute(trial_epochs=r.trial_epochs, seconds=r.seconds)
@@ -138,17 +85,19 @@ def _best(machine: StageMachine, study: StudyRecord, final: object) -> BestView:
             value=value,
         )
     top = best_of(machine, study, 1)
-    value = top[0]["value"] if top else None
-    return BestView(
-        params=top[0]["params"] if top else {},
-        val_accuracy=value if objective == "accuracy" else None,
-        test_accuracy=None,
-        objective=objective,
-        value=value,
+    value = top[0].value if top else None
+    return BestView.model_validate(
+        {
+            "params": top[0].params if top else {},
+            "val_accuracy": value if objective == "accuracy" else None,
+            "test_accuracy": None,
+            "objective": objective,
+            "value": value,
+        }
     )
 
 
-def _stage_view(machine: StageMachine, study: Any, record: StageRecord) -> StageView:
+def _stage_view(machine: StageMachine, study: StudyRecord, record: StageRecord) -> StageView:
     view = StageView(
         name=record.name,
         status=record.status,

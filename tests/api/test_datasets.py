@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api import Settings, create_app
-from hpsearch.datasets import pack, sha256_of
+from hpsearch.uploads import pack, sha256_of
 from tests.api.conftest import ADMIN, WORKER
 
 OCTETS = {"Content-Type": "application/octet-stream"}

@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 from optuna.artifacts import get_all_artifact_meta
 
-from hpsearch.datasets import Incoming
-from hpsearch.recipe._models import keep_final_models
 from hpsearch.results import FinalResult
+from hpsearch.scheduling._final_models import keep_final_models
+from hpsearch.uploads import Incoming
 from tests.api.conftest import ADMIN, WORKER, launch
 from workers.simulate import simulated_outcome
 

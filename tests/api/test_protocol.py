@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from optuna.trial import TrialState
 
 from api import Settings, create_app
-from hpsearch.recipe import WorkItem, execute
+from hpsearch.results import WorkItem
+from hpsearch.stages import execute
 from hpsearch.storage import Store
 from tests.api.conftest import ADMIN, WORKER, launch
 from workers.simulate import simulated_outcome

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from hpsearch.scheduling import run_search
+from hpsearch.local import run_search
 from hpsearch.spec import StudySpec
 from tests.api.conftest import ADMIN
 from tests.conftest import tiny_study

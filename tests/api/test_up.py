@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from click.testing import CliRunner
 
@@ -15,10 +15,11 @@ from hpsearch.cli import main
 from hpsearch.cli._view import SearchView
 from hpsearch.client import ServiceClient
 from hpsearch.data import load_data
+from hpsearch.protocol import StudyRead
 from hpsearch.spec import load_spec
 from tests.conftest import HPSEARCH, ROOT
 from tests.hpsearch.cli.test_progress import LINES, SUMMARIES, not_a_terminal
-from tests.hpsearch.test_trained import write_split
+from tests.hpsearch.trained.test_trained import write_split
 from tests.workers.conftest import free_port
 
 
@@ -93,11 +94,22 @@ class Replay(ServiceClient):
         super().__init__("http://127.0.0.1:9")
         self.answers = iter(answers)
 
-    def study(self, key: str | int) -> dict[str, Any]:
+    def study(self, key: str | int) -> StudyRead:
         answer = next(self.answers)
         if isinstance(answer, Exception):
             raise answer
-        return answer
+        return cast(StudyRead, Answered(answer))
+
+
+class Answered:
+    """A study as the client answers it, made of a (partial) summary's JSON."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.state = data["state"]
+
+    def model_dump(self, mode: str = "python") -> dict[str, Any]:
+        return self.data
 
 
 def test_following_a_study_off_a_terminal_prints_a_line_per_stage_change() -> None:

@@ -10,10 +10,13 @@ from typing import Any
 
 import pytest
 import torch
+from pydantic import ValidationError
 
-from hpsearch.client import Refused, Unreachable
+from hpsearch.client import Refused, Unreachable, UnreadableItem
 from hpsearch.errors import CancelledError
-from hpsearch.recipe import Outcome, WorkItem, _execute
+from hpsearch.protocol import LeaseRead
+from hpsearch.results import Outcome, WorkItem
+from hpsearch.stages import _execute
 from tests.conftest import tiny_study, wait_until
 from workers import _daemon
 from workers._daemon import Reporter, Worker
@@ -32,11 +35,17 @@ class ScriptedServer:
         self.uploads: list[tuple[int, str, bytes, str | None]] = []
         self.upload_failures: list[Exception] = []  # raised by the next uploads, in turn
 
-    def claim(self, host: str, devices: list[str]) -> dict[str, Any] | None:
+    def claim(self, host: str, devices: list[str]) -> LeaseRead | None:
+        """The next answer of the script, read as the client reads the server's JSON."""
         answer = self.claims.pop(0) if self.claims else None
         if isinstance(answer, Exception):
             raise answer
-        return answer
+        if answer is None:
+            return None
+        try:
+            return LeaseRead.model_validate(answer)
+        except ValidationError as exc:
+            raise UnreadableItem(int(answer["id"]), exc) from None
 
     def report(self, item_id: int, epoch: int, metrics: dict[str, float]) -> bool:
         if self.report_failures:
@@ -47,8 +56,8 @@ class ScriptedServer:
     def heartbeat(self, item_id: int) -> bool:
         return True
 
-    def finish(self, item_id: int, outcome: dict[str, Any], worker: str | None = None) -> bool:
-        self.finished[item_id] = outcome | {"holder": worker}
+    def finish(self, item_id: int, outcome: Outcome, worker: str | None = None) -> bool:
+        self.finished[item_id] = outcome.to_dict() | {"holder": worker}
         return True
 
     def upload_file(self, item_id: int, file: Path, sha256: str, worker: str | None = None) -> None:

@@ -21,7 +21,7 @@ WORKERS, TRIALS = 32, 2000
 def test_32_workers_claim_report_and_finish_2000_trials(
     server_process: ServerProcess, storage_url: str
 ) -> None:
-    # as deployed: a server process per core on PostgreSQL; one on MariaDB (README)
+    # as deployed: a server process per core on PostgreSQL; one on MariaDB (docs/SERVER.md)
     server_process.processes = 2 if storage_url.startswith("postgresql") else 1
     server_process.start()
     spec = {
@@ -51,10 +51,10 @@ def test_32_workers_claim_report_and_finish_2000_trials(
 
     assert [e for w in crowd for e in w.errors] == []  # no 5xx, nothing unreachable
     leases = [lease for w in crowd for lease in w.items]
-    trials = [lease["item"]["trial_number"] for lease in leases if lease["item"]["kind"] == "trial"]
+    trials = [lease.item.trial_number or 0 for lease in leases if lease.item.kind == "trial"]
     assert len(trials) == TRIALS
     assert Counter(trials).most_common(1)[0][1] == 1  # each trial claimed exactly once
-    assert len({lease["id"] for lease in leases}) == len(leases)
+    assert len({lease.id for lease in leases}) == len(leases)
     assert sum(bool(w.items) for w in crowd) == WORKERS  # everyone got work
     study = server_process.get(study_url)
     assert study["state"] == "completed"

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from hpsearch.device import resolve_device
+from hpsearch.protocol import LeaseRead
+from hpsearch.results import Outcome
 from tests.conftest import launch, tiny_study
 from tests.workers.conftest import ADMIN, free_port
 from workers import ProtocolClient, Spool, Worker
@@ -15,15 +16,13 @@ from workers.simulate import simulated_outcome
 PASSED = simulated_outcome({"kind": "sanity"})  # made-up results of the sanity checks
 
 
-def sanity_lease(
-    server: str, study: str, worker: str
-) -> tuple[int, ProtocolClient, dict[str, Any]]:
+def sanity_lease(server: str, study: str, worker: str) -> tuple[int, ProtocolClient, LeaseRead]:
     """Launch a study and claim its first item (the sanity checks) as ``worker``."""
     study_id = launch(httpx.Client(base_url=server), ADMIN, study)
     client = ProtocolClient(server, "worker-e2e", worker)
     lease = client.claim("here", ["cpu"])
     assert lease is not None
-    assert lease["item"]["kind"] == "sanity"
+    assert lease.item.kind == "sanity"
     return study_id, client, lease
 
 
@@ -34,17 +33,18 @@ def test_a_result_the_server_cannot_take_waits_on_disk_until_it_can(
     outcome = PASSED
 
     spool = Spool(tmp_path / "spool")
-    spool.put(lease["id"], "w-spool", outcome)
+    spool.put(lease.id, "w-spool", outcome)
     offline = ProtocolClient(f"http://127.0.0.1:{free_port()}", "worker-e2e", "w-spool")
     Worker(offline, resolve_device("cpu"), spool).deliver_spool()  # the server is unreachable
-    assert [item_id for item_id, _, _ in spool.pending()] == [lease["id"]]
+    assert [item_id for item_id, _, _ in spool.pending()] == [lease.id]
 
     Worker(online, resolve_device("cpu"), spool).deliver_spool()  # it is back
     assert list(spool.pending()) == []
     stages = httpx.get(f"{server}/api/studies/{study_id}", headers=ADMIN).json()["stages"]
     assert stages[0]["name"] == "sanity"
     assert stages[0]["status"] == "passed"
-    assert not online.finish(lease["id"], outcome)  # delivered once; a resend is not applied
+    # delivered once; a resend is not applied
+    assert not online.finish(lease.id, Outcome.from_dict(outcome))
 
 
 def test_results_a_dead_worker_left_are_delivered_by_the_next_one(
@@ -54,7 +54,7 @@ def test_results_a_dead_worker_left_are_delivered_by_the_next_one(
     outcome = PASSED
     root = tmp_path / "spool"
     dead = Spool(root / "w-old")
-    dead.put(lease["id"], "w-old", outcome)
+    dead.put(lease.id, "w-old", outcome)
     dead.close()  # the worker is gone (a killed process's lock goes with it)
     alive = Spool(root / "w-busy")
     alive.put(999_999, "w-busy", outcome)  # a running worker's own, not to be touched
@@ -62,7 +62,7 @@ def test_results_a_dead_worker_left_are_delivered_by_the_next_one(
     restarted = Spool(root / "w-new")
     assert restarted.adopt_orphans() == 1
     assert [(item_id, holder) for item_id, holder, _ in restarted.pending()] == [
-        (lease["id"], "w-old")  # delivered as the worker that claimed it
+        (lease.id, "w-old")  # delivered as the worker that claimed it
     ]
     assert [item_id for item_id, _, _ in alive.pending()] == [999_999]
     assert not (root / "w-old").exists()

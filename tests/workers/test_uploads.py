@@ -113,7 +113,7 @@ def test_a_python_model_the_worker_did_not_allow_fails_naming_the_flag(
     spec = tmp_path / "own-model.json"
     spec.write_text(json.dumps({
         "name": "own-model",
-        "model": {"arch": "python:tests.hpsearch.user_model:small_cnn"},
+        "model": {"arch": "python:tests.hpsearch.models.user_model:small_cnn"},
         "train": {"epochs": 2, "batch_size": 16},
         "recipe": TINY_RECIPE | {"coarse": {"trials": 3, "epochs": 1}, "refine": {"rounds": 0}},
     }))  # fmt: skip
@@ -125,4 +125,4 @@ def test_a_python_model_the_worker_did_not_allow_fails_naming_the_flag(
     finally:
         assert stop_workers([worker]) == [0]
     message = server_process.get(f"/api/studies/{study}")["message"]
-    assert "--allow-module tests.hpsearch.user_model" in message
+    assert "--allow-module tests.hpsearch.models.user_model" in message

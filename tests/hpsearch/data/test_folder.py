@@ -15,9 +15,9 @@ from PIL import Image
 
 from hpsearch.data import _decode, describe_dataset, load_data, resolve_path
 from hpsearch.data._paths import unpacked
-from hpsearch.datasets import pack
 from hpsearch.errors import DatasetFormatError, SpecError
 from hpsearch.spec import DatasetSpec
+from hpsearch.uploads import pack
 from tests.conftest import CPU
 from tests.hpsearch.data.conftest import write_folder
 

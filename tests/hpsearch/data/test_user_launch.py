@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from hpsearch.errors import SpecError
-from hpsearch.recipe import MemoryLimit, check_launch, estimate_memory
+from hpsearch.recipe import MemoryLimit
 from hpsearch.spec import StudySpec
+from hpsearch.stages import check_launch, estimate_memory
 from tests.conftest import make_spec
 from tests.hpsearch.data.conftest import colour_arrays, write_folder
 

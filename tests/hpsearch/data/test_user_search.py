@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hpsearch.scheduling import run_search
+from hpsearch.local import run_search
 from tests.conftest import tiny_study
 
 NAMES = ["zero", "one", "two"]

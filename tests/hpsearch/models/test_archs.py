@@ -17,15 +17,15 @@ from torch import nn
 from hpsearch.catalog import DATASETS
 from hpsearch.cli import main
 from hpsearch.errors import HPSearchError, ModelError, ModuleNotAllowedError, SpecError
+from hpsearch.local import run_search
 from hpsearch.models import allow_modules, allowed_modules, build_model
-from hpsearch.recipe import check_launch, estimate_memory
-from hpsearch.scheduling import run_search
 from hpsearch.spec import ModelSpec, StudySpec, parse_spec
+from hpsearch.stages import check_launch, estimate_memory
 from tests.conftest import tiny_study
-from tests.hpsearch import user_model
+from tests.hpsearch.models import user_model
 
 DIGITS, SHAPES = DATASETS["digits"], DATASETS["shapes"]
-USER_CNN = "python:tests.hpsearch.user_model:small_cnn"
+USER_CNN = "python:tests.hpsearch.models.user_model:small_cnn"
 
 
 @pytest.fixture(autouse=True)
@@ -123,9 +123,11 @@ def test_an_architecture_that_pools_the_images_away_is_refused_naming_arch_and_s
 
 def test_a_python_model_outside_the_allowed_modules_is_refused_naming_the_flag() -> None:
     spec = ModelSpec(arch=USER_CNN)
-    with pytest.raises(ModuleNotAllowedError, match=r"--allow-module tests\.hpsearch\.user_model"):
+    with pytest.raises(
+        ModuleNotAllowedError, match=r"--allow-module tests\.hpsearch\.models\.user_model"
+    ):
         build_model(spec, DIGITS)
-    allow_modules(["tests.hpsearch.user"])  # a prefix ends at a dot: not tests.hpsearch.user_model
+    allow_modules(["tests.hpsearch.models.user"])  # a prefix ends at a dot: not ...user_model
     with pytest.raises(ModuleNotAllowedError):
         build_model(spec, DIGITS)
     allow_modules(["tests.hpsearch"])
@@ -142,10 +144,10 @@ def test_allowed_prefixes_must_be_module_names() -> None:
     ("arch", "options", "expected"),
     [
         ("python:tests.hpsearch.missing:build", {}, "cannot import tests.hpsearch.missing"),
-        ("python:tests.hpsearch.user_model:absent", {}, "user_model has no absent"),
+        ("python:tests.hpsearch.models.user_model:absent", {}, "user_model has no absent"),
         (USER_CNN, {"depth": 3}, "unexpected keyword argument 'depth'"),
-        ("python:tests.hpsearch.user_model:not_a_model", {}, "returned a list"),
-        ("python:tests.hpsearch.user_model:pools_everything_away", {}, "8x8 images"),
+        ("python:tests.hpsearch.models.user_model:not_a_model", {}, "returned a list"),
+        ("python:tests.hpsearch.models.user_model:pools_everything_away", {}, "8x8 images"),
     ],
 )
 def test_a_python_model_that_cannot_be_built_is_a_one_line_error_naming_the_arch(

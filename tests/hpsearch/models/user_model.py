@@ -1,4 +1,4 @@
-"""A user's own model, as a spec names it: ``python:tests.hpsearch.user_model:small_cnn``."""
+"""A user's own model, as a spec names it: ``python:tests.hpsearch.models.user_model:small_cnn``."""
 
 from __future__ import annotations
 

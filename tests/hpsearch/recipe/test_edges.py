@@ -7,21 +7,20 @@ from typing import Any
 import optuna
 import pytest
 
-from hpsearch.recipe import StageMachine
 from hpsearch.recipe._edges import edge_warnings, extend_edges
-from hpsearch.recipe._ranges import Range, as_ranges
-from hpsearch.recipe._rounds import search_round
-from hpsearch.recipe._trials import distributions
-from hpsearch.results import Diagnosis, FinalResult, SearchRange, SearchRound
-from hpsearch.spec import StudySpec
+from hpsearch.results import Diagnosis, FinalResult, SearchRound
+from hpsearch.scheduling import StageMachine
+from hpsearch.scheduling._rounds import search_round
+from hpsearch.scheduling._stage_trials import distributions
+from hpsearch.spec import SearchRange, StudySpec
 from hpsearch.storage import Store
 from hpsearch.views import summary
 from tests.conftest import tiny_study
 
 WD = {"low": 1e-6, "high": 1e-2}
 SEARCHED = {
-    "lr": {"low": 1e-4, "high": 1.0, "log": True},
-    "weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
+    "lr": SearchRange(low=1e-4, high=1.0),
+    "weight_decay": SearchRange(low=1e-6, high=1e-2),
 }
 
 
@@ -48,7 +47,7 @@ def test_a_best_value_inside_the_range_says_nothing() -> None:
 
 
 def test_an_lr_range_the_range_test_set_points_at_the_range_test() -> None:
-    searched = SEARCHED | {"lr": {"low": 0.01, "high": 0.3, "log": True}}
+    searched = SEARCHED | {"lr": SearchRange(low=0.01, high=0.3)}
     (warning,) = edge_warnings(tiny_study(), searched, {"lr": 0.29, "weight_decay": 1e-4})
     assert "raise recipe.range_test.decades_above" in warning
 
@@ -56,7 +55,8 @@ def test_an_lr_range_the_range_test_set_points_at_the_range_test() -> None:
 def test_the_summary_of_a_study_says_its_best_lr_is_on_the_edge(storage_url: str) -> None:
     store = Store(storage_url)
     study = store.create_study(tiny_study("edgy", recipe={"refine": {"rounds": 0}}))
-    setup: dict[str, Any] = {"ranges": SEARCHED, "epochs": 2, "trials": 1}
+    stored = {k: {"low": r.low, "high": r.high, "log": r.log} for k, r in SEARCHED.items()}
+    setup: dict[str, Any] = {"ranges": stored, "epochs": 2, "trials": 1}
     store.start_stage(study.id, "coarse", 2, setup)
     store.update_stage(study.id, "coarse", status="completed")
     final = FinalResult(
@@ -85,27 +85,27 @@ def test_the_summary_of_a_study_says_its_best_lr_is_on_the_edge(storage_url: str
 # --- the reaction: the next round looks past the edge ----------------------------------------
 
 
-def past(ranges: dict[str, Range], previous: dict[str, Range]) -> dict[str, str]:
+def past(ranges: dict[str, SearchRange], previous: dict[str, SearchRange]) -> dict[str, str]:
     """The sides of ``previous`` that ``ranges`` reach past, as a round reads them back."""
-
-    def searched(rs: dict[str, Range]) -> dict[str, SearchRange]:
-        return {k: SearchRange(**r.as_dict()) for k, r in rs.items()}
-
-    round_ = SearchRound(
-        ranges=searched(ranges), previous_ranges=searched(previous), epochs=1, trials=1
-    )
+    round_ = SearchRound(ranges=ranges, previous_ranges=previous, epochs=1, trials=1)
     return dict(round_.extended)
 
 
 def test_a_round_searches_past_the_edge_its_best_lies_on() -> None:
     """Log scale: margin squared past the edge; the other side narrowed as usual."""
-    previous = {"lr": Range(1e-4, 1.0), "weight_decay": Range(1e-6, 1e-2)}
-    narrowed = {"lr": Range(0.05, 1.0), "weight_decay": Range(1e-5, 1e-3)}
+    previous = {
+        "lr": SearchRange(low=1e-4, high=1.0),
+        "weight_decay": SearchRange(low=1e-6, high=1e-2),
+    }
+    narrowed = {
+        "lr": SearchRange(low=0.05, high=1.0),
+        "weight_decay": SearchRange(low=1e-5, high=1e-3),
+    }
     ranges = extend_edges(
         tiny_study(), narrowed, previous, {"lr": 0.997, "weight_decay": 1e-4}, margin=2.0
     )
     assert past(ranges, previous) == {"lr": "upper"}
-    assert ranges["lr"] == Range(0.05, 4.0)
+    assert ranges["lr"] == SearchRange(low=0.05, high=4.0)
     assert ranges["weight_decay"] == narrowed["weight_decay"]
 
 
@@ -113,18 +113,21 @@ def test_an_extension_stops_where_the_field_stops() -> None:
     """The LR no further than the range test's sweep; a dropout never past 1; a linear range
     by the previous width; a lower edge at 0 that nothing is below stays."""
     spec = tiny_study(search={"extra": {"model.dropout": {"low": 0.0, "high": 0.6, "log": False}}})
-    previous = {"lr": Range(0.1, 8.0), "model.dropout": Range(0.0, 0.6, log=False)}
+    previous = {
+        "lr": SearchRange(low=0.1, high=8.0),
+        "model.dropout": SearchRange(low=0.0, high=0.6, log=False),
+    }
     best = {"lr": 7.9, "model.dropout": 0.59}
     ranges = extend_edges(spec, dict(previous), previous, best, margin=2.0)
     assert ranges["lr"].high == spec.recipe.range_test.max_lr  # 8 x 4 capped at the sweep's 10
-    assert ranges["model.dropout"] == Range(0.0, 0.6, log=False)  # 1.2 is no dropout
+    assert ranges["model.dropout"] == SearchRange(low=0.0, high=0.6, log=False)  # 1.2 is no dropout
     assert past(ranges, previous) == {"lr": "upper"}
     ranges = extend_edges(
         spec, dict(previous), previous, {"lr": 1.0, "model.dropout": 0.0}, margin=1.5
     )
     assert past(ranges, previous) == {}  # dropout below 0 is no dropout either
     near_top = {"lr": 1.0, "model.dropout": 0.59}
-    previous["model.dropout"] = Range(0.0, 0.4, log=False)
+    previous["model.dropout"] = SearchRange(low=0.0, high=0.4, log=False)
     near_top["model.dropout"] = 0.395
     ranges = extend_edges(spec, dict(previous), previous, near_top, margin=1.5)
     assert ranges["model.dropout"].high == pytest.approx(0.6)  # 0.4 + (1.5 - 1) x 0.4
@@ -183,7 +186,7 @@ def _coarse_done_with_best_on_the_edge(store: Store, spec: StudySpec) -> tuple[S
     )
     store.start_stage(study.id, "coarse", 2, coarse.model_dump(mode="json"))
     ostudy = machine.rounds.stage_study(study, "coarse", coarse.epochs)
-    dists = distributions(as_ranges(coarse.ranges))
+    dists = distributions(coarse.ranges)
     for lr, value in ((0.099, 0.9), (0.05, 0.8), (0.01, 0.6), (0.002, 0.3)):
         ostudy.add_trial(
             optuna.trial.create_trial(

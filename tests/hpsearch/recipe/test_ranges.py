@@ -2,11 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from hpsearch.recipe import Range, narrow
+from hpsearch.recipe import narrow
+from hpsearch.spec import SearchRange
 
 
 def test_narrowing_spans_the_points_widened_by_the_margin() -> None:
-    previous = {"lr": Range(1e-4, 1.0), "weight_decay": Range(1e-6, 1e-2)}
+    previous = {
+        "lr": SearchRange(low=1e-4, high=1.0),
+        "weight_decay": SearchRange(low=1e-6, high=1e-2),
+    }
     points = [{"lr": 0.01, "weight_decay": 1e-4}, {"lr": 0.04, "weight_decay": 1e-5}]
     narrowed = narrow(points, previous, margin=2.0)
     assert narrowed["lr"].low == pytest.approx(0.005)
@@ -16,7 +20,10 @@ def test_narrowing_spans_the_points_widened_by_the_margin() -> None:
 
 
 def test_narrowed_ranges_stay_inside_and_keep_every_point() -> None:
-    previous = {"lr": Range(0.01, 0.1), "model.dropout": Range(0.0, 0.5, log=False)}
+    previous = {
+        "lr": SearchRange(low=0.01, high=0.1),
+        "model.dropout": SearchRange(low=0.0, high=0.5, log=False),
+    }
     points = [{"lr": 0.011, "model.dropout": 0.1}, {"lr": 0.09, "model.dropout": 0.45}]
     narrowed = narrow(points, previous, margin=2.0)
     for name, r in narrowed.items():
@@ -26,7 +33,7 @@ def test_narrowed_ranges_stay_inside_and_keep_every_point() -> None:
 
 
 def test_points_on_one_edge_keep_a_usable_range() -> None:
-    previous = {"lr": Range(0.01, 0.1)}
+    previous = {"lr": SearchRange(low=0.01, high=0.1)}
     narrowed = narrow([{"lr": 0.1}, {"lr": 0.1}], previous, margin=2.0)
     assert narrowed["lr"].low == pytest.approx(0.05)
     assert narrowed["lr"].high == pytest.approx(0.1)

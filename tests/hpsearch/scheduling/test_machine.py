@@ -10,14 +10,14 @@ import pytest
 from optuna.trial import TrialState
 
 from hpsearch.errors import HPSearchError, OutcomeError
-from hpsearch.recipe import DONE, WAIT, Outcome, Range, StageMachine, WorkItem, diagnose
+from hpsearch.local import INTERRUPTED, LOCAL_LEASE_SECONDS, run_search
+from hpsearch.recipe import diagnose
 from hpsearch.recipe._derive import round_trials
 from hpsearch.recipe._edges import edge_side
-from hpsearch.recipe._machine import plan
-from hpsearch.results import EpochRecord
-from hpsearch.scheduling import Scheduler, run_search
-from hpsearch.scheduling._local import INTERRUPTED, LOCAL_LEASE_SECONDS
-from hpsearch.spec import spec_with
+from hpsearch.results import EpochRecord, Outcome, WorkItem
+from hpsearch.scheduling import DONE, WAIT, Scheduler, StageMachine
+from hpsearch.scheduling._machine import plan
+from hpsearch.spec import SearchRange, spec_with
 from hpsearch.storage import Store
 from hpsearch.views import StudySummary
 from tests.conftest import tiny_study
@@ -102,7 +102,7 @@ def test_refine_ranges_nest_and_keep_the_best_trial(storage_url: str) -> None:
         best = stage["best_so_far"]["params"]
         for dim, r in stage["ranges"].items():
             # inside the round before's range, but past an edge the best so far lay on
-            side = edge_side(best[dim], Range.from_dict(previous[dim]))
+            side = edge_side(best[dim], SearchRange.model_validate(previous[dim]))
             assert r["low"] < r["high"]
             assert (
                 (r["low"] < previous[dim]["low"])
@@ -114,7 +114,7 @@ def test_refine_ranges_nest_and_keep_the_best_trial(storage_url: str) -> None:
                 if side == "upper"
                 else (r["high"] <= previous[dim]["high"])
             )
-            assert Range.from_dict(r).contains(best[dim])
+            assert SearchRange.model_validate(r).contains(best[dim])
         previous = stage["ranges"]
 
 
@@ -347,7 +347,7 @@ def test_a_claim_that_loses_the_queued_trial_to_another_waits(
 def test_a_big_stage_is_queued_a_bounded_batch_at_a_time(
     storage_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hpsearch.recipe import _rounds
+    from hpsearch.scheduling import _rounds
 
     monkeypatch.setattr(_rounds, "QUEUE_BATCH", 8)  # 256 in use; the same logic, fewer claims
     store = Store(storage_url)

@@ -9,17 +9,17 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from hpsearch.recipe import Range
+from hpsearch.local import run_search
 from hpsearch.recipe._sampling import make_sampler
-from hpsearch.recipe._trials import StageTrials, distributions
-from hpsearch.scheduling import run_search
+from hpsearch.scheduling._stage_trials import StageTrials, distributions
+from hpsearch.spec import SearchRange
 from hpsearch.storage import Store
 from tests.conftest import tiny_study
 
 RANGES = {
-    "lr": Range(1e-4, 1.0),
-    "weight_decay": Range(1e-6, 1e-2),
-    "model.depth": Range(1, 3, log=False, integer=True),
+    "lr": SearchRange(low=1e-4, high=1.0),
+    "weight_decay": SearchRange(low=1e-6, high=1e-2),
+    "model.depth": SearchRange(low=1, high=3, log=False, integer=True),
 }
 
 

@@ -5,7 +5,15 @@ from pathlib import Path
 import pytest
 
 from hpsearch.errors import SpecError
-from hpsearch.spec import StudySpec, load_spec, parse_spec
+from hpsearch.spec import (
+    StudySpec,
+    load_spec,
+    param_name,
+    param_path,
+    parse_spec,
+    read_stored_spec,
+)
+from tests.conftest import tiny_study
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
 
@@ -135,3 +143,49 @@ def test_bad_overrides_are_named() -> None:
     with pytest.raises(SpecError) as info:
         load_spec("digits", ["train.lrr=1"])
     assert "train.lrr" in str(info.value)
+
+
+def test_the_searched_dimensions_are_listed_by_spec_path_in_one_order() -> None:
+    spec = parse_spec(
+        {
+            "search": {
+                "extra": {
+                    "model.depth": {"low": 1, "high": 3, "log": False},
+                    "model.dropout": {"low": 0.0, "high": 0.5, "log": False},
+                }
+            }
+        }
+    )
+    dims = spec.search.dimensions()
+    assert list(dims) == ["train.lr", "train.weight_decay", "model.depth", "model.dropout"]
+    assert [d.integer for d in dims.values()] == [False, False, True, False]  # by the field's type
+    assert (dims["train.lr"].low, dims["train.lr"].high) == (1e-4, 1.0)
+    assert [param_name(path) for path in dims] == ["lr", "weight_decay", "model.depth",
+                                                  "model.dropout"]  # fmt: skip
+    assert all(param_path(param_name(path)) == path for path in dims)
+    assert spec.search.bound_by("train.lr") == "search.lr"
+    assert spec.search.bound_by("model.depth") == "search.extra.model.depth"
+
+
+def test_a_spec_writes_its_ranges_as_low_high_log_and_refuses_integer() -> None:
+    """A stored spec compares equal to the one it was launched with (``check_same_spec``):
+    its ranges are written as they always were, never with the round's ``integer``."""
+    spec = parse_spec({"search": {"extra": {"model.depth": {"low": 1, "high": 3}}}})
+    search = spec.model_dump(mode="json")["search"]
+    assert search["lr"] == {"low": 1e-4, "high": 1.0, "log": True}
+    assert search["extra"] == {"model.depth": {"low": 1.0, "high": 3.0, "log": True}}
+    assert parse_spec(spec.model_dump(mode="json")) == spec
+    problems = problems_of({"search": {"lr": {"low": 1e-3, "high": 1.0, "integer": True}}})
+    assert problems == {"search.lr.integer": "unknown field; known fields: low, high, log"}
+    problems = problems_of({"search": {"lr": {"low": 1e-3, "hihg": 1.0}}})
+    assert "known fields: low, high, log" in problems["search.lr.hihg"]
+
+
+def test_a_stored_spec_past_todays_bounds_keeps_its_extra_dimensions() -> None:
+    extra = {"model.dropout": {"low": 0.0, "high": 0.5, "log": False}}
+    data = tiny_study("old", search={"extra": extra}).model_dump(mode="json")
+    data["recipe"]["refine"]["rounds"] = 10**6  # stored by a version without the bound
+    spec, problems = read_stored_spec(data, "the stored study")
+    assert any("recipe.refine.rounds" in p for p in map(str, problems))
+    assert spec.search.dimensions()["model.dropout"].high == 0.5
+    assert spec.model_dump(mode="json")["search"]["extra"] == extra  # it reads back as stored

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from hpsearch.errors import CancelledError
-from hpsearch.recipe import WorkItem, execute, finite, first_non_finite
+from hpsearch.recipe import finite, first_non_finite
+from hpsearch.results import WorkItem
+from hpsearch.stages import execute
 from tests.conftest import tiny_study
 
 CPU = torch.device("cpu")

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from hpsearch.data import DataBundle
 from hpsearch.models import build_model
-from hpsearch.recipe import run_final
+from hpsearch.stages import run_final
 from hpsearch.trained import load_model
 from hpsearch.training import Trainer, predict_split, read_checkpoint
 from tests.conftest import CPU, make_spec, tiny_study

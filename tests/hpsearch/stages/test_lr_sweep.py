@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 
 from hpsearch.data import DataBundle
-from hpsearch.recipe import check_lr, run_range_test
 from hpsearch.spec import load_spec, spec_with
+from hpsearch.stages import check_lr, run_range_test
 from tests.conftest import CPU
 
 DIGITS = load_spec("digits")

@@ -8,9 +8,9 @@ import torch
 
 from hpsearch.data import DataBundle
 from hpsearch.models import RegularizedCNN
-from hpsearch.recipe import check_initial_loss, check_overfit, run_sanity
 from hpsearch.results import InitialLossCheck, OverfitCheck
 from hpsearch.spec import load_spec, spec_with
+from hpsearch.stages import check_initial_loss, check_overfit, run_sanity
 from tests.conftest import CPU
 
 DIGITS = load_spec("digits")

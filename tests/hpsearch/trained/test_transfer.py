@@ -12,13 +12,19 @@ import torch
 from hpsearch.catalog import DatasetInfo
 from hpsearch.data import DataBundle
 from hpsearch.errors import SpecError
-from hpsearch.models import TransferError, build_model, start_from
-from hpsearch.models._transfer import TRANSFER_LINEAR_BELOW, chosen_freeze
-from hpsearch.recipe import check_launch, run_sanity
-from hpsearch.scheduling import run_search
+from hpsearch.local import run_search
+from hpsearch.models import build_model
 from hpsearch.spec import StudySpec, spec_with
+from hpsearch.stages import check_launch, run_sanity
 from hpsearch.storage import Store
-from hpsearch.trained import card_for, save_model
+from hpsearch.trained import (
+    TRANSFER_LINEAR_BELOW,
+    TransferError,
+    card_for,
+    chosen_freeze,
+    save_model,
+    start_from,
+)
 from hpsearch.training import Trainer
 from tests.conftest import CPU, HPSEARCH, make_spec, tiny_study
 

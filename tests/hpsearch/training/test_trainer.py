@@ -12,7 +12,8 @@ import hpsearch.training._trainer as trainer_module
 from hpsearch.data import DataBundle, Split
 from hpsearch.errors import DivergedError, ObjectiveUndefinedError
 from hpsearch.metrics import label_scores, scores
-from hpsearch.training import Trainer, crop_views, tta_probabilities
+from hpsearch.trained import crop_views, tta_probabilities
+from hpsearch.training import Trainer
 from tests.conftest import CPU, make_spec
 
 

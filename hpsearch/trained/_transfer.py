@@ -20,8 +20,10 @@ from pathlib import Path
 from torch import nn
 
 from hpsearch.catalog import DatasetInfo
-from hpsearch.errors import HPSearchError
+from hpsearch.data import resolve_path
+from hpsearch.errors import HPSearchError, ModelFileError
 from hpsearch.spec import STUDY_PREFIX, ModelSpec
+from hpsearch.trained._file import read_model_file
 
 TRANSFER_LINEAR_BELOW = 100
 """Training images per class below which ``transfer: auto`` trains a linear classifier on top
@@ -75,8 +77,6 @@ def chosen_freeze(spec: ModelSpec, train_images: int, classes: int) -> tuple[str
 
 def init_path(init_from: str) -> Path:
     """The file ``model.init_from`` names on this machine (an upload: in the dataset cache)."""
-    from hpsearch.data._paths import resolve_path
-
     if init_from.startswith(STUDY_PREFIX):
         raise TransferError(
             f"{init_from!r} names a study: it is resolved to its model file when the study is "
@@ -88,8 +88,6 @@ def init_path(init_from: str) -> Path:
 def start_from(model: nn.Module, spec: ModelSpec, info: DatasetInfo, train_images: int) -> Transfer:
     """Load the weights ``spec.init_from`` names into ``model`` (built from ``spec`` for
     ``info``) and freeze what ``spec`` asks to; :class:`TransferError` saying what does not fit."""
-    from hpsearch.trained import ModelFileError, read_model_file
-
     assert spec.init_from is not None
     try:
         card, weights = read_model_file(init_path(spec.init_from))
