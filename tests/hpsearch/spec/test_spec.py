@@ -15,7 +15,7 @@ from hpsearch.spec import (
 )
 from tests.conftest import tiny_study
 
-STUDIES = Path(__file__).resolve().parents[2] / "studies"
+STUDIES = Path(__file__).resolve().parents[3] / "studies"
 
 
 def problems_of(data: object) -> dict[str, str]:
