@@ -210,6 +210,10 @@ class SanitySpec(_Section):
     overfit_steps: int = Field(300, ge=1, le=MAX_STEPS)
     overfit_pass_accuracy: float = Field(0.99, gt=0.0, le=1.0)
     overfit_min_drop: float = Field(0.1, gt=0.0, lt=1.0)  # below this loss drop: "not learning"
+    # a sample not fitted within overfit_steps still passes when its loss fell by this fraction
+    # (and validation is above chance): the network learns, it only needs more steps than the
+    # check gives it; null: only a fitted sample passes
+    overfit_trend_drop: float | None = Field(0.75, gt=0.0, lt=1.0)
     chance_z: float = Field(3.0, gt=0.0)  # val acc within this many std errors of chance: labels
     continue_on_failure: bool = False
 

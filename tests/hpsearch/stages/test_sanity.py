@@ -2,16 +2,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from sklearn.datasets import load_digits
 
-from hpsearch.data import DataBundle
+from hpsearch.data import DataBundle, load_data
 from hpsearch.models import RegularizedCNN
 from hpsearch.results import InitialLossCheck, OverfitCheck
 from hpsearch.spec import load_spec, spec_with
 from hpsearch.stages import check_initial_loss, check_overfit, run_sanity
-from tests.conftest import CPU
+from hpsearch.stages._sanity import _learning
+from tests.conftest import CPU, make_spec
 
 DIGITS = load_spec("digits")
 
@@ -75,3 +79,57 @@ def test_far_too_low_lr_is_not_learning(digits_data: DataBundle) -> None:
     result = check_overfit(spec_with(DIGITS, {"train.lr": 1e-6}), digits_data, CPU)
     assert result.verdict == "not learning"
     assert "too low" in result.advice
+
+
+def mnist_sized(path: Path, shuffle: bool = False) -> Path:
+    """A few hundred MNIST-sized images (28x28 grey): scikit-learn's digits, scaled up, noisy."""
+    digits = load_digits()
+    x = torch.tensor(digits.images[:600], dtype=torch.float32)[:, None] / 16.0
+    x = torch.nn.functional.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)
+    x = (x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    labels = digits.target[:600]
+    if shuffle:
+        labels = np.random.default_rng(0).permutation(labels)
+    np.savez(path, x_train=(x[:, 0] * 255).round().to(torch.uint8).numpy(), y_train=labels)
+    return path
+
+
+def overfit_of(path: Path, **sanity: object) -> OverfitCheck:
+    """The overfit check of a small CNN (widths [16, 32], nesterov at the spec's lr 0.05, batches
+    of 64) on the images at ``path``."""
+    spec = make_spec(
+        dataset={"name": "arrays", "path": str(path)},
+        model={"widths": [16, 32], "norm": "batch"},
+        train={"epochs": 3, "batch_size": 64, "lr": 0.05, "warmup_epochs": 0},
+        recipe={"sanity": sanity},
+    )
+    return check_overfit(spec, load_data(spec.dataset, spec.seed), CPU)
+
+
+def test_a_healthy_small_cnn_that_fits_slowly_passes_on_its_trend(tmp_path: Path) -> None:
+    judged = overfit_of(mnist_sized(tmp_path / "mnist-sized.npz"))
+    # not every one of the 320 images fitted in 300 steps, the loss falling and validation
+    # above chance: the check before the trend counted stopped the study here ("not memorizing")
+    assert judged.train_accuracy < judged.pass_accuracy
+    assert judged.val_z is not None
+    assert judged.val_z > 3.0
+    assert judged.passed
+    assert judged.last_loss is not None
+    assert judged.first_loss is not None
+    assert judged.last_loss < 0.25 * judged.first_loss
+    assert "the network learns" in judged.advice
+
+
+def test_the_trend_can_be_turned_off_and_then_only_a_fitted_sample_passes() -> None:
+    spec = make_spec(recipe={"sanity": {"overfit_trend_drop": None}})
+    assert spec.recipe.sanity.overfit_trend_drop is None
+    assert make_spec().recipe.sanity.overfit_trend_drop == 0.75
+    assert _learning(0.75, first=2.3, last=0.5)  # fell by 78 %
+    assert not _learning(0.75, first=2.3, last=1.0)  # by 57 %: not memorizing, as before
+    assert not _learning(None, first=2.3, last=0.01)  # off: only a fitted sample passes
+
+
+def test_shuffled_labels_still_fail_the_trend_judged_check(tmp_path: Path) -> None:
+    result = overfit_of(mnist_sized(tmp_path / "shuffled.npz", shuffle=True))
+    assert not result.passed
+    assert result.verdict in ("not learning", "labels look random")
