@@ -312,7 +312,7 @@ class Worker:
         for item_id, holder, data in self.spool.pending():
             try:
                 outcome = Outcome.from_dict(data)
-            except ValidationError as exc:  # written by another version: the server refuses it
+            except ValidationError as exc:  # written by another version: the server would refuse it
                 log.error("[%s] result %d unreadable: %s", self.client.worker_id, item_id, exc)
                 self.spool.done(item_id, [])
                 continue
