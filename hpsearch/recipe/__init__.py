@@ -20,6 +20,7 @@ from hpsearch.recipe._derive import (
     stage_epochs,
     targeted_plan,
     trial_spec,
+    up_front_spec,
 )
 from hpsearch.recipe._diagnosis import diagnose, with_weak_classes
 from hpsearch.recipe._edges import edge_warnings, extend_edges, extension_notes, widest
@@ -71,6 +72,7 @@ __all__ = [
     "targeted_plan",
     "top_count",
     "trial_spec",
+    "up_front_spec",
     "widest",
     "with_weak_classes",
     "without_regularization",

@@ -14,9 +14,10 @@ from hpsearch.spec import MAX_TRIALS, StudySpec, spec_with
 
 Params = Mapping[str, float]  # by spec path: {"train.lr": 0.1, "model.dropout": 0.2}
 
-# What the notes ask of a search trial: no LR decay, no early stopping, no test-time tricks.
+# What the notes ask of a search trial: no early stopping, no test-time tricks; its LR schedule
+# is the stage's (recipe.coarse.schedule, recipe.refine.schedule: constant, as the notes say, or
+# decayed within the trial's own epochs).
 SEARCH_TRIAL = {
-    "train.schedule": "constant",
     "train.early_stopping_patience": None,
     "train.tta_flip": False,
 }
@@ -65,9 +66,16 @@ def round_trials(spec: StudySpec, stage: str, spent: float) -> int:
     return min(MAX_TRIALS, max(MIN_ROUND_TRIALS, round(left * share / (epochs * EXPECTED_SPEND))))
 
 
-def trial_spec(spec: StudySpec, params: Params, epochs: int) -> StudySpec:
-    """The spec of a search trial of ``params`` that trains ``epochs`` epochs."""
-    return spec_with(spec, {**params, "train.epochs": epochs, **SEARCH_TRIAL})
+def trial_spec(spec: StudySpec, params: Params, epochs: int, stage: str) -> StudySpec:
+    """The spec of a search trial of ``params`` in ``stage`` that trains ``epochs`` epochs, its
+    LR over those epochs as the stage's schedule says (a decaying one with the spec's warmup
+    scaled by ``epochs / train.epochs``, as the final training's would be compressed)."""
+    schedule = (spec.recipe.coarse if stage == "coarse" else spec.recipe.refine).schedule
+    updates: dict[str, object] = {"train.epochs": epochs, "train.schedule": schedule}
+    if schedule != "constant":  # the spec's schedule compressed into the trial, warmup too
+        warmup = spec.train.warmup_epochs * min(1.0, epochs / spec.train.epochs)
+        updates["train.warmup_epochs"] = warmup
+    return spec_with(spec, {**params, **updates, **SEARCH_TRIAL})
 
 
 def final_spec(spec: StudySpec, params: Params, epochs: int | None = None) -> StudySpec:
@@ -95,6 +103,47 @@ def targeted_plan(
     wd = max(params.get("train.weight_decay", spec.train.weight_decay), 1e-6)
     variants = [dict(params) | {"train.weight_decay": wd * f} for f in TARGETED_WEIGHT_DECAY]
     return "regularize: search weight decay upward", epochs, variants
+
+
+# How the up-front stages share their part of a budget (budget.up_front_share): the overfit
+# check, the range test's sweep and its check at the suggestion; and the fewest steps each keeps.
+UP_FRONT_SPLIT = {"overfit": 0.4, "sweep": 0.4, "check": 0.2}
+UP_FRONT_MIN = {"overfit": 40, "sweep": 20, "check": 20}
+# a scaled overfit check's sample: an image for every OVERFIT_STEPS_PER_IMAGE of its steps (a
+# small CNN fits 32 hard 16x16 images in 56 steps at its spec's LR, not 64: bench/problems.py)
+OVERFIT_STEPS_PER_IMAGE = 2
+OVERFIT_MIN_IMAGES = 16
+
+
+def up_front_spec(spec: StudySpec, steps_per_epoch: int) -> StudySpec:
+    """The spec the sanity checks and the range test run with: the study's, their step counts
+    scaled down so that together they take at most ``budget.up_front_share`` of
+    ``budget.trial_epochs`` (never below ``UP_FRONT_MIN``, never above their own counts), and the
+    overfit check's sample cut to an image for every ``OVERFIT_STEPS_PER_IMAGE`` of its steps
+    (at least ``OVERFIT_MIN_IMAGES``)."""
+    budget, sanity, sweep = spec.budget, spec.recipe.sanity, spec.recipe.range_test
+    if budget.trial_epochs is None or budget.up_front_share is None:
+        return spec
+    allowed = budget.up_front_share * budget.trial_epochs * steps_per_epoch
+    own = {"overfit": sanity.overfit_steps, "sweep": sweep.steps, "check": sweep.check_iterations}
+    steps = {
+        k: min(n, max(UP_FRONT_MIN[k], int(allowed * UP_FRONT_SPLIT[k]))) for k, n in own.items()
+    }
+    if steps == own:
+        return spec
+    images = max(OVERFIT_MIN_IMAGES, steps["overfit"] // OVERFIT_STEPS_PER_IMAGE)
+    sample = sanity.overfit_batches * spec.train.batch_size
+    return spec_with(
+        spec,
+        {
+            "recipe.sanity.overfit_steps": steps["overfit"],
+            "recipe.sanity.overfit_images": min(images, sanity.overfit_images or sample),
+            "recipe.range_test.steps": steps["sweep"],
+            "recipe.range_test.check_iterations": steps["check"],
+            # a shorter check asks a proportionally smaller drop of the loss
+            "recipe.range_test.check_drop": sweep.check_drop * steps["check"] / own["check"],
+        },
+    )
 
 
 def range_test_spec(spec: StudySpec, lr: float | None = None) -> StudySpec:

@@ -114,7 +114,7 @@ def _derivations(spec: StudySpec) -> Iterator[Derivation]:
         blame = search_blame | {"train.epochs": factor}
         for params in corners:
             what = f"a {stage} trial"
-            yield blame, what, partial(trial_spec, spec, params, stage_epochs(spec, stage))
+            yield blame, what, partial(trial_spec, spec, params, stage_epochs(spec, stage), stage)
     final_blame = search_blame | {"train.epochs": "recipe.final.epochs"}
     for params in [*corners, spec_config(spec)]:
         yield final_blame, "the final training", partial(final_spec, spec, params)

@@ -37,7 +37,13 @@ from hpsearch.scheduling._first_trials import (
     range_test_of,
     seed_first_trial,
 )
-from hpsearch.scheduling._stage_trials import CONTINUES, RESUME, StageTrials, distributions
+from hpsearch.scheduling._stage_trials import (
+    CONTINUES,
+    RESUME,
+    LrPrior,
+    StageTrials,
+    distributions,
+)
 from hpsearch.scheduling._trial_ends import TrialEnds
 from hpsearch.spec import SearchRange, StudySpec, param_name, param_path, spec_with
 from hpsearch.storage import StageRecord, Store, StudyRecord, optuna_trial_id
@@ -85,7 +91,8 @@ class SearchRounds:
         done = counts["complete"] + counts["pruned"] + counts["failed"]
         over_budget = _over_budget(study.spec, records, round_.epochs)
         if done + counts["running"] < round_.trials and not over_budget:
-            trial = self._start_trial(study, stage, ostudy, round_, counts)
+            prior = self._lr_prior(study, stage, records)
+            trial = self._start_trial(study, stage, ostudy, round_, counts, prior)
             # None: a claim on the fast path took the queued trial meanwhile, so these counts
             # are stale; decide nothing from them (above all, not that the round is over)
             return WAIT if trial is None else self.trial_item(study, stage, round_, trial)
@@ -127,6 +134,7 @@ class SearchRounds:
         ostudy: optuna.Study,
         round_: SearchRound,
         counts: Mapping[str, int],
+        prior: LrPrior | None = None,
     ) -> FrozenTrial | None:
         """Start the next trial: a queued one, or (the random sampler) up to ``QUEUE_BATCH`` of
         the trials the round still needs, queued at once, or one sampled now (TPE, Sobol: they
@@ -144,7 +152,7 @@ class SearchRounds:
                 return self.optuna.ask(ostudy, stage, ranges)
             done = counts["complete"] + counts["pruned"] + counts["failed"]
             needed = min(round_.trials - done - counts["running"], QUEUE_BATCH)
-            self.optuna.enqueue_random(ostudy, study.spec, stage, ranges, needed)
+            self.optuna.enqueue_random(ostudy, study.spec, stage, ranges, needed, prior)
         return self.optuna.pop(ostudy)
 
     def quick(self, study: StudyRecord, current: StageRecord) -> WorkItem | Literal["wait"] | None:
@@ -167,12 +175,11 @@ class SearchRounds:
         self, study: StudyRecord, stage: str, round_: SearchRound, trial: FrozenTrial
     ) -> WorkItem:
         params = dict(trial.params)
-        item_spec = trial_spec(study.spec, spec_params(params), round_.epochs)
+        item_spec = trial_spec(study.spec, spec_params(params), round_.epochs, stage)
         continues = trial.user_attrs.get(CONTINUES)
-        if continues:  # the rest of a longer run, at a constant LR
-            item_spec = spec_with(
-                item_spec, {"train.schedule": "constant", "train.warmup_epochs": 0}
-            )
+        if continues:  # the rest of a longer run: no warmup again (a decaying schedule goes on
+            # from where the round's schedule stands at the parent's last epoch)
+            item_spec = spec_with(item_spec, {"train.warmup_epochs": 0})
         return WorkItem(
             study_id=study.id,
             study=study.name,
@@ -225,12 +232,24 @@ class SearchRounds:
         return setup, continued
 
     def _coarse_ranges(self, study: StudyRecord, records: Records) -> dict[str, SearchRange]:
-        """The spec's dimensions by Optuna name, the learning rate's set by the range test."""
+        """The spec's dimensions by Optuna name, the learning rate's set by the range test (or,
+        with ``recipe.range_test.outside_share``, the whole of ``search.lr``: the range test's
+        range is then the prior most of its trials draw from, ``_lr_prior``)."""
         ranges = {param_name(p): r for p, r in study.spec.search.dimensions().items()}
         range_test = range_test_of(records)
-        if range_test is not None:
+        if range_test is not None and not study.spec.recipe.range_test.outside_share:
             ranges["lr"] = SearchRange(low=range_test.range.low, high=range_test.range.high)
         return ranges
+
+    def _lr_prior(self, study: StudyRecord, stage: str, records: Records) -> LrPrior | None:
+        """The coarse stage's LR prior: the range test's range, and the share of trials drawn
+        outside it (None: no prior; every trial draws from the round's ranges)."""
+        share = study.spec.recipe.range_test.outside_share
+        range_test = range_test_of(records)
+        if stage != "coarse" or not share or range_test is None:
+            return None
+        found = SearchRange(low=range_test.range.low, high=range_test.range.high)
+        return LrPrior("lr", found, share)
 
     def _skip_reason(self, study: StudyRecord, stage: str, records: Records) -> str | None:
         if stage in ("coarse", "refine-1"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Container, Mapping, Sequence
+from typing import NamedTuple
 
 import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
@@ -38,6 +39,18 @@ CONTINUES = "continues"
 
 def optuna_name(study: str, stage: str) -> str:
     return f"{study}:{stage}"
+
+
+UNIT = FloatDistribution(0.0, 1.0)
+
+
+class LrPrior(NamedTuple):
+    """Where most of a round's randomly sampled values of ``name`` are drawn (``range``), and
+    the share drawn from the round's whole range instead (recipe.range_test.outside_share)."""
+
+    name: str
+    range: SearchRange
+    outside_share: float
 
 
 def distributions(ranges: Mapping[str, SearchRange]) -> dict[str, BaseDistribution]:
@@ -100,14 +113,18 @@ class StageTrials(TrialQueue):
         stage: str,
         ranges: Mapping[str, SearchRange],
         count: int,
+        prior: LrPrior | None = None,
     ) -> None:
         """Queue ``count`` randomly sampled trials.
 
         Each is drawn as ``Study.ask`` would draw it: a random sampler seeded for the trial's
         number draws each parameter in turn, so the same spec and seed give the same parameters
-        for each number, whichever process samples them.
+        for each number, whichever process samples them. With a ``prior``, its parameter is
+        drawn from the prior's range except in ``prior.outside_share`` of the trials (the
+        trial's distribution stays the round's whole range).
         """
         dists = distributions(ranges)
+        inside = distributions({prior.name: prior.range}) if prior is not None else {}
 
         def sample(i: int, number: int) -> Queued:
             sampler = RandomSampler(seed=derived_seed(spec.seed, stage, number))
@@ -116,6 +133,12 @@ class StageTrials(TrialQueue):
                 name: sampler.sample_independent(ostudy, stub, name, dist)
                 for name, dist in dists.items()
             }
+            if prior is not None:
+                draw = RandomSampler(seed=derived_seed(spec.seed, stage, number, "prior"))
+                outside = draw.sample_independent(ostudy, stub, "u", UNIT) < prior.outside_share
+                if not outside:
+                    dist = inside[prior.name]
+                    params[prior.name] = draw.sample_independent(ostudy, stub, prior.name, dist)
             return Queued(params, dists, {"stage": stage})
 
         self.insert_waiting(ostudy, count, sample)

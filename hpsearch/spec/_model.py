@@ -30,6 +30,7 @@ ARCH_PATTERN = r"^(builtin|torchvision:[A-Za-z][A-Za-z0-9_]*|python:[A-Za-z_][\w
 NormName = Literal["batch", "group", "layer", "instance", "none"]
 OptimizerName = Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
 ScheduleName = Literal["constant", "step", "cosine", "linear"]
+TrialSchedule = Literal["constant", "cosine", "linear"]  # a search trial's, within its epochs
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 MAX_EPOCHS = 1000  # of any one training run (a trial, the final training, a targeted variant)
@@ -207,13 +208,16 @@ class SanitySpec(_Section):
     initial_loss_batches: int = Field(4, ge=1, le=MAX_BATCHES)
     initial_loss_tolerance: float = Field(0.15, gt=0.0, lt=1.0)  # relative to ln(C)
     overfit_batches: int = Field(5, ge=1, le=MAX_BATCHES)
+    # the sample's size in images, when smaller than overfit_batches batches (a budget's scaled
+    # check sets it: docs/RECIPE.md); null: overfit_batches whole batches
+    overfit_images: int | None = Field(None, ge=1, le=MAX_IMAGES)
     overfit_steps: int = Field(300, ge=1, le=MAX_STEPS)
     overfit_pass_accuracy: float = Field(0.99, gt=0.0, le=1.0)
     overfit_min_drop: float = Field(0.1, gt=0.0, lt=1.0)  # below this loss drop: "not learning"
     # a sample not fitted within overfit_steps still passes when its loss fell by this fraction
     # (and validation is above chance): the network learns, it only needs more steps than the
     # check gives it; null: only a fitted sample passes
-    overfit_trend_drop: float | None = Field(0.75, gt=0.0, lt=1.0)
+    overfit_trend_drop: float | None = Field(0.5, gt=0.0, lt=1.0)
     chance_z: float = Field(3.0, gt=0.0)  # val acc within this many std errors of chance: labels
     continue_on_failure: bool = False
 
@@ -235,6 +239,11 @@ class RangeTestSpec(_Section):
     upper: Literal["steepest", "min_loss"] = "steepest"
     check_iterations: int = Field(100, ge=20, le=MAX_STEPS)
     check_drop: float = Field(0.2, gt=0.0, lt=1.0)  # the loss must fall by this share to pass
+    # the range test's range as a prior, not a wall: this share of the coarse stage's randomly
+    # sampled trials draw their LR from the whole of search.lr, the rest from the range test's
+    # range (the refine rounds then narrow to where the best trials lie, wherever they came
+    # from); 0: every coarse trial inside the range test's range
+    outside_share: Fraction = 0.0
 
     @model_validator(mode="after")
     def _check_sweep(self) -> RangeTestSpec:
@@ -248,6 +257,9 @@ class CoarseSpec(_Section):
     epochs: int = Field(3, ge=1, le=MAX_EPOCHS)
     sampler: Literal["random", "sobol"] = "random"
     pruner: Literal["median", "successive_halving", "hyperband"] = "median"
+    # each trial's LR over its own epochs: constant (the notes: no decay while searching), or
+    # decayed to train.min_lr_ratio within the trial (shaped by its budget; docs/RECIPE.md)
+    schedule: TrialSchedule = "constant"
 
 
 class RefineSpec(_Section):
@@ -266,6 +278,7 @@ class RefineSpec(_Section):
     extend_edges: bool = True
     sampler: Literal["random", "tpe"] = "random"
     pruner: Literal["median", "successive_halving", "hyperband"] = "median"
+    schedule: TrialSchedule = "constant"  # as recipe.coarse.schedule, for the refine trials
 
 
 class FinalSpec(_Section):
@@ -305,6 +318,10 @@ class BudgetSpec(_Section):
     # with trial_epochs: each search round's trial count is set from the budget left, shared
     # as recipe.coarse.trials and recipe.refine.trials share the plan (docs/RECIPE.md)
     scale_trials: bool = True
+    # with trial_epochs: the sanity checks and the range test together take at most this share
+    # of it, their steps (and the overfit check's sample) scaled down to fit; null: their own
+    # step counts whatever the budget
+    up_front_share: float | None = Field(0.05, gt=0.0, le=1.0)
 
 
 class StudySpec(_Section):

@@ -20,9 +20,10 @@ import torch
 from torch import Tensor
 
 from hpsearch.data import DataBundle
-from hpsearch.recipe import range_test_spec
+from hpsearch.recipe import range_test_spec, up_front_spec
 from hpsearch.results import LrCheck, LrCurve, LrRange, RangeTestResult
 from hpsearch.spec import StudySpec
+from hpsearch.stages._sanity import train_steps_per_epoch
 from hpsearch.training import Trainer
 
 Batch = tuple[Tensor, Tensor, Tensor | None]
@@ -33,6 +34,7 @@ def run_range_test(
 ) -> tuple[RangeTestResult, float]:
     """The sweep, its analysis, the suggested range and the loss-drop check at the suggestion;
     and the trial-epochs they took."""
+    spec = up_front_spec(spec, train_steps_per_epoch(spec, data))  # budget.up_front_share
     cfg = spec.recipe.range_test
     trainer = Trainer(range_test_spec(spec), data, device)
     lrs = np.geomspace(cfg.min_lr, cfg.max_lr, cfg.steps)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hpsearch.data import DataBundle, Split, eval_batches
-from hpsearch.recipe import without_regularization
+from hpsearch.recipe import up_front_spec, without_regularization
 from hpsearch.results import InitialLossCheck, OverfitCheck, SanityResult
 from hpsearch.spec import StudySpec
 from hpsearch.training import Trainer
@@ -86,7 +86,7 @@ def check_overfit(
     quiet = without_regularization(spec)
     trainer = Trainer(quiet, data, device, model)
     lr = quiet.train.lr
-    sample = _sample_batches(trainer, cfg.overfit_batches)
+    sample = _sample_batches(trainer, cfg.overfit_batches, cfg.overfit_images)
     n_images = sum(len(y) for _, y in sample)
     limit = quiet.train.divergence_factor * math.log(data.info.num_classes)
     losses, accuracy, diverged = _fit_sample(trainer, sample, spec, limit)
@@ -113,6 +113,7 @@ def check_overfit(
     if accuracy < cfg.overfit_pass_accuracy and last > (1 - cfg.overfit_min_drop) * first:
         return _overfit(result, "not learning", _not_learning(first, last, lr))
     size = trainer.spec.train.eval_batch_size
+    _settle_batch_norm(trainer, sample)
     val_accuracy = _accuracy(trainer, list(eval_batches(data, data.val, size, trainer.cuda)))
     chance = 1 / data.info.num_classes
     z = (val_accuracy - chance) / math.sqrt(chance * (1 - chance) / len(data.val))
@@ -169,16 +170,19 @@ def _fit_sample(
     cfg = spec.recipe.sanity
     losses: list[float] = []
     accuracy = 0.0
+    correct = 0
     trainer.model.train()
     for step in range(cfg.overfit_steps):
         x, labels = sample[step % len(sample)]
-        loss = trainer.step(x, labels, None)[0].item()  # a sync per step: the check needs it
-        losses.append(loss)
-        if not math.isfinite(loss) or loss > limit:
+        loss, logits = trainer.step(x, labels, None)
+        losses.append(loss.item())  # a sync per step: the check needs it
+        if not math.isfinite(losses[-1]) or losses[-1] > limit:
             return losses, accuracy, True
+        # the pass's accuracy in training mode, as each batch was seen: an eval-mode pass would
+        # use batch norm's running statistics, which lag far behind a few hundred fast steps
+        correct += int((logits.argmax(1) == labels).sum())
         if (step + 1) % len(sample) == 0:
-            accuracy = _accuracy(trainer, sample)
-            trainer.model.train()
+            accuracy, correct = correct / sum(len(y) for _, y in sample), 0
             if accuracy >= cfg.overfit_pass_accuracy:
                 break
     return losses, accuracy, False
@@ -189,11 +193,12 @@ def run_sanity(
 ) -> tuple[SanityResult, float]:
     """Both checks, and the trial-epochs they took. ``passed`` is True only if both pass;
     ``verdict`` is the first failure's."""
+    steps_per_epoch = train_steps_per_epoch(spec, data)
+    spec = up_front_spec(spec, steps_per_epoch)  # within budget.up_front_share of the budget
     checks: list[InitialLossCheck | OverfitCheck] = [check_initial_loss(spec, data, device, model)]
     if checks[0].verdict != "head mismatch":  # a wrong head cannot be trained at all
         checks.append(check_overfit(spec, data, device, model))
     failed = [c for c in checks if c.verdict != "passed"]
-    steps_per_epoch = max(1, len(data.train) // min(spec.train.batch_size, len(data.train)))
     steps = sum(c.steps for c in checks if isinstance(c, OverfitCheck))
     result = SanityResult(
         passed=not failed,
@@ -202,6 +207,11 @@ def run_sanity(
         checks=checks,
     )
     return result, steps / steps_per_epoch
+
+
+def train_steps_per_epoch(spec: StudySpec, data: DataBundle) -> int:
+    """The optimizer steps of one epoch over the training split: a trial-epoch, in steps."""
+    return max(1, len(data.train) // min(spec.train.batch_size, len(data.train)))
 
 
 def _overfit(result: dict[str, Any], verdict: str, advice: str) -> OverfitCheck:
@@ -216,12 +226,38 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def _sample_batches(trainer: Trainer, count: int) -> list[tuple[Tensor, Tensor]]:
-    """The first ``count`` batches of the (already shuffled) training split, unaugmented."""
+def _sample_batches(
+    trainer: Trainer, count: int, images: int | None
+) -> list[tuple[Tensor, Tensor]]:
+    """The first ``count`` batches of the (already shuffled) training split, unaugmented; or,
+    with ``images``, its first ``images`` in batches of at most the batch size."""
     data, size = trainer.data, trainer.batches.batch_size
     n = min(count, max(1, len(data.train) // size)) * size
+    if images is not None:
+        n = min(images, len(data.train))
+        size = min(size, n)
     sample = Split(data.train.images[:n], data.train.labels[:n])
     return list(eval_batches(data, sample, size, trainer.cuda))
+
+
+@torch.no_grad()
+def _settle_batch_norm(trainer: Trainer, sample: list[tuple[Tensor, Tensor]]) -> None:
+    """Set batch norm's running statistics to the sample's own (their mean over its batches):
+    after the few dozen steps a fitted sample may take, the running averages still lag far
+    behind the weights, and an eval-mode pass would score the model at chance."""
+    norms = [m for m in trainer.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the passes below
+    trainer.model.train()
+    for x, _ in sample:
+        with trainer.autocast():
+            trainer.forward(x)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
 
 
 @torch.no_grad()

@@ -249,7 +249,8 @@ def test_first_trials_try_the_suggestion_then_the_best_so_far_longer(tmp_path: o
 
 def test_an_epoch_budget_stops_the_search_early_but_not_the_final(tmp_path: object) -> None:
     url = f"sqlite:///{tmp_path}/budget.db"
-    result = run(tiny_study("thrifty", budget={"trial_epochs": 20, "scale_trials": False}), url)
+    # 12 trial-epochs: about 4 for the budget-scaled checks and range test, 4 coarse trials
+    result = run(tiny_study("thrifty", budget={"trial_epochs": 12, "scale_trials": False}), url)
     assert result["state"] == "completed"
     stages = stages_of(result)
     assert stages["coarse"]["budget_exhausted"]
@@ -259,7 +260,7 @@ def test_an_epoch_budget_stops_the_search_early_but_not_the_final(tmp_path: obje
     assert stages["refine-1"]["reason"] == "the study's budget is spent"
     assert stages["final"]["status"] == "completed"
     before_final = sum(c["trial_epochs"] for n, c in result["compute"].items() if n != "final")
-    assert before_final <= 20 + 2  # only the last coarse trial (2 epochs) may overrun
+    assert before_final <= 12 + 2  # only the last coarse trial (2 epochs) may overrun
 
 
 def test_a_budget_sizes_each_round_from_what_is_left() -> None:
