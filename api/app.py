@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from optuna.exceptions import StorageInternalError
+from starlette.routing import Match, Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.dashboard import SignInNeeded, WorkerRefused, error_page, mount_dashboard
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AllowedMethods, router=app.router)
     app.add_middleware(RequestTimer, metrics=app.state.metrics)
     app.include_router(health.router)
     app.include_router(studies.router)
@@ -170,6 +172,44 @@ def _error(
 
 
 UPLOADS = re.compile(r"^/api/(datasets/|trials/\d+/files/)")  # their own, larger, limits
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+class AllowedMethods:
+    """A path served by other methods than the request's: 405 with an ``Allow`` header naming
+    every method its routes take (Starlette names only the first route's), and ``OPTIONS``
+    answered 204 with that header (RFC 9110 9.3.7)."""
+
+    def __init__(self, app: ASGIApp, router: Router) -> None:
+        self.app = app
+        self.router = router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        routes = [r for r in self.router.routes if not isinstance(r, Mount)]  # mounts: any method
+
+        def takes(method: str) -> bool:
+            probe = {**scope, "method": method}
+            return any(route.matches(probe)[0] == Match.FULL for route in routes)
+
+        if takes(scope["method"]):
+            await self.app(scope, receive, send)
+            return
+        allowed = {method for method in METHODS if takes(method)}
+        if not allowed:  # no route takes the path (or a mount does): as ever
+            await self.app(scope, receive, send)
+            return
+        header = {"Allow": ", ".join(sorted(allowed | {"OPTIONS"}))}
+        if scope["method"] == "OPTIONS":
+            response: Response = Response(status_code=204, headers=header)
+        else:
+            detail = f"{scope['method']} is not allowed here; {header['Allow']} are"
+            response = JSONResponse({"detail": detail}, status_code=405, headers=header)
+        await response(scope, receive, send)
 
 
 class BodyLimit:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -30,6 +31,15 @@ class Settings(BaseSettings):
     # database, else ./hpsearch-artifacts), and the largest one a worker may upload
     artifact_dir: str | None = None
     max_artifact_bytes: int = Field(2 * 2**30, gt=0)
+    # the directories (os.pathsep between them) under which a spec may name the server's own
+    # files as its data or its init model; empty: only uploaded ones (sha256:<hex>)
+    data_roots: str = ""
+
+    @property
+    def roots(self) -> list[Path]:
+        """``data_roots`` as real paths (symlinks followed, as the paths checked against them)."""
+        listed = [r for r in self.data_roots.split(os.pathsep) if r]
+        return [Path(os.path.realpath(Path(r).expanduser())) for r in listed]
 
     @property
     def datasets(self) -> Path:

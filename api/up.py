@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from functools import partial
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import click
@@ -81,7 +82,7 @@ def up(
     log = run_reporting_errors(lambda: _open_log(log_path), as_json)
     with log, _processes() as started:
         since = log.tell()
-        started.append(_serve(storage, port, log))
+        started.append(_serve(storage, port, log, spec))
         check_server = partial(_check_alive, started[0], log, since)
         with ServiceClient(url, os.environ.get("HPSEARCH_ADMIN_TOKEN")) as client:
             run_reporting_errors(lambda: _wait_for(client, check_server), as_json)
@@ -149,9 +150,28 @@ def _processes() -> Iterator[list[subprocess.Popen[bytes]]]:
                 process.kill()
 
 
-def _serve(storage: str, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+def _serve(storage: str, port: int, log: IO[bytes], spec: StudySpec) -> subprocess.Popen[bytes]:
+    """The server, allowed to read the spec's own local data and init model (your machine: a
+    served study names them by path, as ``hpsearch run`` does)."""
     command = [sys.executable, "-m", "hpsearch", "serve", "--storage", storage]
-    return subprocess.Popen([*command, "--port", str(port)], stdout=log, stderr=log)
+    env = os.environ.copy()
+    roots = [r for r in (env.get("HPSEARCH_DATA_ROOTS", ""), *_local_roots(spec)) if r]
+    env["HPSEARCH_DATA_ROOTS"] = os.pathsep.join(roots)
+    return subprocess.Popen([*command, "--port", str(port)], env=env, stdout=log, stderr=log)
+
+
+def _local_roots(spec: StudySpec) -> list[str]:
+    """The folders of the local files the spec names (its data, its init model)."""
+    from hpsearch.spec import STUDY_PREFIX
+    from hpsearch.uploads import PREFIX
+
+    roots = []
+    for path in (spec.dataset.path, spec.model.init_from):
+        if path is None or path.startswith((PREFIX, STUDY_PREFIX)):
+            continue
+        real = Path(os.path.realpath(Path(path).expanduser()))
+        roots.append(str(real if real.is_dir() else real.parent))
+    return roots
 
 
 def _work(

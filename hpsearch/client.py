@@ -12,7 +12,7 @@ again cannot help).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -242,9 +242,12 @@ class ProtocolClient(_Client):
     def ping(self) -> bool:
         return self.healthy()
 
-    def claim(self, host: str, devices: list[str]) -> LeaseRead | None:
-        """The next work item under a lease, or None when there is nothing to do (204)."""
-        body = ClaimRequest(worker=self.worker_id, host=host, devices=devices)
+    def claim(self, host: str, devices: list[str], modules: Sequence[str] = ()) -> LeaseRead | None:
+        """The next work item under a lease (of a study whose ``python:`` model, if it has
+        one, is in ``modules``), or None when there is nothing to do (204)."""
+        body = ClaimRequest(
+            worker=self.worker_id, host=host, devices=devices, modules=list(modules)
+        )
         response = self._send("POST", "/api/trials/claim", json=body.model_dump(mode="json"))
         if response.status_code == 204:
             return None

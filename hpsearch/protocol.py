@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hpsearch.results import Diagnosis, Kind, Outcome, StageResult, TrialCounts, WorkItem
 from hpsearch.spec import Objective, StudySpec, read_stored_spec
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]  # no bools, no strings
 WorkerId = Annotated[
     str,
     Field(
@@ -49,6 +49,12 @@ class ClaimRequest(_Body):
     worker: WorkerId
     host: str | None = Field(None, max_length=256)
     devices: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=64)
+    # the module prefixes this worker may import for a ``python:`` model (its --allow-module);
+    # it is handed no item of a study whose model it may not build. Absent (a worker older than
+    # this field): none
+    modules: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=64
+    )
 
 
 class HeartbeatRequest(_Body):

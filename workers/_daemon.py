@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from hpsearch.client import ProtocolClient, Refused, Unreachable, UnreadableItem
+from hpsearch.models import allowed_modules
 from hpsearch.protocol import LeaseRead
 from hpsearch.results import Outcome, WorkItem
 from hpsearch.uploads import DatasetError, cache_dir, digest_of, is_uploaded
@@ -204,7 +205,9 @@ class Worker:
             try:
                 # results kept while the server was away go first: their leases are running out
                 self.deliver_spool(raise_unreachable=True)
-                lease = self.client.claim(socket.gethostname(), [str(self.device)])
+                lease = self.client.claim(
+                    socket.gethostname(), [str(self.device)], allowed_modules()
+                )
             except UnreadableItem as exc:  # a server of another version: the item fails
                 self._fail_unread(exc)
                 continue

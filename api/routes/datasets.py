@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse
 from api.deps import AdminDep, SettingsDep, StoreDep, WorkerDep
 from api.schemas import DatasetRead, binary_body, error_responses
 from api.uploads import receive_body
+from hpsearch.errors import ArtifactSpaceError
 from hpsearch.uploads import DatasetInUse, DatasetStore, StoredDataset
 
 router = APIRouter(
@@ -48,7 +49,7 @@ def list_datasets(datasets: DatasetsDep, store: StoreDep) -> list[DatasetRead]:
     dependencies=[AdminDep],
     status_code=status.HTTP_201_CREATED,
     response_model=DatasetRead,
-    responses=error_responses(413, 422),
+    responses=error_responses(413, 422, 507),
     openapi_extra=binary_body(
         "the dataset's one file: an .npz/.pt, or a folder's tar (or a model file that a "
         "spec's model.init_from names)"
@@ -67,7 +68,11 @@ async def push_dataset(
     same data again is acknowledged and not written twice."""
     if not datasets.has(sha256):
         dest = datasets.file(sha256)
-        size = await receive_body(request, dest, sha256, settings.max_upload_bytes, "dataset")
+        try:
+            size = await receive_body(request, dest, sha256, settings.max_upload_bytes, "dataset")
+        except OSError as exc:  # a full disk: nothing is kept (Incoming removes its part file)
+            why = f"the server cannot keep the dataset: {exc.strerror}"
+            raise ArtifactSpaceError(why) from None
         datasets.record(sha256, kind, name, size)
     return _read(datasets.get(sha256), _users(store).get(sha256, []))
 

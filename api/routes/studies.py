@@ -6,16 +6,19 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import AdminDep, MachineDep, SettingsDep, StoreDep, StudyDep
 from api.schemas import StudyCreated, StudyListItem, StudyRead, error_responses
+from api.settings import Settings
+from hpsearch.data import outside_roots
 from hpsearch.errors import SpecError
 from hpsearch.protocol import TrialDetail, TrialPage, TrialView
 from hpsearch.recipe import MemoryLimit
 from hpsearch.scheduling import resolve_init_from, stored_model
-from hpsearch.spec import parse_spec, read_spec_text
+from hpsearch.spec import STUDY_PREFIX, parse_spec, read_spec_text
 from hpsearch.stages import check_launch
-from hpsearch.storage import StudyRecord
+from hpsearch.storage import Store, StudyRecord
 from hpsearch.views import TrialStateName, best_of, summary, trial_detail, trial_page
 
 router = APIRouter(
@@ -57,12 +60,29 @@ async def create_study(request: Request, store: StoreDep, settings: SettingsDep)
             f"send the spec as application/json or application/yaml, not {media or 'nothing'!r}",
         )
     raw = await request.body()
+    # parsing, the launch check (which reads the data's headers) and the insert run in a
+    # thread: the event loop goes on answering every other request (/healthz) meanwhile
+    return await run_in_threadpool(_launch, raw, media in _JSON, store, settings)
+
+
+def _launch(raw: bytes, is_json: bool, store: Store, settings: Settings) -> StudyCreated:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError([("", "the body is not UTF-8 text")], "request body") from None
-    data = read_spec_text(text, "request body", is_json=media in _JSON)
+    data = read_spec_text(text, "request body", is_json=is_json)
     spec = parse_spec(data, "request body")
+    # the server's own files only under the roots its operator lists: nothing else is read
+    named = {"dataset.path": spec.dataset.path, "model.init_from": spec.model.init_from}
+    refused = [
+        (field, why)
+        for field, path in named.items()
+        if path is not None
+        and not path.startswith(STUDY_PREFIX)
+        and (why := outside_roots(path, settings.roots))
+    ]
+    if refused:
+        raise SpecError(refused, "request body")
     limit = MemoryLimit(
         round(settings.max_item_memory_gib * 2**30),
         "the server's limit (HPSEARCH_MAX_ITEM_MEMORY_GIB)",

@@ -47,7 +47,7 @@ WorkerQuery = Annotated[str, Query(min_length=1, max_length=128, description="th
 )
 def claim(body: ClaimRequest, scheduler: SchedulerDep) -> LeaseRead | Response:
     """The next work item under a lease, or 204 when there is nothing to do."""
-    lease = scheduler.claim(body.worker, body.host, body.devices)
+    lease = scheduler.claim(body.worker, body.host, body.devices, modules=body.modules)
     return Response(status_code=status.HTTP_204_NO_CONTENT) if lease is None else lease
 
 
@@ -94,7 +94,7 @@ async def upload_file(
         dest = artifacts.received(sha256)
         size = await receive_body(request, dest, sha256, settings.max_artifact_bytes, "model file")
     except OSError as exc:  # a full disk: the item fails with the reason, the worker goes on
-        raise ArtifactSpaceError(f"the server cannot keep the model file: {exc}") from None
+        raise ArtifactSpaceError(f"the server cannot keep the model file: {exc.strerror}") from None
     return FileReceived(bytes=size)
 
 
@@ -123,7 +123,7 @@ async def upload_checkpoint(
             request, artifacts.received(sha256), sha256, settings.max_artifact_bytes, "checkpoint"
         )
     except OSError as exc:  # a full disk: the trial trains on, without a checkpoint
-        raise ArtifactSpaceError(f"the server cannot keep the checkpoint: {exc}") from None
+        raise ArtifactSpaceError(f"the server cannot keep the checkpoint: {exc.strerror}") from None
     await run_in_threadpool(scheduler.keep_checkpoint, item_id, worker, epoch, sha256)
     return FileReceived(bytes=size)
 

@@ -86,7 +86,9 @@ class SearchView:
             number = f" #{item.trial_number}" if item.trial_number is not None else ""
             score = f" {outcome.value:.4f}" if outcome.value is not None else ""
             last = f"\nlast: {item.stage}{number} {outcome.state}{score}"
-        return Group(table, Text(line + last))
+        waiting = summary.get("message") if summary.get("state") == "running" else None
+        note = f"\n{waiting}" if waiting else ""  # a running study says why it waits
+        return Group(table, Text(line + last + note))
 
 
 def _best_value(stage: dict[str, Any]) -> float | None:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from hpsearch.data._batches import Batch, TrainBatches, eval_batches
     from hpsearch.data._decode import convert_channels, decode_file, fit_images
     from hpsearch.data._folder import SPLIT_FOLDERS, list_folder
-    from hpsearch.data._paths import resolve_path
+    from hpsearch.data._paths import not_regular, outside_roots, resolve_path
     from hpsearch.data._shapes import generate_shapes
     from hpsearch.data._sources import describe_dataset
     from hpsearch.data._splits import DataBundle, Split, load_data
@@ -29,6 +29,8 @@ _EXPORTS = {
     "TrainBatches": "hpsearch.data._batches",
     "eval_batches": "hpsearch.data._batches",
     "resolve_path": "hpsearch.data._paths",
+    "outside_roots": "hpsearch.data._paths",
+    "not_regular": "hpsearch.data._paths",
     "generate_shapes": "hpsearch.data._shapes",
     "describe_dataset": "hpsearch.data._sources",
     "DataBundle": "hpsearch.data._splits",
@@ -52,5 +54,7 @@ __all__ = [
     "generate_shapes",
     "list_folder",
     "load_data",
+    "not_regular",
+    "outside_roots",
     "resolve_path",
 ]

@@ -10,6 +10,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from hpsearch.errors import SpecError
@@ -27,6 +28,36 @@ def resolve_path(path: str, store: Path | None = None) -> Path:
     if not HEX.match(digest):
         raise SpecError([("dataset.path", f"{path!r} is not sha256: and 64 lowercase hex digits")])
     return (store if store is not None else cache_dir()) / digest
+
+
+def outside_roots(path: str, roots: Sequence[Path]) -> str | None:
+    """Why a server must not read ``path`` (None: it may): a server reads data uploaded to it
+    (``sha256:<hex>``) and files under the directories its operator lists
+    (``HPSEARCH_DATA_ROOTS``), nothing else. The answer is the same whether ``path`` exists or
+    not, and names no server path the client did not send (no oracle of the server's files)."""
+    if path.startswith(PREFIX):
+        return None
+    where = (
+        "this server lists none" if not roots else "it lies under none of those this server lists"
+    )
+    refused = (
+        f"{path}: a server reads only data uploaded to it (sha256:<hex>: hpsearch launch uploads "
+        f"a local file or folder, hpsearch data push one) or files under the directories "
+        f"HPSEARCH_DATA_ROOTS lists, and {where}"
+    )
+    candidate = Path(path)
+    if not candidate.is_absolute():
+        return refused
+    real = Path(os.path.realpath(candidate))  # symlinks followed: none leads out of a root
+    if not any(real == root or root in real.parents for root in roots):
+        return refused
+    return None
+
+
+def not_regular(path: Path) -> bool:
+    """Whether ``path`` exists but is neither a regular file nor a folder (a device such as
+    /dev/zero, a FIFO, a socket): never read as data."""
+    return path.exists() and not (path.is_file() or path.is_dir())
 
 
 def cache_root() -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 from hpsearch.catalog import DATASETS, DatasetInfo
 from hpsearch.data._arrays import describe_arrays
 from hpsearch.data._folder import describe_folder
-from hpsearch.data._paths import resolve_path
+from hpsearch.data._paths import not_regular, resolve_path
 from hpsearch.errors import SpecError
 from hpsearch.spec import DatasetSpec
 
@@ -37,6 +37,8 @@ def user_source(spec: DatasetSpec, store: Path | None = None) -> Path:
     if not source.exists():
         where = "" if str(source) == spec.path else f" (looked for {source})"
         raise SpecError([("dataset.path", f"{spec.path} does not exist{where}")])
+    if not_regular(source):
+        raise SpecError([("dataset.path", f"{spec.path} is not a regular file or a folder")])
     if spec.name == "arrays" and source.is_dir():
         raise SpecError([("dataset.path", f"{spec.path} is a folder; arrays data is one file")])
     return source

@@ -43,6 +43,9 @@ def _check_takes_images(model: nn.Module, arch: str, info: DatasetInfo) -> None:
     try:
         with torch.no_grad():
             model(torch.zeros(1, channels, side, side, device=device))
+    except (MemoryError, torch.OutOfMemoryError) as exc:  # not the images' fault: say so
+        what = f"ran out of memory on one {side}x{side} image: it is too large for this machine"
+        raise ModelError(arch, what, exc) from exc
     except Exception as exc:
         plural = "s" if channels != 1 else ""
         what = f"cannot take the data's {side}x{side} images with {channels} channel{plural}"

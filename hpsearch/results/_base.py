@@ -18,7 +18,7 @@ Verdict = Literal[
     "not memorizing",
 ]
 DiagnosisVerdict = Literal["overfitting", "still improving", "underfitting", "good fit"]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]  # no bools, no strings
 MaybeFinite = Finite | None  # a loss that blew up is recorded as None
 
 

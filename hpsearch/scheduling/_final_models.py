@@ -40,7 +40,7 @@ def resolve_init_from(store: Store, spec: StudySpec, datasets: Path | None = Non
     source = store.find_study(name)
     try:
         if source is None:
-            raise ArtifactNotFoundError(f"no study named {name!r} in {store.url}")
+            raise ArtifactNotFoundError(f"no study named {name!r} here")
         file, path = stored_model(store, source, "final")
     except ArtifactError as exc:
         raise SpecError([("model.init_from", str(exc))], spec.name) from None

@@ -44,7 +44,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -105,9 +105,13 @@ class Scheduler:
         host: str | None = None,
         devices: list[str] | None = None,
         study_id: int | None = None,
+        modules: Sequence[str] | None = None,
     ) -> LeaseRead | None:
         """The next work item of any running study (or of ``study_id``), oldest study first;
-        None if there is none."""
+        None if there is none. A study whose model is ``python:MODULE:...`` is handed only to
+        a worker whose ``modules`` (the prefixes it may import) take MODULE (None: a local run,
+        its own worker, which checks that itself); one that no claiming worker could take says
+        so in its message ("waiting for a worker that allows module M") until one does."""
         self.reaper.reap_now_and_then()
         if self.driver == "server":  # a local run is its own worker, not one of a server's
             self.workers.seen(worker, host, devices or [])
@@ -118,6 +122,10 @@ class Scheduler:
                 problems = "; ".join(study.spec_problems)
                 self.give_up(study.id, f"its stored spec breaks this version's rules: {problems}")
                 continue
+            needs = _module_of(study.spec.model.arch)
+            if needs is not None and modules is not None and not _allows(modules, needs):
+                self._note(study, f"waiting for a worker that allows module {needs}")
+                continue
             lease = None
             try:
                 with self.contained(study.id, "its next work item could not be made"):
@@ -125,8 +133,14 @@ class Scheduler:
             except StudyNotFoundError:
                 continue  # deleted since the list was read: nothing of it to hand out
             if lease is not None:
+                self._note(study, None)
                 return lease
         return None
+
+    def _note(self, study: StudyRecord, message: str | None) -> None:
+        """Say why a running study waits (None: it no longer does), writing only a change."""
+        if study.message != message:
+            self.store.set_study_state(study.id, "running", message, only_from="running")
 
     def give_up(self, study_id: int, reason: str) -> None:
         """Fail a study that cannot go on, and everything of it that no worker holds."""
@@ -339,3 +353,13 @@ def _try_advisory_lock(conn: Connection, study_id: int) -> bool:
     """Take the study's claim lock for this transaction if no other server process holds it."""
     taken = conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(LOCK_SPACE, study_id)))
     return bool(taken.scalar())
+
+
+def _module_of(arch: str) -> str | None:
+    """The module a ``python:MODULE:CALLABLE`` model imports (None for any other model)."""
+    return arch.split(":")[1] if arch.startswith("python:") else None
+
+
+def _allows(prefixes: Sequence[str], module: str) -> bool:
+    """Whether a worker allowing ``prefixes`` may import ``module`` (a prefix ends at a dot)."""
+    return any(module == p or module.startswith(p + ".") for p in prefixes)

@@ -38,6 +38,9 @@ def parse_spec(data: object, source: str | None = None) -> StudySpec:
 
 
 MAX_DEPTH = 32  # of nested mappings and lists in a spec (a real one has 4)
+# values in a spec, YAML aliases counted as often as they are used (a real one has a few hundred;
+# a 521-byte "billion laughs" document has 10**9 and took the server minutes to walk)
+MAX_NODES = 100_000
 
 
 def read_spec_text(text: str, source: str, *, is_json: bool = False) -> object:
@@ -58,16 +61,28 @@ def read_spec_text(text: str, source: str, *, is_json: bool = False) -> object:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError([("", f"not valid YAML{where}: {problem}")], source) from None
-    if _depth(data) > MAX_DEPTH:
+    deepest, nodes = _shape(data)
+    if deepest > MAX_DEPTH:
         raise too_deep
+    if nodes > MAX_NODES:
+        problem = f"more than {MAX_NODES:,} values (YAML aliases counted each time they are used)"
+        raise SpecError([("", problem)], source)
+    if data is None or data == {}:
+        problem = (
+            "the spec is empty: name at least its data (dataset: {name: ...}); every other "
+            "field has a default"
+        )
+        raise SpecError([("", problem)], source)
     return data
 
 
-def _depth(data: object) -> int:
-    """How deeply ``data`` nests mappings and lists (iteratively: no recursion to exhaust)."""
-    deepest, stack = 0, [(data, 0)]
+def _shape(data: object) -> tuple[int, int]:
+    """How deeply ``data`` nests mappings and lists, and how many values it holds, aliases
+    counted at each use (iteratively, stopping past either bound: a bounded walk)."""
+    deepest, nodes, stack = 0, 0, [(data, 0)]
     while stack:
         node, depth = stack.pop()
+        nodes += 1
         if isinstance(node, Mapping):
             stack += [(v, depth + 1) for v in node.values()]
         elif isinstance(node, list):
@@ -76,9 +91,9 @@ def _depth(data: object) -> int:
             deepest = max(deepest, depth)
             continue
         deepest = max(deepest, depth + 1)
-        if deepest > MAX_DEPTH:
-            break
-    return deepest
+        if deepest > MAX_DEPTH or nodes + len(stack) > MAX_NODES:
+            return deepest, max(nodes + len(stack), nodes)
+    return deepest, nodes
 
 
 def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> StudySpec:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hpsearch.catalog import DatasetInfo
-from hpsearch.data import describe_dataset, resolve_path
+from hpsearch.data import describe_dataset, not_regular, resolve_path
 from hpsearch.errors import SpecError
 from hpsearch.recipe import (
     MemoryEstimate,
@@ -104,7 +104,10 @@ def init_problems(
 
     if init.startswith(STUDY_PREFIX):  # resolved before this check where there is one
         return [("model.init_from", f"{init!r}: no database here to find that study in")]
-    model_spec = spec.model.model_copy(update={"init_from": str(resolve_path(init, store))})
+    file = resolve_path(init, store)
+    if not_regular(file) or file.is_dir():
+        return [("model.init_from", f"{init} is not a regular file")]
+    model_spec = spec.model.model_copy(update={"init_from": str(file)})
     try:
         if spec.model.arch.startswith("python:"):
             from hpsearch.trained import ModelFileError, read_model_file

@@ -3,16 +3,18 @@ deleted when no study uses them; too large or corrupted uploads keep nothing."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from api import Settings, create_app
-from hpsearch.uploads import pack, sha256_of
+from hpsearch.uploads import Incoming, pack, sha256_of
 from tests.api.conftest import ADMIN, WORKER
 
 OCTETS = {"Content-Type": "application/octet-stream"}
@@ -122,3 +124,21 @@ def test_the_same_folder_packs_to_the_same_file(tmp_path: Path) -> None:
     again, _ = pack(folder, other)
     assert kind == "folder"
     assert sha256_of(again) == digest
+
+
+@pytest.mark.parametrize("storage_url", ["sqlite"], indirect=True)
+def test_a_full_disk_is_507_naming_no_server_path_and_keeps_nothing(
+    small_limit: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = arrays(tmp_path).read_bytes()
+
+    def no_room(self: Incoming, chunk: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "server-data"))
+
+    monkeypatch.setattr(Incoming, "write", no_room)
+    full = put(small_limit, data, hashlib.sha256(data).hexdigest())
+    assert isinstance(full, httpx.Response)
+    assert full.status_code == 507, full.text
+    assert full.json()["detail"] == "the server cannot keep the dataset: No space left on device"
+    assert small_limit.get("/api/datasets", headers=ADMIN).json() == []
+    assert not any(p.is_file() for p in (tmp_path / "server-data").rglob("*"))

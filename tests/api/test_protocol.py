@@ -191,6 +191,9 @@ def test_concurrent_claims_hand_each_trial_out_once(client: TestClient) -> None:
         ("/api/trials/1/heartbeat", {}, "body.worker"),
         ("/api/trials/1/finish", {"state": "exploded"}, "body.state"),
         ("/api/trials/1/finish", {"state": "completed", "seconds": -1}, "body.seconds"),
+        ("/api/trials/1/finish", {"state": "completed", "seconds": False}, "body.seconds"),
+        ("/api/trials/1/finish", {"state": "completed", "trial_epochs": "3"}, "body.trial_epochs"),
+        ("/api/trials/1/report", {"epoch": 1, "metrics": {"val_accuracy": True}}, "val_accuracy"),
         ("/api/trials/1/finish", {"state": "completed"}, "body.worker"),
     ],
 )

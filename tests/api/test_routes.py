@@ -8,12 +8,15 @@ from __future__ import annotations
 import typing
 from collections.abc import Iterator
 
+import pytest
 from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from starlette.routing import BaseRoute
 
 from api.app import create_app
 from api.settings import Settings
+from tests.api.conftest import ADMIN
 
 # (method, route name): why it has no response model
 EXEMPT = {
@@ -61,3 +64,20 @@ def test_every_json_route_names_its_response_model() -> None:
                 assert route.response_model is None, key
             else:
                 assert _is_model(route.response_model), f"{key}: {route.response_model}"
+
+
+@pytest.mark.parametrize("storage_url", ["sqlite"], indirect=True)
+def test_a_wrong_method_is_405_naming_every_method_the_path_takes(client: TestClient) -> None:
+    digest = "0" * 64
+    options = client.options(f"/api/datasets/{digest}", headers=ADMIN)
+    assert options.status_code == 204
+    assert options.headers["allow"] == "DELETE, GET, OPTIONS, PUT"  # Starlette said "PUT"
+    wrong = client.patch("/api/studies", headers=ADMIN)
+    assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "GET, OPTIONS, POST"
+    assert wrong.json()["detail"] == "PATCH is not allowed here; GET, OPTIONS, POST are"
+    assert client.options("/api/studies/1", headers=ADMIN).headers["allow"] == (
+        "DELETE, GET, OPTIONS"
+    )
+    assert client.get("/api/nothing-here", headers=ADMIN).status_code == 404  # as ever
+    assert client.get("/healthz").status_code == 200

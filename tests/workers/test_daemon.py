@@ -4,7 +4,7 @@ server answers short of refusing the token, the worker goes on and loses nothing
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,11 @@ class ScriptedServer:
         self.report_failures: list[Exception] = []  # raised by the next reports, in turn
         self.uploads: list[tuple[int, str, bytes, str | None]] = []
         self.upload_failures: list[Exception] = []  # raised by the next uploads, in turn
+        self.modules: list[str] = []  # what the last claim said the worker may import
 
-    def claim(self, host: str, devices: list[str]) -> LeaseRead | None:
+    def claim(self, host: str, devices: list[str], modules: Sequence[str] = ()) -> LeaseRead | None:
         """The next answer of the script, read as the client reads the server's JSON."""
+        self.modules = list(modules)
         answer = self.claims.pop(0) if self.claims else None
         if isinstance(answer, Exception):
             raise answer

@@ -213,3 +213,13 @@ def test_every_architecture_exports_for_serving(arch: str, tmp_path: Path) -> No
     program = torch.export.load(export_model(model, tmp_path / "m.pt2")).module()
     images = data.test.images[:5]
     assert torch.allclose(program(images), model.predict_proba(images), atol=1e-5)
+
+
+def test_a_model_that_runs_out_of_memory_is_reported_as_memory_not_as_the_images() -> None:
+    allow_modules(["tests.hpsearch"])
+    with pytest.raises(ModelError) as caught:
+        build_model(ModelSpec(arch="python:tests.hpsearch.models.user_model:too_hungry"), DIGITS)
+    message = str(caught.value)
+    assert "ran out of memory on one 8x8 image" in message
+    assert "MemoryError" in message
+    assert "cannot take" not in message

@@ -43,3 +43,13 @@ def pools_everything_away(*, num_classes: int, in_channels: int, image_size: int
         nn.Flatten(),
         nn.LazyLinear(num_classes),
     )
+
+
+class _Hungry(nn.Module):
+    def forward(self, x: Any) -> Any:
+        raise MemoryError  # what a model too large for the machine raises on its first image
+
+
+def too_hungry(*, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """A model whose first forward runs out of memory."""
+    return nn.Sequential(nn.Conv2d(in_channels, 2, 1), _Hungry())
