@@ -168,7 +168,7 @@ def run_recipe(problem: str, seed: int, device: str, overrides: Sequence[str]) -
         for stage in summary["stages"]:
             name = stage["name"]
             searched = name in SEARCH_STAGES or name.startswith("refine-")
-            if stage["status"] == "pending" or not searched:
+            if stage["status"] in ("pending", "skipped") or not searched:
                 continue
             accuracies: list[float] = []
             if name == "coarse" or name.startswith("refine-"):
@@ -383,15 +383,16 @@ def report(problem: str, runs: Mapping[str, list[Run]], budgets: Sequence[float]
     t_random = float(np.median([best(r.curve) for r in runs["random"]]))
     strongest = max(baselines, key=lambda m: float(np.median([best(r.curve) for r in runs[m]])))
     t_strong = float(np.median([best(r.curve) for r in runs[strongest]]))
-    shares = [r.up_front / b for r, b in zip(runs["recipe"], budgets, strict=True)]
+    nominal = float(problem_spec(problem, 0).budget.trial_epochs or max(budgets))
+    shares = [r.up_front / nominal for r in runs["recipe"]]  # of the budget every method had
     top = max(best(r.curve) for m in METHODS for r in runs[m])
     configs = [v for r in runs["random"] for v in r.trials]
     median_config = float(np.median(configs)) if configs else 0.0
     saturated = " SATURATED (kept as a row: methods cannot be told apart)" * (problem in SATURATED)
     lines = [
-        f"== {problem}: {len(budgets)} seeds, budget {interval(budgets)} trial-epochs; "
-        f"up-front stages (sanity checks, range test) {np.median(shares):.1%} of the budget "
-        f"(max {max(shares):.1%}){saturated}",
+        f"== {problem}: {len(budgets)} seeds, budget {nominal:g} trial-epochs (the recipe "
+        f"spent {interval(budgets)}); up-front stages (sanity checks, range test) "
+        f"{np.median(shares):.1%} of the budget (max {max(shares):.1%}){saturated}",
         f"separation: (a) validation images {runs['random'][0].val_images}; (b) best validation "
         f"accuracy of any method {top:.4f} ({'<' if top < 0.95 else '>='} 0.95); (c) a median "
         f"configuration of the ranges {median_config:.4f} ({len(configs)} random trials), "
@@ -402,8 +403,9 @@ def report(problem: str, runs: Mapping[str, list[Run]], budgets: Sequence[float]
     ]
     for method in METHODS:
         done = runs[method]
-        at = [
-            interval([best_by(r.curve, f * b) for r, b in zip(done, budgets, strict=True)])
+        at = [  # of the budget every method had; at 100 %, each run's end (a last trial's
+            # epochs may run past it, for every method alike)
+            interval([best_by(r.curve, f * nominal) if f < 1 else best(r.curve) for r in done])
             for f in FRACTIONS
         ]
         lines.append(

@@ -22,14 +22,17 @@ from workers.simulate import LR_RANGE, SUGGESTED_LR, simulated_outcome
 PARAMS = {"train.lr": 0.2, "train.weight_decay": 1e-4}
 
 
-def test_a_search_trial_keeps_a_constant_lr_unless_its_stage_decays_it() -> None:
-    spec = make_spec(train={"epochs": 30, "warmup_epochs": 1.5, "lr": 0.1, "batch_size": 64})
+def test_a_search_trial_decays_its_lr_within_its_epochs_unless_told_to_keep_it() -> None:
+    decaying = make_spec(train={"epochs": 30, "warmup_epochs": 1.5, "lr": 0.1, "batch_size": 64})
+    spec = spec_with(
+        decaying, {"recipe.coarse.schedule": "constant", "recipe.refine.schedule": "constant"}
+    )
     constant = trial_spec(spec, PARAMS, 3, "coarse")
     assert constant.train.schedule == "constant"
     assert constant.train.epochs == 3
     assert learning_rate(constant.train, 3.0) == pytest.approx(0.2)  # as high at its end
 
-    decaying = spec_with(spec, {"recipe.coarse.schedule": "cosine"})
+    assert decaying.recipe.coarse.schedule == decaying.recipe.refine.schedule == "cosine"
     coarse = trial_spec(decaying, PARAMS, 3, "coarse")
     assert coarse.train.schedule == "cosine"
     # the spec's warmup compressed with the schedule: 1.5 of 30 epochs is 0.15 of 3
@@ -37,8 +40,8 @@ def test_a_search_trial_keeps_a_constant_lr_unless_its_stage_decays_it() -> None
     floor = 0.2 * coarse.train.min_lr_ratio
     assert learning_rate(coarse.train, 3.0) == pytest.approx(floor)  # decayed by its last step
     assert floor < learning_rate(coarse.train, 1.5) < 0.2
-    # the refine stage has its own: still constant there
-    assert trial_spec(decaying, PARAMS, 9, "refine-1").train.schedule == "constant"
+    # the refine stage has its own
+    assert trial_spec(spec, PARAMS, 9, "refine-1").train.schedule == "constant"
     refining = spec_with(spec, {"recipe.refine.schedule": "linear"})
     assert trial_spec(refining, PARAMS, 9, "refine-2").train.schedule == "linear"
 
@@ -46,11 +49,11 @@ def test_a_search_trial_keeps_a_constant_lr_unless_its_stage_decays_it() -> None
 def test_a_claimed_trial_trains_with_its_stage_schedule(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shape.db'}"
     store = Store(url)
-    spec = tiny_study("shaped", recipe={"coarse": {"schedule": "cosine"}})
+    spec = tiny_study("shaped", recipe={"coarse": {"schedule": "linear"}})
     store.create_study(spec, driver="server")
     lease = first_trial(Scheduler(StageMachine(store), 60.0))
     assert lease.item.stage == "coarse"
-    assert lease.item.spec.train.schedule == "cosine"
+    assert lease.item.spec.train.schedule == "linear"
     assert lease.item.spec.train.epochs == spec.recipe.coarse.epochs
     store.close()
 
