@@ -39,11 +39,12 @@ and Wilcoxon signed-rank p. One plot per problem (median best-so-far against tri
 25-75 % band per method) goes to ``docs/figures/search-<problem>.png``.
 
 The baselines do not depend on the recipe, so their runs are kept in a cache (beside the
-generated data, keyed by the problem's spec, the seed, the method and this code): trying a lever
-of the recipe (``--set``) reruns the recipe only. ``--fresh`` ignores the cache.
+generated data, keyed by the spec fields a baseline reads, the data file, the seed, the method
+and ``BASELINES_VERSION``): trying a lever of the recipe (``--set``) reruns the recipe only.
+``--fresh`` ignores the cache.
 
-    python bench/search.py                 # every problem, seeds 0-9 (about an hour here)
-    python bench/search.py --quick         # textures, seeds 0-2 (under 10 minutes here)
+    python bench/search.py                 # every problem, seeds 0-9 (about 1.8 h on 2 cores)
+    python bench/search.py --quick         # textures, seeds 0-2 (3 min with the baselines cached)
     python bench/search.py --problems clutter --seeds 0 1 2 --set recipe.refine.sampler=tpe
 """
 
