@@ -190,19 +190,37 @@ class AllowedMethods:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        routes = [r for r in self.router.routes if not isinstance(r, Mount)]  # mounts: any method
-
-        def takes(method: str) -> bool:
-            probe = {**scope, "method": method}
-            return any(route.matches(probe)[0] == Match.FULL for route in routes)
-
-        if takes(scope["method"]):
-            await self.app(scope, receive, send)
+        if scope["method"] == "OPTIONS" and (allowed := self._allowed(scope)):
+            await self._answer(scope, receive, send, allowed)
             return
-        allowed = {method for method in METHODS if takes(method)}
-        if not allowed:  # no route takes the path (or a mount does): as ever
-            await self.app(scope, receive, send)
-            return
+        # every other request is routed once, as ever; only a 405 the router answered is
+        # replaced (nothing is matched twice on the way of a request that is served)
+        replacing = False
+
+        async def send_or_replace(message: Message) -> None:
+            nonlocal replacing
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                allowed = self._allowed(scope)
+                if allowed:
+                    replacing = True
+                    await self._answer(scope, receive, send, allowed)
+                    return
+            if not replacing:
+                await send(message)
+
+        await self.app(scope, receive, send_or_replace)
+
+    def _allowed(self, scope: Scope) -> set[str]:
+        """The methods the routes (mounts aside: they take any) take at the request's path."""
+        routes = [r for r in self.router.routes if not isinstance(r, Mount)]
+        return {
+            method
+            for method in METHODS
+            if any(r.matches({**scope, "method": method})[0] == Match.FULL for r in routes)
+        }
+
+    @staticmethod
+    async def _answer(scope: Scope, receive: Receive, send: Send, allowed: set[str]) -> None:
         header = {"Allow": ", ".join(sorted(allowed | {"OPTIONS"}))}
         if scope["method"] == "OPTIONS":
             response: Response = Response(status_code=204, headers=header)
