@@ -356,7 +356,9 @@ def _try_advisory_lock(conn: Connection, study_id: int) -> bool:
 
 
 def _module_of(arch: str) -> str | None:
-    """The module a ``python:MODULE:CALLABLE`` model imports (None for any other model)."""
+    """The module a ``python:MODULE:CALLABLE`` model imports (None for any other model): as
+    ``hpsearch.models.python_module`` says, which scheduling may not import (the package's
+    static imports reach PyTorch: the scheduling-without-torch contract)."""
     return arch.split(":")[1] if arch.startswith("python:") else None
 
 
